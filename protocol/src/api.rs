@@ -1,0 +1,120 @@
+//! REST bodies: the public sessions API and the sandbox provider API the worker calls.
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::{SessionEvent, SessionStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentKind {
+    #[default]
+    Opencode,
+    Codex,
+    ClaudeCode,
+}
+
+impl AgentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opencode => "opencode",
+            Self::Codex => "codex",
+            Self::ClaudeCode => "claude_code",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    #[serde(default)]
+    pub repo: Option<String>,
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub agent: Option<AgentKind>,
+    /// `provider/model`, e.g. `anthropic/claude-sonnet-4-5`; the platform default when absent.
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: String,
+    pub status: SessionStatus,
+    pub title: Option<String>,
+    pub repo: Option<String>,
+    pub agent: AgentKind,
+    pub model: String,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionList {
+    pub sessions: Vec<SessionInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostPrompt {
+    pub text: String,
+    /// Retrying with the same id never runs the prompt twice. Generated when absent.
+    #[serde(default)]
+    pub client_request_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptAccepted {
+    pub prompt_id: String,
+    pub client_request_id: String,
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventPage {
+    pub events: Vec<SessionEvent>,
+    /// Pass as `after_seq` to read the next page.
+    pub next_after_seq: u64,
+    pub has_more: bool,
+}
+
+/// The model the agent talks to. API keys are never part of it: the sandbox reaches the model
+/// through a base URL, and any key is added outside the sandbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// `openai-compatible`, `openai` or `anthropic`.
+    pub provider: String,
+    pub base_url: Option<String>,
+    pub model: String,
+}
+
+/// `POST /v1/sandboxes` on a sandbox provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateSandbox {
+    pub session_id: String,
+    /// WebSocket URL of the session's runner endpoint.
+    pub control_url: String,
+    pub runner_token: String,
+    pub agent: AgentKind,
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub repo: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxState {
+    Running,
+    Exited,
+    Terminated,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxInfo {
+    pub session_id: String,
+    pub state: SandboxState,
+    pub workspace: String,
+    pub log_path: String,
+}

@@ -1,0 +1,162 @@
+//! Exactly-once bookkeeping for the runner <-> Durable Object link. Both directions number their
+//! messages; the receiver acknowledges and drops what it has already seen; the sender keeps
+//! everything unacknowledged and sends it again after a reconnect.
+
+use std::collections::VecDeque;
+
+use crate::events::EventBody;
+
+/// The runner's outbound buffer of events not yet acknowledged by the Durable Object.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    next_rseq: u64,
+    /// (rseq, event, sent on the current connection)
+    pending: VecDeque<(u64, EventBody, bool)>,
+}
+
+impl Outbox {
+    pub fn new() -> Self {
+        Self {
+            next_rseq: 1,
+            pending: VecDeque::new(),
+        }
+    }
+
+    pub fn push(&mut self, event: EventBody) -> u64 {
+        let rseq = self.next_rseq;
+        self.next_rseq += 1;
+        self.pending.push_back((rseq, event, false));
+        rseq
+    }
+
+    /// Drops everything up to and including `rseq`.
+    pub fn ack(&mut self, rseq: u64) {
+        while self.pending.front().is_some_and(|(s, _, _)| *s <= rseq) {
+            self.pending.pop_front();
+        }
+    }
+
+    /// A new connection: everything unacknowledged must be sent again.
+    pub fn reconnected(&mut self, acked_rseq: u64) {
+        self.ack(acked_rseq);
+        for entry in &mut self.pending {
+            entry.2 = false;
+        }
+    }
+
+    /// The next batch to send (consecutive, unsent), at most `max` events, marked as sent.
+    pub fn take_unsent(&mut self, max: usize) -> Option<(u64, Vec<EventBody>)> {
+        let start = self.pending.iter().position(|(_, _, sent)| !sent)?;
+        let first = self.pending[start].0;
+        let batch: Vec<EventBody> = self
+            .pending
+            .iter_mut()
+            .skip(start)
+            .take(max)
+            .map(|entry| {
+                entry.2 = true;
+                entry.1.clone()
+            })
+            .collect();
+        Some((first, batch))
+    }
+
+    pub fn unacked(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+/// What the receiver should do with a batch `first..first+len` given it has persisted up to `last`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Accept {
+    /// Persist the events from index `skip` on (the ones before are duplicates).
+    From { skip: usize },
+    /// The batch starts after a hole: the sender must resend from `last + 1`.
+    Gap { expected: u64 },
+}
+
+pub fn accept_batch(last: u64, first: u64, len: usize) -> Accept {
+    if first == 0 || first > last + 1 {
+        return Accept::Gap { expected: last + 1 };
+    }
+    let skip = (last + 1 - first).min(len as u64) as usize;
+    Accept::From { skip }
+}
+
+/// Commands arriving at the runner: ids are increasing, so remembering the highest executed is
+/// enough to execute each at most once.
+#[derive(Debug, Default)]
+pub struct CommandDedup {
+    highest: u64,
+}
+
+impl CommandDedup {
+    /// True when the command is new and should be executed.
+    pub fn first_time(&mut self, id: u64) -> bool {
+        if id > self.highest {
+            self.highest = id;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delta(s: &str) -> EventBody {
+        EventBody::TextDelta {
+            message_id: "m".into(),
+            part_id: "p".into(),
+            delta: s.into(),
+        }
+    }
+
+    #[test]
+    fn outbox_resends_unacked_after_reconnect() {
+        let mut out = Outbox::new();
+        for s in ["a", "b", "c"] {
+            out.push(delta(s));
+        }
+        let (first, batch) = out.take_unsent(10).unwrap();
+        assert_eq!((first, batch.len()), (1, 3));
+        assert!(out.take_unsent(10).is_none());
+        out.ack(1);
+        out.reconnected(2);
+        let (first, batch) = out.take_unsent(10).unwrap();
+        assert_eq!((first, batch), (3, vec![delta("c")]));
+        out.ack(3);
+        assert_eq!(out.unacked(), 0);
+    }
+
+    #[test]
+    fn outbox_batches_respect_max() {
+        let mut out = Outbox::new();
+        for _ in 0..5 {
+            out.push(delta("x"));
+        }
+        assert_eq!(out.take_unsent(2).unwrap().0, 1);
+        assert_eq!(out.take_unsent(2).unwrap().0, 3);
+        assert_eq!(out.take_unsent(2).unwrap().1.len(), 1);
+    }
+
+    #[test]
+    fn receiver_drops_duplicates_and_detects_gaps() {
+        assert_eq!(accept_batch(0, 1, 3), Accept::From { skip: 0 });
+        assert_eq!(accept_batch(2, 1, 3), Accept::From { skip: 2 });
+        assert_eq!(accept_batch(5, 1, 3), Accept::From { skip: 3 });
+        assert_eq!(accept_batch(2, 4, 3), Accept::Gap { expected: 3 });
+        assert_eq!(accept_batch(0, 0, 1), Accept::Gap { expected: 1 });
+    }
+
+    #[test]
+    fn commands_execute_once() {
+        let mut d = CommandDedup::default();
+        assert!(d.first_time(1));
+        assert!(!d.first_time(1));
+        assert!(d.first_time(3));
+        assert!(!d.first_time(2));
+    }
+}

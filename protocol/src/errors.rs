@@ -1,0 +1,102 @@
+//! Stable error codes. The string form is part of the API: clients match on it, so a code is
+//! never renamed, only added.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    InvalidBody,
+    PayloadTooLarge,
+    MalformedFrame,
+    UnknownFrameType,
+    InvalidToken,
+    SessionTerminated,
+    NothingToAbort,
+    Conflict,
+    ProviderError,
+    ProtocolViolation,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::InvalidBody => "invalid_body",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::MalformedFrame => "malformed_frame",
+            Self::UnknownFrameType => "unknown_frame_type",
+            Self::InvalidToken => "invalid_token",
+            Self::SessionTerminated => "session_terminated",
+            Self::NothingToAbort => "nothing_to_abort",
+            Self::Conflict => "conflict",
+            Self::ProviderError => "provider_error",
+            Self::ProtocolViolation => "protocol_violation",
+            Self::Internal => "internal",
+        }
+    }
+
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::Unauthorized | Self::InvalidToken => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::InvalidBody
+            | Self::MalformedFrame
+            | Self::UnknownFrameType
+            | Self::ProtocolViolation => 400,
+            Self::PayloadTooLarge => 413,
+            Self::SessionTerminated | Self::NothingToAbort | Self::Conflict => 409,
+            Self::ProviderError => 502,
+            Self::Internal => 500,
+        }
+    }
+}
+
+/// The body of every error response and every `error` frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialized_code_matches_as_str() {
+        for code in [
+            ErrorCode::Unauthorized,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::UnknownFrameType,
+            ErrorCode::NothingToAbort,
+        ] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! WebSocket frames, one JSON object per text message, tagged by `type`.
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::errors::{ApiError, ErrorCode};
+use crate::events::{EventBody, SessionEvent};
+
+/// Runner -> session Durable Object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RunnerFrame {
+    /// First frame on every connection. `instance` is random per runner process: a new instance
+    /// means the previous process is gone, with whatever it was doing.
+    Hello {
+        instance: String,
+        protocol: u32,
+        agent: String,
+    },
+    /// Events numbered `first_rseq`, `first_rseq + 1`, ... in the runner's own sequence.
+    Events {
+        first_rseq: u64,
+        events: Vec<EventBody>,
+    },
+    /// The runner received command `id` (it will execute it at most once).
+    CommandAck { id: u64 },
+    Heartbeat { busy: bool },
+}
+
+/// Session Durable Object -> runner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToRunnerFrame {
+    /// Answer to `hello`: every event up to `acked_rseq` of this instance is persisted.
+    Welcome { acked_rseq: u64 },
+    /// Cumulative: every event up to `rseq` is persisted.
+    Ack { rseq: u64 },
+    Command { id: u64, command: Command },
+    Error(ApiError),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Command {
+    Prompt { prompt_id: String, text: String },
+    Abort { prompt_id: String },
+    Stop,
+}
+
+/// Client (viewer) -> session Durable Object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Prompt {
+        text: String,
+        client_request_id: String,
+    },
+    Abort {},
+    Ping {},
+}
+
+/// Session Durable Object -> client.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToClientFrame {
+    /// Events in sequence order: first the replay after the subscriber's `after_seq`, then live.
+    Events { events: Vec<SessionEvent> },
+    /// Sent once after the replay: everything up to `seq` has been delivered.
+    CaughtUp { seq: u64 },
+    PromptAccepted {
+        client_request_id: String,
+        prompt_id: String,
+        duplicate: bool,
+    },
+    Pong {},
+    Error(ApiError),
+}
+
+/// Parses a frame, telling a frame of an unknown type apart from one that is not a frame at all,
+/// so each gets its own stable error code.
+pub fn parse_frame<T: DeserializeOwned>(text: &str, max_bytes: usize) -> Result<T, ApiError> {
+    if text.len() > max_bytes {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("frame of {} bytes exceeds the {max_bytes}-byte limit", text.len()),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::new(ErrorCode::MalformedFrame, format!("frame is not JSON: {e}")))?;
+    let Some(kind) = value.get("type").and_then(|t| t.as_str()).map(str::to_owned) else {
+        return Err(ApiError::new(
+            ErrorCode::MalformedFrame,
+            "frame has no string field `type`",
+        ));
+    };
+    serde_json::from_value(value).map_err(|e| {
+        let msg = e.to_string();
+        if msg.starts_with("unknown variant") {
+            ApiError::new(
+                ErrorCode::UnknownFrameType,
+                format!("unknown frame type `{kind}`"),
+            )
+        } else {
+            ApiError::new(
+                ErrorCode::MalformedFrame,
+                format!("invalid `{kind}` frame: {msg}"),
+            )
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_frames() {
+        let f: ClientFrame =
+            parse_frame(r#"{"type":"prompt","text":"hi","client_request_id":"c1"}"#, 1024).unwrap();
+        assert_eq!(
+            f,
+            ClientFrame::Prompt {
+                text: "hi".into(),
+                client_request_id: "c1".into()
+            }
+        );
+        let f: ClientFrame = parse_frame(r#"{"type":"abort"}"#, 1024).unwrap();
+        assert_eq!(f, ClientFrame::Abort {});
+    }
+
+    #[test]
+    fn classifies_bad_frames() {
+        let e = parse_frame::<ClientFrame>("nope", 1024).unwrap_err();
+        assert_eq!(e.code, ErrorCode::MalformedFrame);
+        let e = parse_frame::<ClientFrame>(r#"{"type":"launch"}"#, 1024).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownFrameType);
+        let e = parse_frame::<ClientFrame>(r#"{"type":"prompt"}"#, 1024).unwrap_err();
+        assert_eq!(e.code, ErrorCode::MalformedFrame);
+        let e = parse_frame::<ClientFrame>(r#"{"text":"x"}"#, 1024).unwrap_err();
+        assert_eq!(e.code, ErrorCode::MalformedFrame);
+        let big = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(2000));
+        let e = parse_frame::<ClientFrame>(&big, 1024).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PayloadTooLarge);
+    }
+
+    #[test]
+    fn command_round_trips() {
+        let f = ToRunnerFrame::Command {
+            id: 3,
+            command: Command::Prompt {
+                prompt_id: "p".into(),
+                text: "t".into(),
+            },
+        };
+        let s = serde_json::to_string(&f).unwrap();
+        assert!(s.contains(r#""type":"command""#) && s.contains(r#""kind":"prompt""#));
+        assert_eq!(parse_frame::<ToRunnerFrame>(&s, 1 << 20).unwrap(), f);
+    }
+}

@@ -1,0 +1,472 @@
+//! The session lifecycle as a pure state machine. The session Durable Object feeds it inputs
+//! (runner link changes, heartbeats, prompts, turn ends, alarms) and carries out the effects it
+//! returns; no clock, storage or socket is touched here.
+//!
+//! Liveness comes from the runner's link and heartbeats, never from how long a turn has run:
+//! a turn may take hours as long as its runner keeps saying it is alive.
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::{SessionStatus, TurnOutcome};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// How long a lost runner may take to come back before its turn fails.
+    pub runner_grace_ms: u64,
+    /// A connected runner silent this long is treated as lost.
+    pub heartbeat_stale_ms: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            runner_grace_ms: 20_000,
+            heartbeat_stale_ms: 45_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "link", rename_all = "snake_case")]
+pub enum Link {
+    Never,
+    Connected { last_seen_ms: u64 },
+    Lost { since_ms: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    pub link: Link,
+    pub agent_ready: bool,
+    /// The prompt whose turn is running.
+    pub turn: Option<String>,
+    pub aborting: bool,
+    pub queued: usize,
+    pub terminated: bool,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self {
+            link: Link::Never,
+            agent_ready: false,
+            turn: None,
+            aborting: false,
+            queued: 0,
+            terminated: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    RunnerConnected { now_ms: u64, same_instance: bool },
+    /// Any frame from the runner: it is alive.
+    RunnerSeen { now_ms: u64 },
+    RunnerDisconnected { now_ms: u64 },
+    AgentReady(bool),
+    PromptQueued,
+    TurnStarted { prompt_id: String },
+    TurnEnded { prompt_id: String },
+    AbortRequested,
+    Alarm { now_ms: u64 },
+    Terminate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Status(SessionStatus),
+    /// Dequeue the oldest queued prompt, send it to the runner and report `TurnStarted`.
+    StartNextPrompt,
+    /// End the running turn here, without the runner (it is gone or the session is ending).
+    EndTurn {
+        prompt_id: String,
+        outcome: TurnOutcome,
+        reason: String,
+    },
+    SendAbort { prompt_id: String },
+    /// Close the runner's socket: it stopped heartbeating.
+    DropRunner,
+    ArmAlarm { at_ms: u64 },
+    StopSandbox,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    Terminated,
+    NothingToAbort,
+}
+
+impl Lifecycle {
+    pub fn status(&self) -> SessionStatus {
+        if self.terminated {
+            return SessionStatus::Terminated;
+        }
+        match self.link {
+            Link::Never => SessionStatus::Provisioning,
+            Link::Lost { .. } => SessionStatus::Disconnected,
+            Link::Connected { .. } if !self.agent_ready => SessionStatus::Starting,
+            Link::Connected { .. } if self.turn.is_some() => SessionStatus::Running,
+            Link::Connected { .. } => SessionStatus::Idle,
+        }
+    }
+
+    pub fn handle(&mut self, input: Input, policy: &Policy) -> Result<Vec<Effect>, Rejection> {
+        let before = self.status();
+        let mut fx = Vec::new();
+        match input {
+            Input::RunnerConnected {
+                now_ms,
+                same_instance,
+            } => {
+                if self.terminated {
+                    fx.push(Effect::DropRunner);
+                    return Ok(fx);
+                }
+                if !same_instance {
+                    self.agent_ready = false;
+                    if let Some(prompt_id) = self.turn.take() {
+                        self.aborting = false;
+                        fx.push(Effect::EndTurn {
+                            prompt_id,
+                            outcome: TurnOutcome::Failed,
+                            reason: "the runner restarted; the agent process running this turn is gone"
+                                .into(),
+                        });
+                    }
+                }
+                self.link = Link::Connected {
+                    last_seen_ms: now_ms,
+                };
+                fx.push(Effect::ArmAlarm {
+                    at_ms: now_ms + policy.heartbeat_stale_ms,
+                });
+            }
+            Input::RunnerSeen { now_ms } => {
+                if let Link::Connected { last_seen_ms } = &mut self.link {
+                    *last_seen_ms = now_ms;
+                }
+            }
+            Input::RunnerDisconnected { now_ms } => {
+                if matches!(self.link, Link::Connected { .. }) && !self.terminated {
+                    self.link = Link::Lost { since_ms: now_ms };
+                    fx.push(Effect::ArmAlarm {
+                        at_ms: now_ms + policy.runner_grace_ms,
+                    });
+                }
+            }
+            Input::AgentReady(ready) => self.agent_ready = ready,
+            Input::PromptQueued => {
+                if self.terminated {
+                    return Err(Rejection::Terminated);
+                }
+                self.queued += 1;
+            }
+            Input::TurnStarted { prompt_id } => {
+                self.queued = self.queued.saturating_sub(1);
+                self.turn = Some(prompt_id);
+            }
+            Input::TurnEnded { prompt_id } => {
+                if self.turn.as_deref() == Some(prompt_id.as_str()) {
+                    self.turn = None;
+                    self.aborting = false;
+                }
+            }
+            Input::AbortRequested => {
+                let Some(prompt_id) = self.turn.clone() else {
+                    return Err(Rejection::NothingToAbort);
+                };
+                if matches!(self.link, Link::Connected { .. }) {
+                    self.aborting = true;
+                    fx.push(Effect::SendAbort { prompt_id });
+                } else {
+                    self.turn = None;
+                    fx.push(Effect::EndTurn {
+                        prompt_id,
+                        outcome: TurnOutcome::Interrupted,
+                        reason: "aborted while the runner was unreachable".into(),
+                    });
+                }
+            }
+            Input::Alarm { now_ms } => self.on_alarm(now_ms, policy, &mut fx),
+            Input::Terminate => {
+                if self.terminated {
+                    return Ok(fx);
+                }
+                self.terminated = true;
+                if let Some(prompt_id) = self.turn.take() {
+                    fx.push(Effect::EndTurn {
+                        prompt_id,
+                        outcome: TurnOutcome::Interrupted,
+                        reason: "the session was terminated".into(),
+                    });
+                }
+                fx.push(Effect::StopSandbox);
+            }
+        }
+        if !self.terminated
+            && matches!(self.link, Link::Connected { .. })
+            && self.agent_ready
+            && self.turn.is_none()
+            && self.queued > 0
+        {
+            fx.push(Effect::StartNextPrompt);
+        }
+        let after = self.status();
+        if after != before {
+            fx.insert(0, Effect::Status(after));
+        }
+        Ok(fx)
+    }
+
+    fn on_alarm(&mut self, now_ms: u64, policy: &Policy, fx: &mut Vec<Effect>) {
+        match self.link {
+            Link::Connected { last_seen_ms } => {
+                if now_ms >= last_seen_ms + policy.heartbeat_stale_ms {
+                    self.link = Link::Lost {
+                        since_ms: last_seen_ms,
+                    };
+                    self.agent_ready = false;
+                    fx.push(Effect::DropRunner);
+                    self.on_alarm(now_ms, policy, fx);
+                } else {
+                    fx.push(Effect::ArmAlarm {
+                        at_ms: last_seen_ms + policy.heartbeat_stale_ms,
+                    });
+                }
+            }
+            Link::Lost { since_ms } => {
+                let deadline = since_ms + policy.runner_grace_ms;
+                if now_ms < deadline {
+                    fx.push(Effect::ArmAlarm { at_ms: deadline });
+                } else if let Some(prompt_id) = self.turn.take() {
+                    self.aborting = false;
+                    fx.push(Effect::EndTurn {
+                        prompt_id,
+                        outcome: TurnOutcome::Failed,
+                        reason: format!(
+                            "runner lost: no connection for {} s",
+                            (now_ms - since_ms) / 1000
+                        ),
+                    });
+                }
+            }
+            Link::Never => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: Policy = Policy {
+        runner_grace_ms: 1_000,
+        heartbeat_stale_ms: 5_000,
+    };
+
+    fn ready() -> Lifecycle {
+        let mut l = Lifecycle::default();
+        l.handle(
+            Input::RunnerConnected {
+                now_ms: 0,
+                same_instance: false,
+            },
+            &P,
+        )
+        .unwrap();
+        l.handle(Input::AgentReady(true), &P).unwrap();
+        l
+    }
+
+    fn running(prompt: &str) -> Lifecycle {
+        let mut l = ready();
+        let fx = l.handle(Input::PromptQueued, &P).unwrap();
+        assert!(fx.contains(&Effect::StartNextPrompt));
+        l.handle(
+            Input::TurnStarted {
+                prompt_id: prompt.into(),
+            },
+            &P,
+        )
+        .unwrap();
+        l
+    }
+
+    #[test]
+    fn provisioning_until_runner_and_agent_ready() {
+        let mut l = Lifecycle::default();
+        assert_eq!(l.status(), SessionStatus::Provisioning);
+        let fx = l.handle(Input::PromptQueued, &P).unwrap();
+        assert!(!fx.contains(&Effect::StartNextPrompt), "no runner yet");
+        let fx = l
+            .handle(
+                Input::RunnerConnected {
+                    now_ms: 0,
+                    same_instance: false,
+                },
+                &P,
+            )
+            .unwrap();
+        assert_eq!(fx[0], Effect::Status(SessionStatus::Starting));
+        assert!(!fx.contains(&Effect::StartNextPrompt), "agent not ready");
+        let fx = l.handle(Input::AgentReady(true), &P).unwrap();
+        assert_eq!(
+            fx,
+            vec![Effect::Status(SessionStatus::Idle), Effect::StartNextPrompt]
+        );
+    }
+
+    #[test]
+    fn one_turn_at_a_time_then_queue_drains() {
+        let mut l = running("p1");
+        assert_eq!(l.status(), SessionStatus::Running);
+        let fx = l.handle(Input::PromptQueued, &P).unwrap();
+        assert!(fx.is_empty(), "queued behind the running turn: {fx:?}");
+        let fx = l
+            .handle(
+                Input::TurnEnded {
+                    prompt_id: "p1".into(),
+                },
+                &P,
+            )
+            .unwrap();
+        assert_eq!(
+            fx,
+            vec![Effect::Status(SessionStatus::Idle), Effect::StartNextPrompt]
+        );
+    }
+
+    #[test]
+    fn stale_turn_end_is_ignored() {
+        let mut l = running("p2");
+        l.handle(
+            Input::TurnEnded {
+                prompt_id: "p1".into(),
+            },
+            &P,
+        )
+        .unwrap();
+        assert_eq!(l.turn.as_deref(), Some("p2"));
+    }
+
+    #[test]
+    fn lost_runner_fails_turn_after_grace_and_keeps_queue() {
+        let mut l = running("p1");
+        l.handle(Input::PromptQueued, &P).unwrap();
+        let fx = l.handle(Input::RunnerDisconnected { now_ms: 100 }, &P).unwrap();
+        assert_eq!(
+            fx,
+            vec![
+                Effect::Status(SessionStatus::Disconnected),
+                Effect::ArmAlarm { at_ms: 1_100 }
+            ]
+        );
+        let fx = l.handle(Input::Alarm { now_ms: 600 }, &P).unwrap();
+        assert_eq!(fx, vec![Effect::ArmAlarm { at_ms: 1_100 }]);
+        let fx = l.handle(Input::Alarm { now_ms: 1_200 }, &P).unwrap();
+        assert!(matches!(
+            &fx[0],
+            Effect::EndTurn { prompt_id, outcome: TurnOutcome::Failed, reason } if prompt_id == "p1" && reason.contains("runner lost")
+        ));
+        assert_eq!(l.queued, 1, "queued prompts survive");
+        assert!(!fx.contains(&Effect::StartNextPrompt));
+    }
+
+    #[test]
+    fn reconnect_within_grace_keeps_turn() {
+        let mut l = running("p1");
+        l.handle(Input::RunnerDisconnected { now_ms: 100 }, &P).unwrap();
+        let fx = l
+            .handle(
+                Input::RunnerConnected {
+                    now_ms: 500,
+                    same_instance: true,
+                },
+                &P,
+            )
+            .unwrap();
+        assert_eq!(fx[0], Effect::Status(SessionStatus::Running));
+        assert_eq!(l.turn.as_deref(), Some("p1"));
+        let fx = l.handle(Input::Alarm { now_ms: 1_200 }, &P).unwrap();
+        assert_eq!(fx, vec![Effect::ArmAlarm { at_ms: 5_500 }]);
+    }
+
+    #[test]
+    fn new_runner_instance_fails_the_old_turn() {
+        let mut l = running("p1");
+        let fx = l
+            .handle(
+                Input::RunnerConnected {
+                    now_ms: 10,
+                    same_instance: false,
+                },
+                &P,
+            )
+            .unwrap();
+        assert!(fx
+            .iter()
+            .any(|e| matches!(e, Effect::EndTurn { outcome: TurnOutcome::Failed, .. })));
+        assert_eq!(l.status(), SessionStatus::Starting);
+    }
+
+    #[test]
+    fn silent_runner_is_dropped_then_fails_turn() {
+        let mut l = running("p1");
+        l.handle(Input::RunnerSeen { now_ms: 1_000 }, &P).unwrap();
+        let fx = l.handle(Input::Alarm { now_ms: 5_000 }, &P).unwrap();
+        assert_eq!(fx, vec![Effect::ArmAlarm { at_ms: 6_000 }]);
+        let fx = l.handle(Input::Alarm { now_ms: 7_000 }, &P).unwrap();
+        assert!(fx.contains(&Effect::DropRunner));
+        assert!(fx
+            .iter()
+            .any(|e| matches!(e, Effect::EndTurn { outcome: TurnOutcome::Failed, .. })));
+    }
+
+    #[test]
+    fn abort_goes_to_runner_or_ends_locally() {
+        let mut l = ready();
+        assert_eq!(
+            l.handle(Input::AbortRequested, &P),
+            Err(Rejection::NothingToAbort)
+        );
+        let mut l = running("p1");
+        let fx = l.handle(Input::AbortRequested, &P).unwrap();
+        assert_eq!(
+            fx,
+            vec![Effect::SendAbort {
+                prompt_id: "p1".into()
+            }]
+        );
+        let mut l = running("p1");
+        l.handle(Input::RunnerDisconnected { now_ms: 0 }, &P).unwrap();
+        let fx = l.handle(Input::AbortRequested, &P).unwrap();
+        assert!(matches!(
+            &fx[0],
+            Effect::EndTurn {
+                outcome: TurnOutcome::Interrupted,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn terminate_is_final() {
+        let mut l = running("p1");
+        let fx = l.handle(Input::Terminate, &P).unwrap();
+        assert_eq!(fx[0], Effect::Status(SessionStatus::Terminated));
+        assert!(fx.contains(&Effect::StopSandbox));
+        assert_eq!(l.handle(Input::PromptQueued, &P), Err(Rejection::Terminated));
+        let fx = l
+            .handle(
+                Input::RunnerConnected {
+                    now_ms: 0,
+                    same_instance: true,
+                },
+                &P,
+            )
+            .unwrap();
+        assert_eq!(fx, vec![Effect::DropRunner]);
+        assert_eq!(l.handle(Input::Terminate, &P), Ok(vec![]));
+    }
+}
