@@ -1,1 +1,18 @@
+//! The Agent Ops Worker: REST and WebSocket routing, authentication, and the per-session
+//! Durable Object (`SessionObject`) that owns each session's log, queue and runner link.
 
+mod auth;
+mod http;
+mod provider;
+mod routes;
+mod session;
+mod sessions_api;
+
+pub use session::SessionObject;
+
+use worker::{event, Context, Env, Request, Response, Result};
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    routes::dispatch(req, env).await
+}

@@ -1,0 +1,153 @@
+//! Frames arriving on the session's sockets: viewers' commands and the runner's events.
+
+use agent_ops_protocol::delivery::{accept_batch, Accept};
+use agent_ops_protocol::events::AgentState;
+use agent_ops_protocol::frames::{parse_frame, ClientFrame, RunnerFrame, ToClientFrame, ToRunnerFrame};
+use agent_ops_protocol::lifecycle::Input;
+use agent_ops_protocol::{ApiError, ErrorCode, EventBody, MAX_CLIENT_FRAME_BYTES, MAX_RUNNER_FRAME_BYTES, PROTOCOL_VERSION};
+use worker::{Result, WebSocket};
+
+use super::{prompt_state, send, SessionObject, SocketInfo};
+use crate::http::now_ms;
+
+impl SessionObject {
+    pub(super) async fn client_message(&self, ws: &WebSocket, text: &str) -> Result<()> {
+        let frame = match parse_frame::<ClientFrame>(text, MAX_CLIENT_FRAME_BYTES) {
+            Ok(f) => f,
+            Err(e) => {
+                send(ws, &ToClientFrame::Error(e));
+                return Ok(());
+            }
+        };
+        match frame {
+            ClientFrame::Ping {} => send(ws, &ToClientFrame::Pong {}),
+            ClientFrame::Prompt { text, client_request_id } => match self.submit_prompt(text, client_request_id).await? {
+                Ok(a) => send(
+                    ws,
+                    &ToClientFrame::PromptAccepted {
+                        client_request_id: a.client_request_id,
+                        prompt_id: a.prompt_id,
+                        duplicate: a.duplicate,
+                    },
+                ),
+                Err(e) => send(ws, &ToClientFrame::Error(e)),
+            },
+            ClientFrame::Abort {} => {
+                if let Err(e) = self.abort().await? {
+                    send(ws, &ToClientFrame::Error(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn runner_message(&self, ws: &WebSocket, mut info: SocketInfo, text: &str) -> Result<()> {
+        let frame = match parse_frame::<RunnerFrame>(text, MAX_RUNNER_FRAME_BYTES) {
+            Ok(f) => f,
+            Err(e) => {
+                send(ws, &ToRunnerFrame::Error(e));
+                return Ok(());
+            }
+        };
+        let current = self.load()?.and_then(|p| p.runner_conn).is_some_and(|c| c == info.conn);
+        if !current {
+            ws.close(Some(4000), Some("replaced by a newer runner connection")).ok();
+            return Ok(());
+        }
+        if let RunnerFrame::Hello { instance, protocol, .. } = frame {
+            return self.hello(ws, &mut info, instance, protocol).await;
+        }
+        if info.instance.is_none() {
+            let e = ApiError::new(ErrorCode::ProtocolViolation, "the first frame must be `hello`");
+            send(ws, &ToRunnerFrame::Error(e));
+            return Ok(());
+        }
+        self.feed(Input::RunnerSeen { now_ms: now_ms() }).await?.ok();
+        match frame {
+            RunnerFrame::Hello { .. } => unreachable!("handled above"),
+            RunnerFrame::Heartbeat { .. } => Ok(()),
+            RunnerFrame::CommandAck { id } => self.store()?.ack_command(id),
+            RunnerFrame::Events { first_rseq, events } => self.runner_events(ws, first_rseq, events).await,
+        }
+    }
+
+    async fn hello(&self, ws: &WebSocket, info: &mut SocketInfo, instance: String, protocol: u32) -> Result<()> {
+        if protocol != PROTOCOL_VERSION {
+            let e = ApiError::new(
+                ErrorCode::ProtocolViolation,
+                format!("protocol {protocol} is not supported; this session speaks {PROTOCOL_VERSION}"),
+            );
+            send(ws, &ToRunnerFrame::Error(e));
+            ws.close(Some(4400), Some("unsupported protocol")).ok();
+            return Ok(());
+        }
+        let same_instance = self.load()?.and_then(|p| p.runner_instance).is_some_and(|i| i == instance);
+        if !same_instance {
+            self.store()?.drop_pending_commands()?;
+        }
+        let acked = self.update(|p| {
+            if !same_instance {
+                p.runner_instance = Some(instance.clone());
+                p.last_rseq = 0;
+            }
+            p.last_rseq
+        })?;
+        info.instance = Some(instance.clone());
+        ws.serialize_attachment(&*info)?;
+        send(ws, &ToRunnerFrame::Welcome { acked_rseq: acked });
+        for (id, command) in self.store()?.pending_commands()? {
+            send(ws, &ToRunnerFrame::Command { id, command });
+        }
+        self.emit(vec![EventBody::RunnerConnected { instance }])?;
+        self.feed(Input::RunnerConnected { now_ms: now_ms(), same_instance }).await?.ok();
+        Ok(())
+    }
+
+    async fn runner_events(&self, ws: &WebSocket, first_rseq: u64, events: Vec<EventBody>) -> Result<()> {
+        if let Some(bad) = events.iter().find(|e| !e.is_runner_event()) {
+            let e = ApiError::new(ErrorCode::ProtocolViolation, format!("a runner may not emit `{}` events", bad.kind()));
+            send(ws, &ToRunnerFrame::Error(e));
+            return Ok(());
+        }
+        let last = self.load()?.map(|p| p.last_rseq).unwrap_or(0);
+        let skip = match accept_batch(last, first_rseq, events.len()) {
+            Accept::From { skip } => skip,
+            Accept::Gap { expected } => {
+                let e = ApiError::new(ErrorCode::ProtocolViolation, format!("event {first_rseq} arrived before {expected}"));
+                send(ws, &ToRunnerFrame::Error(e));
+                // Reconnecting makes the runner resend everything after what we acknowledged.
+                ws.close(Some(4409), Some("event sequence gap")).ok();
+                return Ok(());
+            }
+        };
+        let count = events.len() as u64;
+        let turn = self.load()?.and_then(|p| p.lifecycle.turn);
+        let mut inputs = Vec::new();
+        let mut keep = Vec::with_capacity(events.len());
+        for event in events.into_iter().skip(skip) {
+            match &event {
+                EventBody::TurnEnded { prompt_id, outcome, .. } => {
+                    // A late end of a turn we already closed (e.g. failed while the runner was
+                    // away) must not be recorded twice.
+                    if turn.as_deref() != Some(prompt_id.as_str()) {
+                        continue;
+                    }
+                    self.store()?.set_prompt_state(prompt_id, prompt_state(*outcome))?;
+                    inputs.push(Input::TurnEnded { prompt_id: prompt_id.clone() });
+                }
+                EventBody::AgentStatus { state, .. } => inputs.push(Input::AgentReady(*state == AgentState::Ready)),
+                _ => {}
+            }
+            keep.push(event);
+        }
+        self.emit(keep)?;
+        let acked = if count == 0 { last } else { (first_rseq + count - 1).max(last) };
+        self.update(|p| p.last_rseq = acked)?;
+        send(ws, &ToRunnerFrame::Ack { rseq: acked });
+        for input in inputs {
+            self.feed(input).await?.ok();
+        }
+        Ok(())
+    }
+}
+

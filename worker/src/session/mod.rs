@@ -1,0 +1,482 @@
+//! The session Durable Object: one per session, the single writer of its event log.
+//!
+//! Invariant: every event is appended to the log (with the next sequence number) before it is
+//! sent to anyone, and every socket receives events in sequence order. Decisions about the
+//! session's lifecycle are made by the pure `Lifecycle` machine; this module only performs the
+//! I/O its effects call for.
+
+mod link;
+mod store;
+
+use std::cell::{OnceCell, RefCell};
+use std::collections::VecDeque;
+
+use agent_ops_protocol::api::PromptAccepted;
+use agent_ops_protocol::frames::{Command, ToClientFrame, ToRunnerFrame};
+use agent_ops_protocol::lifecycle::{Effect, Input, Lifecycle, Policy, Rejection};
+use agent_ops_protocol::{ApiError, ErrorCode, EventBody, SessionStatus, TurnOutcome, MAX_PAGE_EVENTS, MAX_PROMPT_BYTES};
+use serde::{Deserialize, Serialize};
+use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair};
+
+use crate::http::{error, fail, json, now_ms, random_id, read_json};
+use store::{PromptState, Store};
+
+/// Sent by the worker when it creates the session.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InitSession {
+    pub session_id: String,
+    pub runner_token_hash: String,
+    pub prompt: Option<String>,
+}
+
+/// What the object keeps about itself between events (and across hibernation, in `meta`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Persisted {
+    session_id: String,
+    runner_token_hash: String,
+    lifecycle: Lifecycle,
+    /// The runner process whose events we are numbering, and the last of them persisted.
+    runner_instance: Option<String>,
+    last_rseq: u64,
+    /// The connection currently trusted as the runner's link.
+    runner_conn: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Role {
+    Client,
+    Runner,
+}
+
+/// Kept on each socket (survives hibernation).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SocketInfo {
+    role: Role,
+    conn: String,
+    #[serde(default)]
+    instance: Option<String>,
+}
+
+/// I/O that must wait until the synchronous part of an event is done.
+enum Job {
+    IndexStatus(SessionStatus),
+    Alarm(u64),
+    DestroySandbox,
+}
+
+#[durable_object]
+pub struct SessionObject {
+    state: State,
+    env: Env,
+    store: OnceCell<Store>,
+    persisted: RefCell<Option<Persisted>>,
+    last_seq: RefCell<Option<u64>>,
+}
+
+fn env_ms(env: &Env, name: &str, default: u64) -> u64 {
+    env.var(name).ok().and_then(|v| v.to_string().parse().ok()).unwrap_or(default)
+}
+
+impl SessionObject {
+    fn store(&self) -> Result<&Store> {
+        if let Some(s) = self.store.get() {
+            return Ok(s);
+        }
+        let s = Store::open(self.state.storage().sql())?;
+        Ok(self.store.get_or_init(|| s))
+    }
+
+    fn policy(&self) -> Policy {
+        let d = Policy::default();
+        Policy {
+            runner_grace_ms: env_ms(&self.env, "RUNNER_GRACE_MS", d.runner_grace_ms),
+            heartbeat_stale_ms: env_ms(&self.env, "HEARTBEAT_STALE_MS", d.heartbeat_stale_ms),
+        }
+    }
+
+    /// The persisted state, or None when the session was never initialised.
+    fn load(&self) -> Result<Option<Persisted>> {
+        if self.persisted.borrow().is_none() {
+            let p: Option<Persisted> = self.store()?.meta("state")?;
+            *self.persisted.borrow_mut() = p;
+        }
+        Ok(self.persisted.borrow().clone())
+    }
+
+    fn update<R>(&self, f: impl FnOnce(&mut Persisted) -> R) -> Result<R> {
+        self.load()?;
+        let mut guard = self.persisted.borrow_mut();
+        let p = guard.as_mut().ok_or_else(|| worker::Error::RustError("session not initialised".into()))?;
+        let r = f(p);
+        self.store()?.set_meta("state", p)?;
+        Ok(r)
+    }
+
+    fn next_seq(&self) -> Result<u64> {
+        let mut guard = self.last_seq.borrow_mut();
+        let last = match *guard {
+            Some(s) => s,
+            None => self.store()?.last_seq()?,
+        };
+        *guard = Some(last + 1);
+        Ok(last + 1)
+    }
+
+    /// Persists the events, then sends them to every client in one frame.
+    fn emit(&self, bodies: Vec<EventBody>) -> Result<()> {
+        if bodies.is_empty() {
+            return Ok(());
+        }
+        let ts = now_ms();
+        let mut jsons = Vec::with_capacity(bodies.len());
+        for body in bodies {
+            let seq = self.next_seq()?;
+            jsons.push(self.store()?.append(seq, ts, body)?.1);
+        }
+        let frame = events_frame(&jsons);
+        for ws in self.state.get_websockets_with_tag("client") {
+            ws.send_with_str(&frame).ok();
+        }
+        Ok(())
+    }
+
+    fn step(&self, input: Input) -> Result<std::result::Result<Vec<Effect>, Rejection>> {
+        let policy = self.policy();
+        self.update(|p| p.lifecycle.handle(input, &policy))
+    }
+
+    /// Feeds the machine and carries out everything it decides, in order.
+    async fn feed(&self, input: Input) -> Result<std::result::Result<(), Rejection>> {
+        match self.step(input)? {
+            Ok(fx) => {
+                self.apply(fx).await?;
+                Ok(Ok(()))
+            }
+            Err(r) => Ok(Err(r)),
+        }
+    }
+
+    async fn apply(&self, effects: Vec<Effect>) -> Result<()> {
+        let mut queue: VecDeque<Effect> = effects.into();
+        let mut jobs = Vec::new();
+        while let Some(effect) = queue.pop_front() {
+            match effect {
+                Effect::Status(status) => {
+                    self.emit(vec![EventBody::Status { status, reason: None }])?;
+                    jobs.push(Job::IndexStatus(status));
+                }
+                Effect::StartNextPrompt => {
+                    let Some(prompt) = self.store()?.next_queued()? else { continue };
+                    self.store()?.set_prompt_state(&prompt.id, PromptState::Running)?;
+                    self.emit(vec![EventBody::TurnStarted { prompt_id: prompt.id.clone() }])?;
+                    self.send_command(Command::Prompt { prompt_id: prompt.id.clone(), text: prompt.text })?;
+                    if let Ok(more) = self.step(Input::TurnStarted { prompt_id: prompt.id })? {
+                        queue.extend(more);
+                    }
+                }
+                Effect::EndTurn { prompt_id, outcome, reason } => {
+                    self.store()?.set_prompt_state(&prompt_id, prompt_state(outcome))?;
+                    self.emit(vec![EventBody::TurnEnded { prompt_id: prompt_id.clone(), outcome, reason: Some(reason) }])?;
+                    if let Ok(more) = self.step(Input::TurnEnded { prompt_id })? {
+                        queue.extend(more);
+                    }
+                }
+                Effect::SendAbort { prompt_id } => self.send_command(Command::Abort { prompt_id })?,
+                Effect::DropRunner => self.close_runner(4408, "runner heartbeat timed out")?,
+                Effect::ArmAlarm { at_ms } => jobs.push(Job::Alarm(at_ms)),
+                Effect::StopSandbox => {
+                    self.send_command(Command::Stop)?;
+                    self.close_runner(4001, "session terminated")?;
+                    jobs.push(Job::DestroySandbox);
+                }
+            }
+        }
+        for job in jobs {
+            match job {
+                Job::IndexStatus(status) => {
+                    let id = self.load()?.map(|p| p.session_id).unwrap_or_default();
+                    crate::sessions_api::set_status(&self.env, &id, status).await?;
+                }
+                Job::Alarm(at) => self.state.storage().set_alarm(at as i64).await?,
+                Job::DestroySandbox => {
+                    let id = self.load()?.map(|p| p.session_id).unwrap_or_default();
+                    if let Err(e) = crate::provider::destroy(&self.env, &id).await {
+                        worker::console_error!("destroying sandbox {id}: {e}");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the command, then sends it if a runner is connected; unacknowledged commands are
+    /// sent again when the runner comes back.
+    fn send_command(&self, command: Command) -> Result<()> {
+        let id = self.store()?.enqueue_command(&command)?;
+        if let Some(ws) = self.runner_socket()? {
+            send(&ws, &ToRunnerFrame::Command { id, command });
+        }
+        Ok(())
+    }
+
+    fn runner_socket(&self) -> Result<Option<WebSocket>> {
+        let Some(conn) = self.load()?.and_then(|p| p.runner_conn) else { return Ok(None) };
+        Ok(self.state.get_websockets_with_tag("runner").into_iter().find(|ws| {
+            ws.deserialize_attachment::<SocketInfo>().ok().flatten().is_some_and(|i| i.conn == conn && i.instance.is_some())
+        }))
+    }
+
+    fn close_runner(&self, code: u16, reason: &str) -> Result<()> {
+        self.update(|p| p.runner_conn = None)?;
+        for ws in self.state.get_websockets_with_tag("runner") {
+            ws.close(Some(code), Some(reason)).ok();
+        }
+        Ok(())
+    }
+
+    pub async fn submit_prompt(&self, text: String, client_request_id: String) -> Result<std::result::Result<PromptAccepted, ApiError>> {
+        if text.trim().is_empty() {
+            return Ok(Err(ApiError::new(ErrorCode::InvalidBody, "prompt text must not be empty")));
+        }
+        if text.len() > MAX_PROMPT_BYTES {
+            return Ok(Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("prompt exceeds {MAX_PROMPT_BYTES} bytes"))));
+        }
+        if client_request_id.is_empty() || client_request_id.len() > 128 {
+            return Ok(Err(ApiError::new(ErrorCode::InvalidBody, "client_request_id must be 1 to 128 characters")));
+        }
+        if let Some(prompt_id) = self.store()?.prompt_by_request(&client_request_id)? {
+            return Ok(Ok(PromptAccepted { prompt_id, client_request_id, duplicate: true }));
+        }
+        let terminated = self.load()?.is_some_and(|p| p.lifecycle.terminated);
+        if terminated {
+            return Ok(Err(ApiError::new(ErrorCode::SessionTerminated, "the session has been terminated")));
+        }
+        let prompt_id = random_id();
+        self.store()?.insert_prompt(&prompt_id, &client_request_id, &text, now_ms())?;
+        self.emit(vec![EventBody::PromptQueued {
+            prompt_id: prompt_id.clone(),
+            client_request_id: client_request_id.clone(),
+            text,
+        }])?;
+        match self.feed(Input::PromptQueued).await? {
+            Ok(()) => Ok(Ok(PromptAccepted { prompt_id, client_request_id, duplicate: false })),
+            Err(_) => Ok(Err(ApiError::new(ErrorCode::SessionTerminated, "the session has been terminated"))),
+        }
+    }
+
+    pub async fn abort(&self) -> Result<std::result::Result<(), ApiError>> {
+        Ok(match self.feed(Input::AbortRequested).await? {
+            Ok(()) => Ok(()),
+            Err(Rejection::NothingToAbort) => Err(ApiError::new(ErrorCode::NothingToAbort, "no turn is running")),
+            Err(Rejection::Terminated) => Err(ApiError::new(ErrorCode::SessionTerminated, "the session has been terminated")),
+        })
+    }
+
+    async fn route(&self, mut req: Request) -> Result<Response> {
+        let path = req.path();
+        if path == "/init" {
+            return self.init(&mut req).await;
+        }
+        let Some(persisted) = self.load()? else {
+            return fail(ErrorCode::NotFound, "session not found");
+        };
+        let last = path.rsplit('/').next().unwrap_or_default().to_owned();
+        match (req.method(), path.as_str(), last.as_str()) {
+            (Method::Post, "/terminate", _) => {
+                self.feed(Input::Terminate).await?.ok();
+                json(200, &serde_json::json!({"status": "terminated"}))
+            }
+            (Method::Post, _, "prompts") => {
+                #[derive(Deserialize)]
+                #[serde(deny_unknown_fields)]
+                struct Body {
+                    text: String,
+                    #[serde(default)]
+                    client_request_id: Option<String>,
+                }
+                let body: Body = match read_json(&mut req, MAX_PROMPT_BYTES + 4096).await {
+                    Ok(b) => b,
+                    Err(e) => return error(&e),
+                };
+                let crid = body.client_request_id.unwrap_or_else(random_id);
+                match self.submit_prompt(body.text, crid).await? {
+                    Ok(accepted) => json(if accepted.duplicate { 200 } else { 202 }, &accepted),
+                    Err(e) => error(&e),
+                }
+            }
+            (Method::Post, _, "abort") => match self.abort().await? {
+                Ok(()) => json(202, &serde_json::json!({"aborting": true})),
+                Err(e) => error(&e),
+            },
+            (Method::Get, _, "events") => {
+                let after = query_u64(&req, "after_seq").unwrap_or(0);
+                let limit = query_u64(&req, "limit").unwrap_or(MAX_PAGE_EVENTS as u64).clamp(1, MAX_PAGE_EVENTS as u64) as usize;
+                let rows = self.store()?.events_after(after, limit + 1)?;
+                let has_more = rows.len() > limit;
+                let rows = &rows[..rows.len().min(limit)];
+                let next = after + rows.len() as u64;
+                let body = format!(r#"{{"events":[{}],"next_after_seq":{next},"has_more":{has_more}}}"#, rows.join(","));
+                Ok(Response::ok(body)?.with_headers(json_headers()))
+            }
+            (Method::Get, _, "ws") => self.accept_client(&req),
+            (Method::Get, _, "runner") => self.accept_runner(&req, &persisted),
+            _ => fail(ErrorCode::NotFound, format!("no session route {path}")),
+        }
+    }
+
+    async fn init(&self, req: &mut Request) -> Result<Response> {
+        if self.load()?.is_some() {
+            return fail(ErrorCode::Conflict, "session already initialised");
+        }
+        let init: InitSession = match read_json(req, MAX_PROMPT_BYTES + 4096).await {
+            Ok(i) => i,
+            Err(e) => return error(&e),
+        };
+        let persisted = Persisted {
+            session_id: init.session_id,
+            runner_token_hash: init.runner_token_hash,
+            ..Default::default()
+        };
+        self.store()?.set_meta("state", &persisted)?;
+        *self.persisted.borrow_mut() = Some(persisted);
+        self.emit(vec![EventBody::Status { status: SessionStatus::Provisioning, reason: None }])?;
+        if let Some(prompt) = init.prompt {
+            if let Err(e) = self.submit_prompt(prompt, "initial".into()).await? {
+                return error(&e);
+            }
+        }
+        json(200, &serde_json::json!({"ok": true}))
+    }
+
+    fn accept_client(&self, req: &Request) -> Result<Response> {
+        let after = query_u64(req, "after_seq").unwrap_or(0);
+        let pair = WebSocketPair::new()?;
+        self.state.accept_websocket_with_tags(&pair.server, &["client"]);
+        pair.server.serialize_attachment(SocketInfo { role: Role::Client, conn: random_id(), instance: None })?;
+        // Replay and subscription happen in one synchronous stretch: no event can be appended
+        // between the last replayed one and the first live one.
+        let mut cursor = after;
+        loop {
+            let page = self.store()?.events_after(cursor, MAX_PAGE_EVENTS)?;
+            if page.is_empty() {
+                break;
+            }
+            cursor += page.len() as u64;
+            pair.server.send_with_str(events_frame(&page))?;
+        }
+        send(&pair.server, &ToClientFrame::CaughtUp { seq: cursor });
+        Response::from_websocket(pair.client)
+    }
+
+    fn accept_runner(&self, req: &Request, persisted: &Persisted) -> Result<Response> {
+        let token = crate::auth::bearer_token(req).unwrap_or_default();
+        if !agent_ops_protocol::signing::token_matches(&token, &persisted.runner_token_hash) {
+            return fail(ErrorCode::InvalidToken, "invalid runner token");
+        }
+        if persisted.lifecycle.terminated {
+            return fail(ErrorCode::SessionTerminated, "the session has been terminated");
+        }
+        // One link at a time: a new connection replaces the old one.
+        for ws in self.state.get_websockets_with_tag("runner") {
+            ws.close(Some(4000), Some("replaced by a newer runner connection")).ok();
+        }
+        let conn = random_id();
+        let pair = WebSocketPair::new()?;
+        self.state.accept_websocket_with_tags(&pair.server, &["runner"]);
+        pair.server.serialize_attachment(SocketInfo { role: Role::Runner, conn: conn.clone(), instance: None })?;
+        self.update(|p| p.runner_conn = Some(conn))?;
+        Response::from_websocket(pair.client)
+    }
+}
+
+impl DurableObject for SessionObject {
+    fn new(state: State, env: Env) -> Self {
+        Self { state, env, store: OnceCell::new(), persisted: RefCell::new(None), last_seq: RefCell::new(None) }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        match self.route(req).await {
+            Ok(resp) => Ok(resp),
+            Err(e) => fail(ErrorCode::Internal, format!("session object error: {e}")),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        if self.load()?.is_some() {
+            self.feed(Input::Alarm { now_ms: now_ms() }).await?.ok();
+        }
+        Response::ok("")
+    }
+
+    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
+        let Some(info) = ws.deserialize_attachment::<SocketInfo>()? else { return Ok(()) };
+        let text = match message {
+            WebSocketIncomingMessage::String(s) => s,
+            WebSocketIncomingMessage::Binary(_) => {
+                let err = ApiError::new(ErrorCode::MalformedFrame, "binary frames are not accepted; send JSON text");
+                match info.role {
+                    Role::Client => send(&ws, &ToClientFrame::Error(err)),
+                    Role::Runner => send(&ws, &ToRunnerFrame::Error(err)),
+                }
+                return Ok(());
+            }
+        };
+        match info.role {
+            Role::Client => self.client_message(&ws, &text).await,
+            Role::Runner => self.runner_message(&ws, info, &text).await,
+        }
+    }
+
+    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _clean: bool) -> Result<()> {
+        self.socket_gone(&ws).await
+    }
+
+    async fn websocket_error(&self, ws: WebSocket, _error: worker::Error) -> Result<()> {
+        self.socket_gone(&ws).await
+    }
+}
+
+impl SessionObject {
+    async fn socket_gone(&self, ws: &WebSocket) -> Result<()> {
+        let Some(info) = ws.deserialize_attachment::<SocketInfo>()? else { return Ok(()) };
+        if info.role != Role::Runner {
+            return Ok(());
+        }
+        let current = self.load()?.and_then(|p| p.runner_conn).is_some_and(|c| c == info.conn);
+        if current {
+            self.update(|p| p.runner_conn = None)?;
+            self.emit(vec![EventBody::RunnerDisconnected { reason: "runner connection closed".into() }])?;
+            self.feed(Input::RunnerDisconnected { now_ms: now_ms() }).await?.ok();
+        }
+        Ok(())
+    }
+}
+
+fn prompt_state(outcome: TurnOutcome) -> PromptState {
+    match outcome {
+        TurnOutcome::Completed => PromptState::Completed,
+        TurnOutcome::Failed => PromptState::Failed,
+        TurnOutcome::Interrupted => PromptState::Interrupted,
+    }
+}
+
+fn events_frame(jsons: &[String]) -> String {
+    format!(r#"{{"type":"events","events":[{}]}}"#, jsons.join(","))
+}
+
+fn send<T: Serialize>(ws: &WebSocket, frame: &T) {
+    if let Ok(text) = serde_json::to_string(frame) {
+        ws.send_with_str(text).ok();
+    }
+}
+
+fn json_headers() -> worker::Headers {
+    let h = worker::Headers::new();
+    h.set("content-type", "application/json").ok();
+    h
+}
+
+fn query_u64(req: &Request, key: &str) -> Option<u64> {
+    req.url().ok()?.query_pairs().find(|(k, _)| k == key).and_then(|(_, v)| v.parse().ok())
+}

@@ -1,0 +1,202 @@
+//! The session object's SQLite storage: its event log, prompt queue, outbound commands and a
+//! small key/value table. All calls are synchronous, so a sequence of them runs without any
+//! other event interleaving.
+
+use agent_ops_protocol::frames::Command;
+use agent_ops_protocol::{EventBody, SessionEvent};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use worker::{SqlStorage, SqlStorageValue, Result};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS prompts (
+  id TEXT PRIMARY KEY,
+  client_request_id TEXT NOT NULL UNIQUE,
+  text TEXT NOT NULL,
+  status TEXT NOT NULL,
+  queued_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS prompts_status ON prompts (status, queued_at);
+CREATE TABLE IF NOT EXISTS commands (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  body TEXT NOT NULL,
+  state TEXT NOT NULL DEFAULT 'pending'
+);
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptState {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Interrupted,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PromptRow {
+    pub id: String,
+    pub text: String,
+}
+
+pub struct Store {
+    sql: SqlStorage,
+}
+
+fn int(v: u64) -> SqlStorageValue {
+    SqlStorageValue::Integer(v as i64)
+}
+
+impl Store {
+    pub fn open(sql: SqlStorage) -> Result<Self> {
+        sql.exec(SCHEMA, None)?;
+        Ok(Self { sql })
+    }
+
+    pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        #[derive(Deserialize)]
+        struct V {
+            value: String,
+        }
+        let rows: Vec<V> = self
+            .sql
+            .exec("SELECT value FROM meta WHERE key = ?", vec![key.into()])?
+            .to_array()?;
+        match rows.into_iter().next() {
+            Some(v) => Ok(Some(serde_json::from_str(&v.value)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn set_meta<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            vec![key.into(), serde_json::to_string(value)?.into()],
+        )?;
+        Ok(())
+    }
+
+    pub fn last_seq(&self) -> Result<u64> {
+        #[derive(Deserialize)]
+        struct M {
+            m: Option<u64>,
+        }
+        let rows: Vec<M> = self.sql.exec("SELECT MAX(seq) AS m FROM events", None)?.to_array()?;
+        Ok(rows.into_iter().next().and_then(|r| r.m).unwrap_or(0))
+    }
+
+    /// Persists one event as `seq` and returns it with its JSON, ready to broadcast.
+    pub fn append(&self, seq: u64, ts: u64, body: EventBody) -> Result<(SessionEvent, String)> {
+        let event = SessionEvent { seq, ts, body };
+        let json = serde_json::to_string(&event)?;
+        self.sql.exec(
+            "INSERT INTO events (seq, json) VALUES (?, ?)",
+            vec![int(seq), json.clone().into()],
+        )?;
+        Ok((event, json))
+    }
+
+    /// The serialized events after `after_seq`, at most `limit`, in order.
+    pub fn events_after(&self, after_seq: u64, limit: usize) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct J {
+            json: String,
+        }
+        let rows: Vec<J> = self
+            .sql
+            .exec(
+                "SELECT json FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                vec![int(after_seq), int(limit as u64)],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().map(|r| r.json).collect())
+    }
+
+    pub fn prompt_by_request(&self, client_request_id: &str) -> Result<Option<String>> {
+        #[derive(Deserialize)]
+        struct I {
+            id: String,
+        }
+        let rows: Vec<I> = self
+            .sql
+            .exec(
+                "SELECT id FROM prompts WHERE client_request_id = ?",
+                vec![client_request_id.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|r| r.id))
+    }
+
+    pub fn insert_prompt(&self, id: &str, client_request_id: &str, text: &str, now: u64) -> Result<()> {
+        self.sql.exec(
+            "INSERT INTO prompts (id, client_request_id, text, status, queued_at) VALUES (?, ?, ?, 'queued', ?)",
+            vec![id.into(), client_request_id.into(), text.into(), int(now)],
+        )?;
+        Ok(())
+    }
+
+    pub fn next_queued(&self) -> Result<Option<PromptRow>> {
+        let rows: Vec<PromptRow> = self
+            .sql
+            .exec(
+                "SELECT id, text FROM prompts WHERE status = 'queued' ORDER BY queued_at, rowid LIMIT 1",
+                None,
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next())
+    }
+
+    pub fn set_prompt_state(&self, id: &str, state: PromptState) -> Result<()> {
+        let state = serde_json::to_value(state)?;
+        self.sql.exec(
+            "UPDATE prompts SET status = ? WHERE id = ?",
+            vec![state.as_str().unwrap_or_default().into(), id.into()],
+        )?;
+        Ok(())
+    }
+
+    pub fn enqueue_command(&self, command: &Command) -> Result<u64> {
+        #[derive(Deserialize)]
+        struct I {
+            id: u64,
+        }
+        let rows: Vec<I> = self
+            .sql
+            .exec(
+                "INSERT INTO commands (body) VALUES (?) RETURNING id",
+                vec![serde_json::to_string(command)?.into()],
+            )?
+            .to_array()?;
+        Ok(rows.into_iter().next().map(|r| r.id).unwrap_or_default())
+    }
+
+    pub fn pending_commands(&self) -> Result<Vec<(u64, Command)>> {
+        #[derive(Deserialize)]
+        struct C {
+            id: u64,
+            body: String,
+        }
+        let rows: Vec<C> = self
+            .sql
+            .exec("SELECT id, body FROM commands WHERE state = 'pending' ORDER BY id", None)?
+            .to_array()?;
+        rows.into_iter()
+            .map(|r| Ok((r.id, serde_json::from_str(&r.body)?)))
+            .collect()
+    }
+
+    pub fn ack_command(&self, id: u64) -> Result<()> {
+        self.sql
+            .exec("UPDATE commands SET state = 'acked' WHERE id = ?", vec![int(id)])?;
+        Ok(())
+    }
+
+    /// A new runner instance must not receive what was meant for the one that died.
+    pub fn drop_pending_commands(&self) -> Result<()> {
+        self.sql
+            .exec("UPDATE commands SET state = 'dropped' WHERE state = 'pending'", None)?;
+        Ok(())
+    }
+}

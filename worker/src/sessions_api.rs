@@ -1,0 +1,231 @@
+//! The sessions REST API. D1 holds the index (who owns what, its status); everything about a
+//! session's activity is forwarded to its Durable Object.
+
+use agent_ops_protocol::api::{CreateSession, ModelConfig, SessionInfo, SessionList};
+use agent_ops_protocol::signing::hash_token;
+use agent_ops_protocol::{ApiError, ErrorCode, SessionStatus, MAX_PROMPT_BYTES};
+use serde::Deserialize;
+use wasm_bindgen::JsValue;
+use worker::{Env, Method, Request, RequestInit, Response, Result, Stub};
+
+use crate::auth::Principal;
+use crate::http::{error, fail, into_api_error, json, now_ms, random_hex, random_id, read_json};
+use crate::provider;
+use crate::session::InitSession;
+
+const MAX_REPO_LEN: usize = 256;
+
+/// A row of the `sessions` table.
+#[derive(Deserialize)]
+struct Row {
+    id: String,
+    title: Option<String>,
+    repo: Option<String>,
+    agent: String,
+    model: String,
+    status: String,
+    created_at: f64,
+    updated_at: f64,
+}
+
+impl Row {
+    fn into_info(self) -> SessionInfo {
+        SessionInfo {
+            id: self.id,
+            status: serde_json::from_value(self.status.into()).unwrap_or(SessionStatus::Provisioning),
+            title: self.title,
+            repo: self.repo,
+            agent: serde_json::from_value(self.agent.into()).unwrap_or_default(),
+            model: self.model,
+            created_at: self.created_at as u64,
+            updated_at: self.updated_at as u64,
+        }
+    }
+}
+
+pub fn is_session_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+pub fn stub(env: &Env, id: &str) -> Result<Stub> {
+    env.durable_object("SESSIONS")?.id_from_name(id)?.get_stub()
+}
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty())
+}
+
+fn validate(body: &CreateSession) -> std::result::Result<(), ApiError> {
+    if body.prompt.as_ref().is_some_and(|p| p.len() > MAX_PROMPT_BYTES) {
+        return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("prompt exceeds {MAX_PROMPT_BYTES} bytes")));
+    }
+    if body.prompt.as_ref().is_some_and(|p| p.trim().is_empty()) {
+        return Err(ApiError::new(ErrorCode::InvalidBody, "prompt must not be empty"));
+    }
+    if let Some(repo) = &body.repo {
+        let ok = repo.len() <= MAX_REPO_LEN && !repo.is_empty() && !repo.chars().any(char::is_whitespace);
+        if !ok {
+            return Err(ApiError::new(ErrorCode::InvalidBody, "repo must be a URL or owner/name without spaces"));
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Response> {
+    let body: CreateSession = match read_json(&mut req, MAX_PROMPT_BYTES + 16 * 1024).await {
+        Ok(b) => b,
+        Err(e) => return error(&e),
+    };
+    if let Err(e) = validate(&body) {
+        return error(&e);
+    }
+    let id = random_id();
+    let runner_token = random_hex(32);
+    let now = now_ms();
+    let agent = body.agent.unwrap_or_default();
+    let model = ModelConfig {
+        provider: var(env, "MODEL_PROVIDER").unwrap_or_else(|| "openai-compatible".into()),
+        base_url: var(env, "MODEL_BASE_URL"),
+        model: body.model.clone().or_else(|| var(env, "DEFAULT_MODEL")).unwrap_or_else(|| "scripted".into()),
+    };
+    let db = env.d1("DB")?;
+    db.prepare(
+        "INSERT INTO sessions (id, owner_id, title, repo, agent, model, status, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'provisioning', ?7, ?7)",
+    )
+    .bind(&[
+        id.clone().into(),
+        user.user_id.clone().into(),
+        body.title.clone().map(JsValue::from).unwrap_or(JsValue::NULL),
+        body.repo.clone().map(JsValue::from).unwrap_or(JsValue::NULL),
+        agent.as_str().into(),
+        model.model.clone().into(),
+        (now as f64).into(),
+    ])?
+    .run()
+    .await?;
+
+    let init = InitSession {
+        session_id: id.clone(),
+        runner_token_hash: hash_token(&runner_token),
+        prompt: body.prompt.clone(),
+    };
+    let resp = call(env, &id, Method::Post, "/init", Some(serde_json::to_string(&init)?)).await?;
+    if resp.status_code() != 200 {
+        return error(&into_api_error(resp).await);
+    }
+    let base = var(env, "RUNNER_BASE_URL").unwrap_or_else(|| {
+        let url = req.url().expect("request has a URL");
+        format!("{}://{}", url.scheme(), url.host_str().unwrap_or("127.0.0.1"))
+            + &url.port().map(|p| format!(":{p}")).unwrap_or_default()
+    });
+    let control_url = format!("{}/api/sessions/{id}/runner", base.replacen("http", "ws", 1));
+    let sandbox = agent_ops_protocol::api::CreateSandbox {
+        session_id: id.clone(),
+        control_url,
+        runner_token,
+        agent,
+        model: model.clone(),
+        repo: body.repo.clone(),
+    };
+    if let Err(e) = provider::create(env, &sandbox).await {
+        // The session cannot run without a sandbox: end it rather than leave it provisioning.
+        call(env, &id, Method::Post, "/terminate", None).await.ok();
+        set_status(env, &id, SessionStatus::Terminated).await.ok();
+        return error(&e);
+    }
+    let info = SessionInfo {
+        id,
+        status: SessionStatus::Provisioning,
+        title: body.title,
+        repo: body.repo,
+        agent,
+        model: model.model,
+        created_at: now,
+        updated_at: now,
+    };
+    json(201, &info)
+}
+
+pub async fn set_status(env: &Env, id: &str, status: SessionStatus) -> Result<()> {
+    let status = serde_json::to_value(status)?.as_str().unwrap_or_default().to_owned();
+    env.d1("DB")?
+        .prepare("UPDATE sessions SET status = ?1, updated_at = ?2 WHERE id = ?3")
+        .bind(&[status.into(), (now_ms() as f64).into(), id.into()])?
+        .run()
+        .await?;
+    Ok(())
+}
+
+async fn find(env: &Env, user: &Principal, id: &str) -> Result<Option<SessionInfo>> {
+    if !is_session_id(id) {
+        return Ok(None);
+    }
+    let row: Option<Row> = env
+        .d1("DB")?
+        .prepare("SELECT * FROM sessions WHERE id = ?1 AND owner_id = ?2")
+        .bind(&[id.into(), user.user_id.clone().into()])?
+        .first(None)
+        .await?;
+    Ok(row.map(Row::into_info))
+}
+
+fn not_found(id: &str) -> Result<Response> {
+    fail(ErrorCode::NotFound, format!("session {id} not found"))
+}
+
+pub async fn list(env: &Env, user: &Principal) -> Result<Response> {
+    let rows: Vec<Row> = env
+        .d1("DB")?
+        .prepare("SELECT * FROM sessions WHERE owner_id = ?1 ORDER BY created_at DESC LIMIT 200")
+        .bind(&[user.user_id.clone().into()])?
+        .all()
+        .await?
+        .results()?;
+    json(200, &SessionList { sessions: rows.into_iter().map(Row::into_info).collect() })
+}
+
+pub async fn get(env: &Env, user: &Principal, id: &str) -> Result<Response> {
+    match find(env, user, id).await? {
+        Some(info) => json(200, &info),
+        None => not_found(id),
+    }
+}
+
+pub async fn delete(env: &Env, user: &Principal, id: &str) -> Result<Response> {
+    let Some(mut info) = find(env, user, id).await? else {
+        return not_found(id);
+    };
+    let resp = call(env, id, Method::Post, "/terminate", None).await?;
+    if resp.status_code() != 200 {
+        return error(&into_api_error(resp).await);
+    }
+    info.status = SessionStatus::Terminated;
+    json(200, &info)
+}
+
+/// Hands a session-scoped request (prompt, abort, history, client socket) to its object.
+pub async fn forward(req: Request, env: &Env, user: &Principal, id: &str) -> Result<Response> {
+    if find(env, user, id).await?.is_none() {
+        return not_found(id);
+    }
+    stub(env, id)?.fetch_with_request(req).await
+}
+
+/// The runner authenticates to the session object itself, with its per-session token.
+pub async fn forward_runner(req: Request, env: &Env, id: &str) -> Result<Response> {
+    if !is_session_id(id) {
+        return not_found(id);
+    }
+    stub(env, id)?.fetch_with_request(req).await
+}
+
+async fn call(env: &Env, id: &str, method: Method, path: &str, body: Option<String>) -> Result<Response> {
+    let mut init = RequestInit::new();
+    init.with_method(method);
+    if let Some(body) = body {
+        init.with_body(Some(body.into()));
+    }
+    let req = Request::new_with_init(&format!("https://session{path}"), &init)?;
+    stub(env, id)?.fetch_with_request(req).await
+}
