@@ -1,1 +1,107 @@
-fn main() {}
+//! `sandbox-runner run`: the process inside a sandbox that links its agent to the session.
+//! `sandbox-runner host`: the local sandbox provider, starting one isolated runner per session.
+
+mod host;
+mod link;
+mod opencode;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use agent_ops_protocol::api::ModelConfig;
+use clap::{Parser, Subcommand};
+use tokio::sync::mpsc;
+
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Link this sandbox's agent to its session (configured by the provider's environment).
+    Run(RunArgs),
+    /// Serve the local sandbox provider API.
+    Host(host::HostArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[arg(long, env = "AGENT_OPS_SESSION_ID")]
+    session: String,
+    #[arg(long, env = "AGENT_OPS_CONTROL_URL")]
+    control_url: String,
+    #[arg(long, env = "AGENT_OPS_RUNNER_TOKEN", hide_env_values = true)]
+    token: String,
+    #[arg(long, env = "AGENT_OPS_WORKSPACE")]
+    workspace: PathBuf,
+    #[arg(long, env = "AGENT_OPS_STATE_DIR")]
+    state_dir: PathBuf,
+    /// The session's model, as JSON (`ModelConfig`).
+    #[arg(long, env = "AGENT_OPS_MODEL")]
+    model: String,
+    #[arg(long, env = "AGENT_OPS_MODEL_API_KEY", hide_env_values = true)]
+    model_api_key: Option<String>,
+    #[arg(long, env = "AGENT_OPS_OPENCODE_BIN", default_value = "opencode")]
+    opencode_bin: PathBuf,
+    #[arg(long, env = "AGENT_OPS_HEARTBEAT_MS", default_value_t = 5000)]
+    heartbeat_ms: u64,
+}
+
+fn random_instance() -> String {
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).expect("the OS provides randomness");
+    hex::encode(b)
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    let model: ModelConfig = serde_json::from_str(&args.model).map_err(|e| format!("AGENT_OPS_MODEL: {e}"))?;
+    std::fs::create_dir_all(&args.workspace).map_err(|e| format!("workspace: {e}"))?;
+    std::fs::create_dir_all(&args.state_dir).map_err(|e| format!("state dir: {e}"))?;
+    let (event_tx, event_rx) = mpsc::channel(4096);
+    let (cmd_tx, cmd_rx) = mpsc::channel(64);
+    let cfg = opencode::ServerConfig {
+        bin: args.opencode_bin,
+        workspace: args.workspace,
+        state_dir: args.state_dir.join("opencode"),
+        model,
+        api_key: args.model_api_key,
+    };
+    let agent = tokio::spawn(opencode::drive(cfg, cmd_rx, event_tx));
+    let link = link::LinkConfig {
+        url: args.control_url,
+        token: args.token,
+        instance: random_instance(),
+        agent: "opencode".into(),
+        heartbeat: Duration::from_millis(args.heartbeat_ms),
+        max_backoff: Duration::from_secs(2),
+    };
+    tracing::info!(session = %args.session, "runner starting");
+    let end = link::run(link, event_rx, cmd_tx).await;
+    agent.abort();
+    match end {
+        link::LinkEnd::Terminated | link::LinkEnd::AgentGone => {
+            tracing::info!("runner exiting: {end}");
+            Ok(())
+        }
+        link::LinkEnd::Refused => Err(end.to_string()),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Cli::parse().command {
+        Cmd::Run(args) => run(args).await,
+        Cmd::Host(args) => host::serve(args).await,
+    };
+    if let Err(e) = result {
+        eprintln!("sandbox-runner: {e}");
+        std::process::exit(1);
+    }
+}

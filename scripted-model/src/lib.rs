@@ -1,1 +1,156 @@
+//! A scripted model server speaking the OpenAI chat-completions streaming protocol, close enough
+//! to the real thing that the real OpenCode binary runs whole turns against it: tool calls, tool
+//! results, streamed text, usage. What it answers is decided by directives in the prompt
+//! (see [`script`]).
 
+pub mod script;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use script::{Script, ToolCall};
+
+/// Every request the server answered, for tests to inspect.
+#[derive(Clone, Default)]
+pub struct Recorder(Arc<Mutex<Vec<Value>>>);
+
+impl Recorder {
+    pub fn requests(&self) -> Vec<Value> {
+        self.0.lock().expect("recorder lock").clone()
+    }
+}
+
+pub fn router(recorder: Recorder) -> Router {
+    Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .with_state(recorder)
+}
+
+/// Serves on `addr` (port 0 for any) and returns the bound address.
+pub async fn spawn(addr: SocketAddr) -> std::io::Result<(SocketAddr, Recorder)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let recorder = Recorder::default();
+    let app = router(recorder.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((bound, recorder))
+}
+
+async fn models() -> Json<Value> {
+    Json(json!({"object": "list", "data": [{"id": "scripted", "object": "model", "owned_by": "agent-ops"}]}))
+}
+
+fn text_of(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+fn chunk(delta: Value, finish: Option<&str>) -> Bytes {
+    let body = json!({
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "scripted",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    });
+    Bytes::from(format!("data: {body}\n\n"))
+}
+
+fn usage_chunk(prompt_tokens: usize, completion_tokens: usize) -> Bytes {
+    let body = json!({
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "scripted",
+        "choices": [],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    });
+    Bytes::from(format!("data: {body}\n\n"))
+}
+
+fn tool_call_json(i: usize, call: &ToolCall) -> Value {
+    let (name, args) = match call {
+        ToolCall::Write { path, content } => ("write", json!({"filePath": path, "content": content})),
+        ToolCall::Bash { command } => (
+            "bash",
+            json!({"command": command, "description": "Run the scripted command"}),
+        ),
+    };
+    json!({"index": i, "id": format!("call_{i}"), "type": "function",
+           "function": {"name": name, "arguments": args.to_string()}})
+}
+
+async fn chat(State(recorder): State<Recorder>, Json(req): Json<Value>) -> Response {
+    recorder.0.lock().expect("recorder lock").push(req.clone());
+    let messages = req["messages"].as_array().cloned().unwrap_or_default();
+    let has_tools = req.get("tools").and_then(Value::as_array).is_some_and(|t| !t.is_empty());
+    let prompt = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .map(|m| text_of(&m["content"]))
+        .unwrap_or_default();
+    let after_tool = messages.last().is_some_and(|m| m["role"] == "tool");
+    let script = Script::parse(&prompt);
+    let prompt_tokens = messages.iter().map(|m| text_of(&m["content"]).len() / 4 + 1).sum();
+
+    let mut frames: Vec<(u64, Bytes)> = vec![(0, chunk(json!({"role": "assistant", "content": ""}), None))];
+    if !has_tools {
+        // Title generation and other tool-less side calls.
+        frames.push((0, chunk(json!({"content": "Scripted session"}), None)));
+        frames.push((0, chunk(json!({}), Some("stop"))));
+    } else if !after_tool && !script.tools.is_empty() {
+        let calls: Vec<Value> = script.tools.iter().enumerate().map(|(i, c)| tool_call_json(i, c)).collect();
+        frames.push((0, chunk(json!({"tool_calls": calls}), None)));
+        frames.push((0, chunk(json!({}), Some("tool_calls"))));
+    } else {
+        for piece in script.pieces() {
+            frames.push((script.delay_ms, chunk(json!({"content": piece}), None)));
+        }
+        frames.push((0, chunk(json!({}), Some("stop"))));
+    }
+    let completion_tokens = script.say.len() / 4 + 1;
+    frames.push((0, usage_chunk(prompt_tokens, completion_tokens)));
+    frames.push((0, Bytes::from_static(b"data: [DONE]\n\n")));
+
+    let wants_stream = req.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    if !wants_stream {
+        return Json(json!({
+            "id": "chatcmpl-scripted", "object": "chat.completion", "created": 0, "model": "scripted",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": if has_tools { script.say.clone() } else { "Scripted session".into() }}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
+        }))
+        .into_response();
+    }
+    let stream = futures::stream::unfold(frames.into_iter(), |mut it| async move {
+        let (delay, bytes) = it.next()?;
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        Some((Ok::<_, Infallible>(bytes), it))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from_stream(stream))
+        .expect("static response parts are valid")
+}

@@ -1,0 +1,158 @@
+//! The local sandbox provider: a small HTTP API (create, inspect, terminate) that the Worker
+//! calls with signed requests, starting each session's runner isolated by bubblewrap.
+
+mod sandbox;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use agent_ops_protocol::api::CreateSandbox;
+use agent_ops_protocol::signing::{verify_request, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use agent_ops_protocol::{ApiError, ErrorCode};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::sync::Mutex;
+
+use sandbox::{Sandbox, SpawnConfig};
+
+#[derive(clap::Args, Clone)]
+pub struct HostArgs {
+    #[arg(long, env = "AGENT_OPS_PROVIDER_LISTEN", default_value = "127.0.0.1:8790")]
+    listen: SocketAddr,
+    /// Directory holding one sub-directory per session (workspace, state, log).
+    #[arg(long, env = "AGENT_OPS_SANDBOX_ROOT", default_value = ".state/sandboxes")]
+    root: PathBuf,
+    #[arg(long, env = "AGENT_OPS_PROVIDER_SECRET", hide_env_values = true)]
+    secret: String,
+    /// The runner binary started in each sandbox (default: this executable).
+    #[arg(long, env = "AGENT_OPS_RUNNER_BIN")]
+    runner_bin: Option<PathBuf>,
+    #[arg(long, env = "AGENT_OPS_OPENCODE_BIN", default_value = "opencode")]
+    opencode_bin: PathBuf,
+    /// Paths no sandbox may read (secrets files, local platform state). Repeatable.
+    #[arg(long = "hide")]
+    hidden: Vec<PathBuf>,
+    #[arg(long, env = "AGENT_OPS_MODEL_API_KEY", hide_env_values = true)]
+    model_api_key: Option<String>,
+    #[arg(long, env = "AGENT_OPS_HEARTBEAT_MS", default_value_t = 5000)]
+    heartbeat_ms: u64,
+}
+
+struct Host {
+    args: HostArgs,
+    runner_bin: PathBuf,
+    sandboxes: Mutex<HashMap<String, Sandbox>>,
+}
+
+type Shared = Arc<Host>;
+
+fn err(code: ErrorCode, msg: impl Into<String>) -> Response {
+    let e = ApiError::new(code, msg);
+    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(e)).into_response()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn verify(host: &Host, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+    let h = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    verify_request(host.args.secret.as_bytes(), method.as_str(), path, h(TIMESTAMP_HEADER), h(SIGNATURE_HEADER), body, now_secs())
+        .map_err(|e| err(ErrorCode::Unauthorized, e.message()))
+}
+
+fn valid_session_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+async fn create(State(host): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = verify(&host, &method, &uri, &headers, &body) {
+        return r;
+    }
+    let req: CreateSandbox = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return err(ErrorCode::InvalidBody, format!("invalid sandbox request: {e}")),
+    };
+    if !valid_session_id(&req.session_id) {
+        return err(ErrorCode::InvalidBody, "session_id must be 1-64 characters of [A-Za-z0-9_-]");
+    }
+    let mut sandboxes = host.sandboxes.lock().await;
+    if let Some(existing) = sandboxes.get_mut(&req.session_id) {
+        // Creating twice is idempotent while the first is alive.
+        existing.poll();
+        if existing.child.is_some() {
+            return (StatusCode::OK, Json(existing.info(&req.session_id))).into_response();
+        }
+    }
+    let cfg = SpawnConfig {
+        runner_bin: &host.runner_bin,
+        opencode_bin: &host.args.opencode_bin,
+        hidden: &host.args.hidden,
+        model_api_key: host.args.model_api_key.as_deref(),
+        heartbeat_ms: host.args.heartbeat_ms,
+    };
+    match Sandbox::spawn(&host.args.root, &req, &cfg) {
+        Ok(sb) => {
+            let info = sb.info(&req.session_id);
+            tracing::info!(session = %req.session_id, "sandbox started");
+            sandboxes.insert(req.session_id.clone(), sb);
+            (StatusCode::CREATED, Json(info)).into_response()
+        }
+        Err(e) => err(ErrorCode::ProviderError, format!("could not start the sandbox: {e}")),
+    }
+}
+
+async fn inspect(State(host): State<Shared>, Path(id): Path<String>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    if let Err(r) = verify(&host, &method, &uri, &headers, b"") {
+        return r;
+    }
+    let mut sandboxes = host.sandboxes.lock().await;
+    match sandboxes.get_mut(&id) {
+        Some(sb) => {
+            sb.poll();
+            Json(sb.info(&id)).into_response()
+        }
+        None => err(ErrorCode::NotFound, format!("no sandbox for session {id}")),
+    }
+}
+
+async fn terminate(State(host): State<Shared>, Path(id): Path<String>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+    if let Err(r) = verify(&host, &method, &uri, &headers, b"") {
+        return r;
+    }
+    let mut sandboxes = host.sandboxes.lock().await;
+    match sandboxes.get_mut(&id) {
+        Some(sb) => {
+            sb.terminate().await;
+            tracing::info!(session = %id, "sandbox terminated");
+            Json(sb.info(&id)).into_response()
+        }
+        None => err(ErrorCode::NotFound, format!("no sandbox for session {id}")),
+    }
+}
+
+pub async fn serve(args: HostArgs) -> Result<(), String> {
+    std::fs::create_dir_all(&args.root).map_err(|e| format!("sandbox root: {e}"))?;
+    let root = std::fs::canonicalize(&args.root).map_err(|e| format!("sandbox root: {e}"))?;
+    let runner_bin = match &args.runner_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().map_err(|e| e.to_string())?,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("listen {}: {e}", args.listen))?;
+    let host = Arc::new(Host { args: HostArgs { root, ..args }, runner_bin, sandboxes: Mutex::new(HashMap::new()) });
+    let app = Router::new()
+        .route("/health", get(|| async { Json(serde_json::json!({"ok": true})) }))
+        .route("/v1/sandboxes", axum::routing::post(create))
+        .route("/v1/sandboxes/{id}", get(inspect).delete(terminate))
+        .with_state(host);
+    tracing::info!("sandbox provider listening on http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    axum::serve(listener, app).await.map_err(|e| e.to_string())
+}

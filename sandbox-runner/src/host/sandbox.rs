@@ -1,0 +1,159 @@
+//! One local sandbox: a directory per session and the runner started inside bubblewrap, with
+//! its own session's directory writable, the system read-only, and other sessions invisible.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use agent_ops_protocol::api::{CreateSandbox, SandboxInfo, SandboxState};
+use tokio::process::{Child, Command};
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// Where every session's directory lives (hidden from all sandboxes but their own).
+    pub root: PathBuf,
+    pub session_dir: PathBuf,
+    pub workspace: PathBuf,
+    pub home: PathBuf,
+    pub state: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &Path, session_id: &str) -> Layout {
+        let session_dir = root.join(session_id);
+        Layout {
+            root: root.to_owned(),
+            workspace: session_dir.join("workspace"),
+            home: session_dir.join("home"),
+            state: session_dir.join("state"),
+            log: session_dir.join("runner.log"),
+            session_dir,
+        }
+    }
+}
+
+/// The bubblewrap arguments that isolate one session's runner. Pure, so the isolation rules are
+/// tested without starting anything.
+pub fn bwrap_args(layout: &Layout, hidden: &[PathBuf], program: &Path) -> Vec<OsString> {
+    let mut a: Vec<OsString> = Vec::new();
+    let mut push = |items: &[&dyn AsRef<std::ffi::OsStr>]| {
+        for i in items {
+            a.push(i.as_ref().to_owned());
+        }
+    };
+    push(&[&"--die-with-parent", &"--new-session", &"--unshare-all", &"--share-net"]);
+    push(&[&"--ro-bind", &"/", &"/"]);
+    push(&[&"--dev", &"/dev", &"--proc", &"/proc", &"--tmpfs", &"/tmp"]);
+    for path in hidden {
+        if path.is_dir() {
+            push(&[&"--tmpfs", path]);
+        } else {
+            push(&[&"--ro-bind", &"/dev/null", path]);
+        }
+    }
+    // Hide every session, then give this one back, writable.
+    push(&[&"--tmpfs", &layout.root]);
+    push(&[&"--bind", &layout.session_dir, &layout.session_dir]);
+    push(&[&"--chdir", &layout.workspace]);
+    push(&[&"--", &program, &"run"]);
+    a
+}
+
+pub struct Sandbox {
+    pub layout: Layout,
+    pub child: Option<Child>,
+    pub state: SandboxState,
+}
+
+pub struct SpawnConfig<'a> {
+    pub runner_bin: &'a Path,
+    pub opencode_bin: &'a Path,
+    pub hidden: &'a [PathBuf],
+    pub model_api_key: Option<&'a str>,
+    pub heartbeat_ms: u64,
+}
+
+impl Sandbox {
+    pub fn spawn(root: &Path, req: &CreateSandbox, cfg: &SpawnConfig<'_>) -> std::io::Result<Sandbox> {
+        let layout = Layout::new(root, &req.session_id);
+        for d in [&layout.workspace, &layout.home, &layout.state] {
+            std::fs::create_dir_all(d)?;
+        }
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&layout.log)?;
+        let mut cmd = Command::new("bwrap");
+        cmd.args(bwrap_args(&layout, cfg.hidden, cfg.runner_bin))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &layout.home)
+            .env("LANG", "C.UTF-8")
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env("AGENT_OPS_SESSION_ID", &req.session_id)
+            .env("AGENT_OPS_CONTROL_URL", &req.control_url)
+            .env("AGENT_OPS_RUNNER_TOKEN", &req.runner_token)
+            .env("AGENT_OPS_WORKSPACE", &layout.workspace)
+            .env("AGENT_OPS_STATE_DIR", &layout.state)
+            .env("AGENT_OPS_MODEL", serde_json::to_string(&req.model).unwrap_or_default())
+            .env("AGENT_OPS_OPENCODE_BIN", cfg.opencode_bin)
+            .env("AGENT_OPS_HEARTBEAT_MS", cfg.heartbeat_ms.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true);
+        if let Some(key) = cfg.model_api_key {
+            cmd.env("AGENT_OPS_MODEL_API_KEY", key);
+        }
+        let child = cmd.spawn()?;
+        Ok(Sandbox { layout, child: Some(child), state: SandboxState::Running })
+    }
+
+    /// Refreshes `state` from the process, without blocking.
+    pub fn poll(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.state = SandboxState::Exited;
+                self.child = None;
+            }
+        }
+    }
+
+    /// Kills bubblewrap; its PID namespace takes every process of the sandbox with it.
+    pub async fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.ok();
+        }
+        self.state = SandboxState::Terminated;
+    }
+
+    pub fn info(&self, session_id: &str) -> SandboxInfo {
+        SandboxInfo {
+            session_id: session_id.to_owned(),
+            state: self.state,
+            workspace: self.layout.workspace.display().to_string(),
+            log_path: self.layout.log.display().to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(args: &[OsString], seq: &[&str]) -> Option<usize> {
+        args.windows(seq.len()).position(|w| w.iter().zip(seq).all(|(a, b)| a == b))
+    }
+
+    #[test]
+    fn isolation_rules() {
+        let layout = Layout::new(Path::new("/srv/sb"), "abc");
+        let args = bwrap_args(&layout, &[PathBuf::from("/nonexistent/secret.env")], Path::new("/bin/runner"));
+        let ro = pos(&args, &["--ro-bind", "/", "/"]).expect("system read-only");
+        let hide_all = pos(&args, &["--tmpfs", "/srv/sb"]).expect("other sessions hidden");
+        let own = pos(&args, &["--bind", "/srv/sb/abc", "/srv/sb/abc"]).expect("own dir writable");
+        assert!(ro < hide_all && hide_all < own, "order matters: later mounts win");
+        assert!(pos(&args, &["--ro-bind", "/dev/null", "/nonexistent/secret.env"]).is_some());
+        assert!(pos(&args, &["--unshare-all"]).is_some() && pos(&args, &["--die-with-parent"]).is_some());
+        assert!(pos(&args, &["--chdir", "/srv/sb/abc/workspace"]).is_some());
+        assert_eq!(&args[args.len() - 3..], &["--", "/bin/runner", "run"].map(OsString::from));
+    }
+}

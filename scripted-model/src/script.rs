@@ -1,0 +1,102 @@
+//! The script language: directives in the user's prompt tell the model what to do, so a test (or
+//! someone trying the platform without a model key) can make the real agent act.
+//!
+//! ```text
+//! @write notes/hello.txt Hello, world     tool call: write the file (one per line, any number)
+//! @bash echo hi > out.txt                 tool call: run a shell command
+//! @say All done.                          the final answer (default: an echo of the prompt)
+//! @repeat 200                             say it this many times
+//! @chunk 8                                stream the answer in pieces of this many characters
+//! @delay_ms 20                            pause between pieces
+//! ```
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolCall {
+    Write { path: String, content: String },
+    Bash { command: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Script {
+    pub tools: Vec<ToolCall>,
+    pub say: String,
+    pub chunk: usize,
+    pub delay_ms: u64,
+}
+
+impl Script {
+    pub fn parse(prompt: &str) -> Script {
+        let mut script = Script {
+            tools: Vec::new(),
+            say: String::new(),
+            chunk: 4,
+            delay_ms: 0,
+        };
+        let mut repeat = 1usize;
+        let mut plain = Vec::new();
+        for line in prompt.lines() {
+            let line = line.trim();
+            let (directive, rest) = line.split_once(' ').unwrap_or((line, ""));
+            match directive {
+                "@write" => {
+                    let (path, content) = rest.split_once(' ').unwrap_or((rest, ""));
+                    script.tools.push(ToolCall::Write {
+                        path: path.to_owned(),
+                        content: content.to_owned(),
+                    });
+                }
+                "@bash" => script.tools.push(ToolCall::Bash {
+                    command: rest.to_owned(),
+                }),
+                "@say" => script.say = rest.to_owned(),
+                "@repeat" => repeat = rest.parse().unwrap_or(1).max(1),
+                "@chunk" => script.chunk = rest.parse().unwrap_or(4).max(1),
+                "@delay_ms" => script.delay_ms = rest.parse().unwrap_or(0),
+                _ if !line.is_empty() => plain.push(line),
+                _ => {}
+            }
+        }
+        if script.say.is_empty() {
+            script.say = if plain.is_empty() {
+                "Done.".to_owned()
+            } else {
+                format!("You said: {}", plain.join(" "))
+            };
+        }
+        script.say = script.say.repeat(repeat);
+        script
+    }
+
+    /// The answer cut into streaming pieces, on character boundaries.
+    pub fn pieces(&self) -> Vec<String> {
+        let chars: Vec<char> = self.say.chars().collect();
+        chars.chunks(self.chunk).map(|c| c.iter().collect()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_directives() {
+        let s = Script::parse("please\n@write a/b.txt hello there\n@say ok!\n@repeat 2\n@chunk 3\n@delay_ms 5");
+        assert_eq!(
+            s.tools,
+            vec![ToolCall::Write {
+                path: "a/b.txt".into(),
+                content: "hello there".into()
+            }]
+        );
+        assert_eq!(s.say, "ok!ok!");
+        assert_eq!(s.pieces(), vec!["ok!", "ok!"]);
+        assert_eq!(s.delay_ms, 5);
+    }
+
+    #[test]
+    fn default_answer_echoes() {
+        let s = Script::parse("hello world");
+        assert_eq!(s.say, "You said: hello world");
+        assert!(s.tools.is_empty());
+    }
+}
