@@ -1,1 +1,38 @@
+//! The end-to-end harness: starts the real stack (wrangler dev running our wasm in workerd, the
+//! local sandbox provider, the scripted model) in a private directory with its own ports, and
+//! gives tests typed clients for the REST API and the session WebSocket.
 
+pub mod client;
+pub mod proxy;
+pub mod stack;
+
+pub use client::ClientSocket;
+pub use proxy::Proxy;
+pub use stack::{Stack, StackOptions};
+
+use std::time::Duration;
+
+/// Generous: a session's first turn includes starting OpenCode.
+pub const TURN_TIMEOUT: Duration = Duration::from_secs(90);
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+pub fn random_hex(bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    getrandom::getrandom(&mut b).expect("randomness");
+    hex::encode(b)
+}
+
+/// The repository root (this crate lives in `e2e/`).
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("e2e is inside the repo").to_owned()
+}
+
+pub fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(Into::into).unwrap_or_else(|| repo_root().join("target"))
+}

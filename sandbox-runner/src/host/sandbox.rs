@@ -45,7 +45,7 @@ pub fn bwrap_args(layout: &Layout, hidden: &[PathBuf], program: &Path) -> Vec<Os
     push(&[&"--die-with-parent", &"--new-session", &"--unshare-all", &"--share-net"]);
     push(&[&"--ro-bind", &"/", &"/"]);
     push(&[&"--dev", &"/dev", &"--proc", &"/proc", &"--tmpfs", &"/tmp"]);
-    for path in hidden {
+    for path in hidden.iter().filter(|p| p.exists()) {
         if path.is_dir() {
             push(&[&"--tmpfs", path]);
         } else {
@@ -146,12 +146,13 @@ mod tests {
     #[test]
     fn isolation_rules() {
         let layout = Layout::new(Path::new("/srv/sb"), "abc");
-        let args = bwrap_args(&layout, &[PathBuf::from("/nonexistent/secret.env")], Path::new("/bin/runner"));
+        let args = bwrap_args(&layout, &[PathBuf::from("/etc/hostname"), PathBuf::from("/nonexistent")], Path::new("/bin/runner"));
         let ro = pos(&args, &["--ro-bind", "/", "/"]).expect("system read-only");
         let hide_all = pos(&args, &["--tmpfs", "/srv/sb"]).expect("other sessions hidden");
         let own = pos(&args, &["--bind", "/srv/sb/abc", "/srv/sb/abc"]).expect("own dir writable");
         assert!(ro < hide_all && hide_all < own, "order matters: later mounts win");
-        assert!(pos(&args, &["--ro-bind", "/dev/null", "/nonexistent/secret.env"]).is_some());
+        assert!(pos(&args, &["--ro-bind", "/dev/null", "/etc/hostname"]).is_some());
+        assert!(!args.iter().any(|a| a == "/nonexistent"), "missing paths are skipped");
         assert!(pos(&args, &["--unshare-all"]).is_some() && pos(&args, &["--die-with-parent"]).is_some());
         assert!(pos(&args, &["--chdir", "/srv/sb/abc/workspace"]).is_some());
         assert_eq!(&args[args.len() - 3..], &["--", "/bin/runner", "run"].map(OsString::from));

@@ -1,0 +1,283 @@
+//! One private instance of the whole platform.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use agent_ops_protocol::api::{EventPage, SessionInfo};
+use agent_ops_protocol::SessionEvent;
+use serde_json::Value;
+
+use crate::{free_port, random_hex, repo_root, target_dir, ClientSocket, Proxy};
+
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    /// Route the runner's link through a proxy the test can cut.
+    pub proxy_runner: bool,
+    pub runner_grace_ms: u64,
+    pub heartbeat_stale_ms: u64,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self { proxy_runner: false, runner_grace_ms: 4_000, heartbeat_stale_ms: 15_000 }
+    }
+}
+
+pub struct Stack {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub admin_key: String,
+    pub model_url: String,
+    pub recorder: scripted_model::Recorder,
+    pub proxy: Option<Proxy>,
+    provider_secret: String,
+    provider_port: u16,
+    host: Child,
+    wrangler: Option<Child>,
+    opts: StackOptions,
+    http: reqwest::Client,
+}
+
+fn spawn_group(cmd: &mut Command, log: &std::path::Path) -> Child {
+    use std::os::unix::process::CommandExt;
+    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+    cmd.stdin(Stdio::null())
+        .stdout(out.try_clone().expect("log"))
+        .stderr(out)
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"))
+}
+
+fn kill_group(child: &mut Child) {
+    Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status().ok();
+    child.wait().ok();
+}
+
+fn wrangler_bin() -> PathBuf {
+    repo_root().join("node_modules/.bin/wrangler")
+}
+
+impl Stack {
+    pub async fn start(opts: StackOptions) -> Stack {
+        let dir = target_dir().join("e2e-tmp").join(random_hex(6));
+        std::fs::create_dir_all(&dir).expect("stack dir");
+        let (model_addr, recorder) = scripted_model::spawn("127.0.0.1:0".parse().expect("addr")).await.expect("model server");
+        let port = free_port();
+        let provider_port = free_port();
+        let provider_secret = random_hex(32);
+        let proxy = if opts.proxy_runner { Some(Proxy::start(port).await) } else { None };
+        let status = Command::new(wrangler_bin())
+            .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
+            .arg(dir.join("wrangler"))
+            .current_dir(repo_root())
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run wrangler d1 migrations");
+        assert!(status.success(), "D1 migrations failed");
+
+        let mut host_cmd = Command::new(target_dir().join("debug/sandbox-runner"));
+        host_cmd
+            .arg("host")
+            .args(["--listen", &format!("127.0.0.1:{provider_port}")])
+            .arg("--root")
+            .arg(dir.join("sandboxes"))
+            .args(["--secret", &provider_secret])
+            .arg("--opencode-bin")
+            .arg(repo_root().join("node_modules/.bin/opencode"))
+            .args(["--heartbeat-ms", "1000"])
+            .arg("--hide")
+            .arg(dir.join("wrangler"))
+            .arg("--hide")
+            .arg(repo_root().join(".dev.vars"));
+        let host = spawn_group(&mut host_cmd, &dir.join("host.log"));
+
+        let mut stack = Stack {
+            dir,
+            port,
+            admin_key: random_hex(24),
+            model_url: format!("http://{model_addr}/v1"),
+            recorder,
+            proxy,
+            provider_secret,
+            provider_port,
+            host,
+            wrangler: None,
+            opts,
+            http: reqwest::Client::new(),
+        };
+        stack.start_worker().await;
+        stack
+    }
+
+    pub async fn start_worker(&mut self) {
+        let runner_base = match &self.proxy {
+            Some(p) => format!("http://127.0.0.1:{}", p.port),
+            None => String::new(),
+        };
+        let vars = [
+            ("ADMIN_API_KEY", self.admin_key.clone()),
+            ("PROVIDER_SECRET", self.provider_secret.clone()),
+            ("SANDBOX_PROVIDER_URL", format!("http://127.0.0.1:{}", self.provider_port)),
+            ("MODEL_BASE_URL", self.model_url.clone()),
+            ("RUNNER_BASE_URL", runner_base),
+            ("RUNNER_GRACE_MS", self.opts.runner_grace_ms.to_string()),
+            ("HEARTBEAT_STALE_MS", self.opts.heartbeat_stale_ms.to_string()),
+        ];
+        let mut cmd = Command::new(wrangler_bin());
+        cmd.args(["dev", "--ip", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--inspector-port", &free_port().to_string(), "--show-interactive-dev-session=false"])
+            .arg("--persist-to")
+            .arg(self.dir.join("wrangler"))
+            .current_dir(repo_root())
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true");
+        for (k, v) in vars {
+            cmd.arg("--var").arg(format!("{k}:{v}"));
+        }
+        self.wrangler = Some(spawn_group(&mut cmd, &self.dir.join("wrangler.log")));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(r) = self.http.get(self.url("/health")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("wrangler dev did not become ready; see {}", self.dir.join("wrangler.log").display());
+    }
+
+    pub fn stop_worker(&mut self) {
+        if let Some(mut w) = self.wrangler.take() {
+            kill_group(&mut w);
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// A request with the admin key; returns the status and the JSON body (Null if none).
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_as(Some(&self.admin_key), method, path, body.map(|b| b.to_string())).await
+    }
+
+    pub async fn call_as(&self, token: Option<&str>, method: reqwest::Method, path: &str, body: Option<String>) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b);
+        }
+        let resp = req.send().await.expect("request reaches the worker");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn create_session(&self, prompt: Option<&str>) -> SessionInfo {
+        let body = match prompt {
+            Some(p) => serde_json::json!({"prompt": p}),
+            None => serde_json::json!({}),
+        };
+        let (status, v) = self.call(reqwest::Method::POST, "/api/sessions", Some(body)).await;
+        assert_eq!(status, 201, "create session: {v}");
+        serde_json::from_value(v).expect("session info")
+    }
+
+    pub async fn prompt(&self, id: &str, text: &str, client_request_id: &str) -> (u16, Value) {
+        let body = serde_json::json!({"text": text, "client_request_id": client_request_id});
+        self.call(reqwest::Method::POST, &format!("/api/sessions/{id}/prompts"), Some(body)).await
+    }
+
+    pub async fn session(&self, id: &str) -> SessionInfo {
+        let (status, v) = self.call(reqwest::Method::GET, &format!("/api/sessions/{id}"), None).await;
+        assert_eq!(status, 200, "get session: {v}");
+        serde_json::from_value(v).expect("session info")
+    }
+
+    /// The whole event history, read page by page.
+    pub async fn history(&self, id: &str) -> Vec<SessionEvent> {
+        let mut after = 0;
+        let mut all = Vec::new();
+        loop {
+            let (status, v) = self.call(reqwest::Method::GET, &format!("/api/sessions/{id}/events?after_seq={after}"), None).await;
+            assert_eq!(status, 200, "history: {v}");
+            let page: EventPage = serde_json::from_value(v).expect("event page");
+            all.extend(page.events);
+            after = page.next_after_seq;
+            if !page.has_more {
+                return all;
+            }
+        }
+    }
+
+    pub async fn client(&self, id: &str, after_seq: u64) -> ClientSocket {
+        ClientSocket::connect(&self.ws_url(&format!("/api/sessions/{id}/ws?after_seq={after_seq}")), &self.admin_key)
+            .await
+            .expect("client socket connects")
+    }
+
+    pub fn workspace(&self, id: &str) -> PathBuf {
+        self.dir.join("sandboxes").join(id).join("workspace")
+    }
+
+    /// PIDs of this session's runner process (not bubblewrap, not the agent).
+    pub fn runner_pids(&self, id: &str) -> Vec<u32> {
+        let needle = format!("AGENT_OPS_SESSION_ID={id}");
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let is_runner = args.first().is_some_and(|a| a.ends_with(b"sandbox-runner")) && args.get(1) == Some(&&b"run"[..]);
+            if !is_runner {
+                continue;
+            }
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            if environ.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
+    pub fn runner_env(&self, id: &str, key: &str) -> Option<String> {
+        let pid = *self.runner_pids(id).first()?;
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+        let prefix = format!("{key}=");
+        environ
+            .split(|b| *b == 0)
+            .find_map(|kv| kv.strip_prefix(prefix.as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned()))
+    }
+
+    pub fn kill_runner(&self, id: &str) {
+        let pids = self.runner_pids(id);
+        assert!(!pids.is_empty(), "no runner process for session {id}");
+        for pid in pids {
+            Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("kill");
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.stop_worker();
+        kill_group(&mut self.host);
+        if std::thread::panicking() {
+            eprintln!("stack state kept for inspection in {}", self.dir.display());
+        } else {
+            std::fs::remove_dir_all(&self.dir).ok();
+        }
+    }
+}
