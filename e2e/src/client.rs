@@ -20,16 +20,26 @@ pub struct ClientSocket {
 }
 
 impl ClientSocket {
-    pub async fn connect(url: &str, token: &str) -> Result<ClientSocket, tokio_tungstenite::tungstenite::Error> {
+    pub async fn connect(
+        url: &str,
+        token: &str,
+    ) -> Result<ClientSocket, tokio_tungstenite::tungstenite::Error> {
         let mut req = url.into_client_request()?;
-        req.headers_mut()
-            .insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).expect("header"));
+        req.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+        );
         let (ws, _) = tokio_tungstenite::connect_async(req).await?;
-        Ok(ClientSocket { ws, events: Vec::new(), others: Vec::new() })
+        Ok(ClientSocket {
+            ws,
+            events: Vec::new(),
+            others: Vec::new(),
+        })
     }
 
     pub async fn send(&mut self, frame: &ClientFrame) {
-        self.send_raw(Message::text(serde_json::to_string(frame).expect("frame"))).await;
+        self.send_raw(Message::text(serde_json::to_string(frame).expect("frame")))
+            .await;
     }
 
     pub async fn send_raw(&mut self, msg: Message) {
@@ -39,7 +49,10 @@ impl ClientSocket {
     /// Reads one frame (or times out), recording it.
     pub async fn read_one(&mut self, timeout: Duration) -> Option<ToClientFrame> {
         loop {
-            let msg = tokio::time::timeout(timeout, self.ws.next()).await.ok()??.ok()?;
+            let msg = tokio::time::timeout(timeout, self.ws.next())
+                .await
+                .ok()??
+                .ok()?;
             let Message::Text(text) = msg else { continue };
             let frame: ToClientFrame = serde_json::from_str(&text).expect("server frames parse");
             match &frame {
@@ -51,7 +64,11 @@ impl ClientSocket {
     }
 
     /// Reads until an event satisfies `pred`; panics on timeout with what arrived.
-    pub async fn until(&mut self, timeout: Duration, pred: impl Fn(&EventBody) -> bool) -> SessionEvent {
+    pub async fn until(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&EventBody) -> bool,
+    ) -> SessionEvent {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut checked = 0;
         loop {
@@ -61,13 +78,21 @@ impl ClientSocket {
             checked = self.events.len();
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() || self.read_one(left).await.is_none() {
-                panic!("timed out; received {} events: {:#?}", self.events.len(), self.events.iter().rev().take(8).collect::<Vec<_>>());
+                panic!(
+                    "timed out; received {} events: {:#?}",
+                    self.events.len(),
+                    self.events.iter().rev().take(8).collect::<Vec<_>>()
+                );
             }
         }
     }
 
     /// Reads until a non-event frame satisfies `pred`.
-    pub async fn until_frame(&mut self, timeout: Duration, pred: impl Fn(&ToClientFrame) -> bool) -> ToClientFrame {
+    pub async fn until_frame(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&ToClientFrame) -> bool,
+    ) -> ToClientFrame {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Some(f) = self.others.iter().find(|f| pred(f)) {
@@ -103,6 +128,11 @@ pub fn text_of(events: &[SessionEvent]) -> String {
 /// Sequence numbers must be consecutive: no gap, no duplicate, in order.
 pub fn assert_contiguous(events: &[SessionEvent], first: u64) {
     for (i, e) in events.iter().enumerate() {
-        assert_eq!(e.seq, first + i as u64, "event {i} out of sequence: {:?}", e);
+        assert_eq!(
+            e.seq,
+            first + i as u64,
+            "event {i} out of sequence: {:?}",
+            e
+        );
     }
 }

@@ -30,9 +30,14 @@ pub fn random_hex(bytes: usize) -> String {
 
 /// The repository root (this crate lives in `e2e/`).
 pub fn repo_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("e2e is inside the repo").to_owned()
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e is inside the repo")
+        .to_owned()
 }
 
 pub fn target_dir() -> std::path::PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(Into::into).unwrap_or_else(|| repo_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|| repo_root().join("target"))
 }

@@ -21,7 +21,10 @@ impl Proxy {
                 let mut rx = rx.clone();
                 rx.mark_unchanged();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream_port)).await else { return };
+                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream_port)).await
+                    else {
+                        return;
+                    };
                     let mut inbound = inbound;
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
@@ -30,7 +33,10 @@ impl Proxy {
                 });
             }
         });
-        Proxy { port, cut: Arc::new(tx) }
+        Proxy {
+            port,
+            cut: Arc::new(tx),
+        }
     }
 
     /// Drops every connection currently open through the proxy.

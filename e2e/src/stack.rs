@@ -20,7 +20,11 @@ pub struct StackOptions {
 
 impl Default for StackOptions {
     fn default() -> Self {
-        Self { proxy_runner: false, runner_grace_ms: 4_000, heartbeat_stale_ms: 15_000 }
+        Self {
+            proxy_runner: false,
+            runner_grace_ms: 4_000,
+            heartbeat_stale_ms: 5_000,
+        }
     }
 }
 
@@ -41,7 +45,11 @@ pub struct Stack {
 
 fn spawn_group(cmd: &mut Command, log: &std::path::Path) -> Child {
     use std::os::unix::process::CommandExt;
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log file");
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
     cmd.stdin(Stdio::null())
         .stdout(out.try_clone().expect("log"))
         .stderr(out)
@@ -51,7 +59,10 @@ fn spawn_group(cmd: &mut Command, log: &std::path::Path) -> Child {
 }
 
 fn kill_group(child: &mut Child) {
-    Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status().ok();
+    Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status()
+        .ok();
     child.wait().ok();
 }
 
@@ -63,11 +74,17 @@ impl Stack {
     pub async fn start(opts: StackOptions) -> Stack {
         let dir = target_dir().join("e2e-tmp").join(random_hex(6));
         std::fs::create_dir_all(&dir).expect("stack dir");
-        let (model_addr, recorder) = scripted_model::spawn("127.0.0.1:0".parse().expect("addr")).await.expect("model server");
+        let (model_addr, recorder) = scripted_model::spawn("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("model server");
         let port = free_port();
         let provider_port = free_port();
         let provider_secret = random_hex(32);
-        let proxy = if opts.proxy_runner { Some(Proxy::start(port).await) } else { None };
+        let proxy = if opts.proxy_runner {
+            Some(Proxy::start(port).await)
+        } else {
+            None
+        };
         let status = Command::new(wrangler_bin())
             .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
             .arg(dir.join("wrangler"))
@@ -122,15 +139,25 @@ impl Stack {
         let vars = [
             ("ADMIN_API_KEY", self.admin_key.clone()),
             ("PROVIDER_SECRET", self.provider_secret.clone()),
-            ("SANDBOX_PROVIDER_URL", format!("http://127.0.0.1:{}", self.provider_port)),
+            (
+                "SANDBOX_PROVIDER_URL",
+                format!("http://127.0.0.1:{}", self.provider_port),
+            ),
             ("MODEL_BASE_URL", self.model_url.clone()),
             ("RUNNER_BASE_URL", runner_base),
             ("RUNNER_GRACE_MS", self.opts.runner_grace_ms.to_string()),
-            ("HEARTBEAT_STALE_MS", self.opts.heartbeat_stale_ms.to_string()),
+            (
+                "HEARTBEAT_STALE_MS",
+                self.opts.heartbeat_stale_ms.to_string(),
+            ),
         ];
         let mut cmd = Command::new(wrangler_bin());
         cmd.args(["dev", "--ip", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--inspector-port", &free_port().to_string(), "--show-interactive-dev-session=false"])
+            .args([
+                "--inspector-port",
+                &free_port().to_string(),
+                "--show-interactive-dev-session=false",
+            ])
             .arg("--persist-to")
             .arg(self.dir.join("wrangler"))
             .current_dir(repo_root())
@@ -149,12 +176,22 @@ impl Stack {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("wrangler dev did not become ready; see {}", self.dir.join("wrangler.log").display());
+        panic!(
+            "wrangler dev did not become ready; see {}",
+            self.dir.join("wrangler.log").display()
+        );
     }
 
     pub fn stop_worker(&mut self) {
         if let Some(mut w) = self.wrangler.take() {
             kill_group(&mut w);
+        }
+        // workerd is a grandchild: wait until it has let go of the port.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while std::net::TcpListener::bind(("127.0.0.1", self.port)).is_err()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -167,11 +204,28 @@ impl Stack {
     }
 
     /// A request with the admin key; returns the status and the JSON body (Null if none).
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        self.call_as(Some(&self.admin_key), method, path, body.map(|b| b.to_string())).await
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.call_as(
+            Some(&self.admin_key),
+            method,
+            path,
+            body.map(|b| b.to_string()),
+        )
+        .await
     }
 
-    pub async fn call_as(&self, token: Option<&str>, method: reqwest::Method, path: &str, body: Option<String>) -> (u16, Value) {
+    pub async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> (u16, Value) {
         let mut req = self.http.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -190,18 +244,27 @@ impl Stack {
             Some(p) => serde_json::json!({"prompt": p}),
             None => serde_json::json!({}),
         };
-        let (status, v) = self.call(reqwest::Method::POST, "/api/sessions", Some(body)).await;
+        let (status, v) = self
+            .call(reqwest::Method::POST, "/api/sessions", Some(body))
+            .await;
         assert_eq!(status, 201, "create session: {v}");
         serde_json::from_value(v).expect("session info")
     }
 
     pub async fn prompt(&self, id: &str, text: &str, client_request_id: &str) -> (u16, Value) {
         let body = serde_json::json!({"text": text, "client_request_id": client_request_id});
-        self.call(reqwest::Method::POST, &format!("/api/sessions/{id}/prompts"), Some(body)).await
+        self.call(
+            reqwest::Method::POST,
+            &format!("/api/sessions/{id}/prompts"),
+            Some(body),
+        )
+        .await
     }
 
     pub async fn session(&self, id: &str) -> SessionInfo {
-        let (status, v) = self.call(reqwest::Method::GET, &format!("/api/sessions/{id}"), None).await;
+        let (status, v) = self
+            .call(reqwest::Method::GET, &format!("/api/sessions/{id}"), None)
+            .await;
         assert_eq!(status, 200, "get session: {v}");
         serde_json::from_value(v).expect("session info")
     }
@@ -211,7 +274,13 @@ impl Stack {
         let mut after = 0;
         let mut all = Vec::new();
         loop {
-            let (status, v) = self.call(reqwest::Method::GET, &format!("/api/sessions/{id}/events?after_seq={after}"), None).await;
+            let (status, v) = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/sessions/{id}/events?after_seq={after}"),
+                    None,
+                )
+                .await;
             assert_eq!(status, 200, "history: {v}");
             let page: EventPage = serde_json::from_value(v).expect("event page");
             all.extend(page.events);
@@ -223,9 +292,12 @@ impl Stack {
     }
 
     pub async fn client(&self, id: &str, after_seq: u64) -> ClientSocket {
-        ClientSocket::connect(&self.ws_url(&format!("/api/sessions/{id}/ws?after_seq={after_seq}")), &self.admin_key)
-            .await
-            .expect("client socket connects")
+        ClientSocket::connect(
+            &self.ws_url(&format!("/api/sessions/{id}/ws?after_seq={after_seq}")),
+            &self.admin_key,
+        )
+        .await
+        .expect("client socket connects")
     }
 
     pub fn workspace(&self, id: &str) -> PathBuf {
@@ -237,10 +309,13 @@ impl Stack {
         let needle = format!("AGENT_OPS_SESSION_ID={id}");
         let mut pids = Vec::new();
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
             let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            let is_runner = args.first().is_some_and(|a| a.ends_with(b"sandbox-runner")) && args.get(1) == Some(&&b"run"[..]);
+            let is_runner = args.first().is_some_and(|a| a.ends_with(b"sandbox-runner"))
+                && args.get(1) == Some(&&b"run"[..]);
             if !is_runner {
                 continue;
             }
@@ -256,16 +331,20 @@ impl Stack {
         let pid = *self.runner_pids(id).first()?;
         let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
         let prefix = format!("{key}=");
-        environ
-            .split(|b| *b == 0)
-            .find_map(|kv| kv.strip_prefix(prefix.as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned()))
+        environ.split(|b| *b == 0).find_map(|kv| {
+            kv.strip_prefix(prefix.as_bytes())
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        })
     }
 
     pub fn kill_runner(&self, id: &str) {
         let pids = self.runner_pids(id);
         assert!(!pids.is_empty(), "no runner process for session {id}");
         for pid in pids {
-            Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("kill");
+            Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .expect("kill");
         }
     }
 }

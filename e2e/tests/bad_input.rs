@@ -21,7 +21,14 @@ fn code(v: &serde_json::Value) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_errors_are_stable() {
     let stack = Stack::start(StackOptions::default()).await;
-    let post = |body: &str| stack.call_as(Some(&stack.admin_key), Method::POST, "/api/sessions", Some(body.to_owned()));
+    let post = |body: &str| {
+        stack.call_as(
+            Some(&stack.admin_key),
+            Method::POST,
+            "/api/sessions",
+            Some(body.to_owned()),
+        )
+    };
 
     let (s, v) = post("{not json").await;
     assert_eq!((s, code(&v)), (400, "invalid_body"));
@@ -33,9 +40,13 @@ async fn http_errors_are_stable() {
     let (s, v) = post(&serde_json::json!({"prompt": "x".repeat(200_000)}).to_string()).await;
     assert_eq!((s, code(&v)), (413, "payload_too_large"));
 
-    let (s, v) = stack.call_as(None, Method::GET, "/api/sessions", None).await;
+    let (s, v) = stack
+        .call_as(None, Method::GET, "/api/sessions", None)
+        .await;
     assert_eq!((s, code(&v)), (401, "unauthorized"));
-    let (s, v) = stack.call_as(Some("wrong-key"), Method::GET, "/api/sessions", None).await;
+    let (s, v) = stack
+        .call_as(Some("wrong-key"), Method::GET, "/api/sessions", None)
+        .await;
     assert_eq!((s, code(&v)), (401, "unauthorized"));
     let (s, v) = stack.call(Method::GET, "/api/nowhere", None).await;
     assert_eq!((s, code(&v)), (404, "not_found"));
@@ -48,7 +59,9 @@ async fn http_errors_are_stable() {
         (Method::DELETE, format!("/api/sessions/{unknown}")),
         (Method::GET, "/api/sessions/not-an-id".to_owned()),
     ] {
-        let (s, v) = stack.call(method, &path, Some(serde_json::json!({"text": "x"}))).await;
+        let (s, v) = stack
+            .call(method, &path, Some(serde_json::json!({"text": "x"})))
+            .await;
         assert_eq!((s, code(&v)), (404, "not_found"), "{path}");
     }
 
@@ -59,20 +72,45 @@ async fn http_errors_are_stable() {
 
     let info = stack.create_session(None).await;
     let path = format!("/api/sessions/{}/prompts", info.id);
-    let (s, v) = stack.call_as(Some(&stack.admin_key), Method::POST, &path, Some("[]".into())).await;
+    let (s, v) = stack
+        .call_as(
+            Some(&stack.admin_key),
+            Method::POST,
+            &path,
+            Some("[]".into()),
+        )
+        .await;
     assert_eq!((s, code(&v)), (400, "invalid_body"));
-    let (s, v) = stack.call(Method::POST, &path, Some(serde_json::json!({"text": ""}))).await;
+    let (s, v) = stack
+        .call(Method::POST, &path, Some(serde_json::json!({"text": ""})))
+        .await;
     assert_eq!((s, code(&v)), (400, "invalid_body"));
-    let (s, v) = stack.call(Method::POST, &path, Some(serde_json::json!({"text": "x", "client_request_id": "c".repeat(500)}))).await;
+    let (s, v) = stack
+        .call(
+            Method::POST,
+            &path,
+            Some(serde_json::json!({"text": "x", "client_request_id": "c".repeat(500)})),
+        )
+        .await;
     assert_eq!((s, code(&v)), (400, "invalid_body"));
     let history = stack.history(&info.id).await;
-    assert!(!history.iter().any(|e| matches!(e.body, EventBody::PromptQueued { .. })), "no bad prompt was queued");
+    assert!(
+        !history
+            .iter()
+            .any(|e| matches!(e.body, EventBody::PromptQueued { .. })),
+        "no bad prompt was queued"
+    );
 
-    let (s, _) = stack.call(Method::DELETE, &format!("/api/sessions/{}", info.id), None).await;
+    let (s, _) = stack
+        .call(Method::DELETE, &format!("/api/sessions/{}", info.id), None)
+        .await;
     assert_eq!(s, 200);
     let (s, v) = stack.prompt(&info.id, "too late", "late").await;
     assert_eq!((s, code(&v)), (409, "session_terminated"));
-    assert_eq!(stack.session(&info.id).await.status, agent_ops_protocol::SessionStatus::Terminated);
+    assert_eq!(
+        stack.session(&info.id).await.status,
+        agent_ops_protocol::SessionStatus::Terminated
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,30 +118,51 @@ async fn client_frame_errors_are_stable() {
     let stack = Stack::start(StackOptions::default()).await;
     let info = stack.create_session(None).await;
     let mut c = stack.client(&info.id, 0).await;
-    c.until_frame(SHORT, |f| matches!(f, ToClientFrame::CaughtUp { .. })).await;
+    c.until_frame(SHORT, |f| matches!(f, ToClientFrame::CaughtUp { .. }))
+        .await;
 
     let cases: Vec<(Message, &str)> = vec![
         (Message::text("garbage"), "malformed_frame"),
         (Message::text(r#"{"type":"launch"}"#), "unknown_frame_type"),
         (Message::text(r#"{"type":"prompt"}"#), "malformed_frame"),
-        (Message::text(format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(300_000))), "payload_too_large"),
+        (
+            Message::text(format!(
+                r#"{{"type":"ping","pad":"{}"}}"#,
+                "x".repeat(300_000)
+            )),
+            "payload_too_large",
+        ),
         (Message::binary(vec![1u8, 2, 3]), "malformed_frame"),
-        (Message::text(r#"{"type":"prompt","text":"  ","client_request_id":"c"}"#), "invalid_body"),
+        (
+            Message::text(r#"{"type":"prompt","text":"  ","client_request_id":"c"}"#),
+            "invalid_body",
+        ),
         (Message::text(r#"{"type":"abort"}"#), "nothing_to_abort"),
     ];
     for (i, (msg, expected)) in cases.into_iter().enumerate() {
         c.send_raw(msg).await;
-        let frame = c.until_frame(SHORT, |f| matches!(f, ToClientFrame::Error(_))).await;
-        let ToClientFrame::Error(e) = frame else { unreachable!() };
+        let frame = c
+            .until_frame(SHORT, |f| matches!(f, ToClientFrame::Error(_)))
+            .await;
+        let ToClientFrame::Error(e) = frame else {
+            unreachable!()
+        };
         assert_eq!(e.code.as_str(), expected, "case {i}: {}", e.message);
         c.others.clear();
     }
     c.send(&ClientFrame::Ping {}).await;
-    c.until_frame(SHORT, |f| matches!(f, ToClientFrame::Pong {})).await;
+    c.until_frame(SHORT, |f| matches!(f, ToClientFrame::Pong {}))
+        .await;
     let history = stack.history(&info.id).await;
-    assert!(!history.iter().any(|e| matches!(e.body, EventBody::PromptQueued { .. })));
+    assert!(!history
+        .iter()
+        .any(|e| matches!(e.body, EventBody::PromptQueued { .. })));
 
-    let other = ClientSocket::connect(&stack.ws_url(&format!("/api/sessions/{}/ws", info.id)), "wrong-key").await;
+    let other = ClientSocket::connect(
+        &stack.ws_url(&format!("/api/sessions/{}/ws", info.id)),
+        "wrong-key",
+    )
+    .await;
     assert!(other.is_err(), "a client socket needs valid credentials");
 }
 
@@ -111,10 +170,18 @@ async fn runner_socket(
     stack: &Stack,
     id: &str,
     token: &str,
-) -> Result<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>, u16> {
-    let mut req = stack.ws_url(&format!("/api/sessions/{id}/runner")).into_client_request().expect("request");
-    req.headers_mut()
-        .insert("authorization", HeaderValue::from_str(&format!("Bearer {token}")).expect("header"));
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    u16,
+> {
+    let mut req = stack
+        .ws_url(&format!("/api/sessions/{id}/runner"))
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+    );
     match tokio_tungstenite::connect_async(req).await {
         Ok((ws, _)) => Ok(ws),
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
@@ -127,7 +194,11 @@ where
     S: StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
     loop {
-        let msg = tokio::time::timeout(SHORT, ws.next()).await.expect("a reply").expect("open").expect("frame");
+        let msg = tokio::time::timeout(SHORT, ws.next())
+            .await
+            .expect("a reply")
+            .expect("open")
+            .expect("frame");
         if let Message::Text(t) = msg {
             if let Ok(ToRunnerFrame::Error(e)) = serde_json::from_str::<ToRunnerFrame>(&t) {
                 return e.code.as_str().to_owned();
@@ -141,42 +212,95 @@ async fn runner_socket_is_authenticated_and_validated() {
     let stack = Stack::start(StackOptions::default()).await;
     let info = stack.create_session(None).await;
     let mut c = stack.client(&info.id, 0).await;
-    c.until(TURN_TIMEOUT, |e| matches!(e, EventBody::RunnerConnected { .. })).await;
+    c.until(TURN_TIMEOUT, |e| {
+        matches!(e, EventBody::RunnerConnected { .. })
+    })
+    .await;
 
-    assert_eq!(runner_socket(&stack, &info.id, "not-the-token").await.err(), Some(401));
-    assert_eq!(runner_socket(&stack, "0123456789abcdef0123456789abcdef", "x").await.err(), Some(404));
+    assert_eq!(
+        runner_socket(&stack, &info.id, "not-the-token").await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        runner_socket(&stack, "0123456789abcdef0123456789abcdef", "x")
+            .await
+            .err(),
+        Some(404)
+    );
 
     // Take the real runner's place with its own token (read from its environment), so the
     // session object sees our frames as the runner's.
-    let token = stack.runner_env(&info.id, "AGENT_OPS_RUNNER_TOKEN").expect("runner token");
+    let token = stack
+        .runner_env(&info.id, "AGENT_OPS_RUNNER_TOKEN")
+        .expect("runner token");
     stack.kill_runner(&info.id);
-    let mut ws = runner_socket(&stack, &info.id, &token).await.expect("runner socket with the right token");
+    let mut ws = runner_socket(&stack, &info.id, &token)
+        .await
+        .expect("runner socket with the right token");
     let events = RunnerFrame::Events {
         first_rseq: 1,
-        events: vec![EventBody::AgentStatus { state: agent_ops_protocol::events::AgentState::Ready, detail: None }],
+        events: vec![EventBody::AgentStatus {
+            state: agent_ops_protocol::events::AgentState::Ready,
+            detail: None,
+        }],
     };
-    ws.send(Message::text(serde_json::to_string(&events).unwrap())).await.unwrap();
-    assert_eq!(next_error(&mut ws).await, "protocol_violation", "events before hello");
+    ws.send(Message::text(serde_json::to_string(&events).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_error(&mut ws).await,
+        "protocol_violation",
+        "events before hello"
+    );
     ws.send(Message::text("{]")).await.unwrap();
     assert_eq!(next_error(&mut ws).await, "malformed_frame");
-    ws.send(Message::text(r#"{"type":"teleport"}"#)).await.unwrap();
+    ws.send(Message::text(r#"{"type":"teleport"}"#))
+        .await
+        .unwrap();
     assert_eq!(next_error(&mut ws).await, "unknown_frame_type");
 
-    let hello = RunnerFrame::Hello { instance: "impostor".into(), protocol: PROTOCOL_VERSION, agent: "opencode".into() };
-    ws.send(Message::text(serde_json::to_string(&hello).unwrap())).await.unwrap();
+    let hello = RunnerFrame::Hello {
+        instance: "impostor".into(),
+        protocol: PROTOCOL_VERSION,
+        agent: "opencode".into(),
+    };
+    ws.send(Message::text(serde_json::to_string(&hello).unwrap()))
+        .await
+        .unwrap();
     let forged = RunnerFrame::Events {
         first_rseq: 1,
-        events: vec![EventBody::PromptQueued { prompt_id: "p".into(), client_request_id: "c".into(), text: "forged".into() }],
+        events: vec![EventBody::PromptQueued {
+            prompt_id: "p".into(),
+            client_request_id: "c".into(),
+            text: "forged".into(),
+        }],
     };
-    ws.send(Message::text(serde_json::to_string(&forged).unwrap())).await.unwrap();
-    assert_eq!(next_error(&mut ws).await, "protocol_violation", "a runner cannot forge a prompt");
+    ws.send(Message::text(serde_json::to_string(&forged).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_error(&mut ws).await,
+        "protocol_violation",
+        "a runner cannot forge a prompt"
+    );
     let gap = RunnerFrame::Events {
         first_rseq: 5,
-        events: vec![EventBody::AgentStatus { state: agent_ops_protocol::events::AgentState::Ready, detail: None }],
+        events: vec![EventBody::AgentStatus {
+            state: agent_ops_protocol::events::AgentState::Ready,
+            detail: None,
+        }],
     };
-    ws.send(Message::text(serde_json::to_string(&gap).unwrap())).await.unwrap();
-    assert_eq!(next_error(&mut ws).await, "protocol_violation", "a gap in the runner's sequence");
+    ws.send(Message::text(serde_json::to_string(&gap).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_error(&mut ws).await,
+        "protocol_violation",
+        "a gap in the runner's sequence"
+    );
 
     let history = stack.history(&info.id).await;
-    assert!(!history.iter().any(|e| matches!(&e.body, EventBody::PromptQueued { text, .. } if text == "forged")));
+    assert!(!history
+        .iter()
+        .any(|e| matches!(&e.body, EventBody::PromptQueued { text, .. } if text == "forged")));
 }

@@ -26,18 +26,25 @@ fn is_turn_end(e: &EventBody) -> bool {
 }
 
 fn turn_end_of<'a>(events: &'a [SessionEvent], prompt: &str) -> Option<&'a SessionEvent> {
-    events.iter().find(|e| matches!(&e.body, EventBody::TurnEnded { prompt_id, .. } if prompt_id == prompt))
+    events
+        .iter()
+        .find(|e| matches!(&e.body, EventBody::TurnEnded { prompt_id, .. } if prompt_id == prompt))
 }
 
 fn outcome(e: &SessionEvent) -> (TurnOutcome, Option<String>) {
     match &e.body {
-        EventBody::TurnEnded { outcome, reason, .. } => (*outcome, reason.clone()),
+        EventBody::TurnEnded {
+            outcome, reason, ..
+        } => (*outcome, reason.clone()),
         other => panic!("not a turn end: {other:?}"),
     }
 }
 
 fn deltas(events: &[SessionEvent]) -> usize {
-    events.iter().filter(|e| matches!(e.body, EventBody::TextDelta { .. })).count()
+    events
+        .iter()
+        .filter(|e| matches!(e.body, EventBody::TextDelta { .. }))
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,20 +58,31 @@ async fn prompt_writes_a_file_and_streams_the_answer() {
     let end = client.until(TURN_TIMEOUT, is_turn_end).await;
     assert_eq!(outcome(&end).0, TurnOutcome::Completed);
 
-    let content = std::fs::read_to_string(stack.workspace(&info.id).join("notes/hello.txt")).expect("the agent wrote the file");
+    let content = std::fs::read_to_string(stack.workspace(&info.id).join("notes/hello.txt"))
+        .expect("the agent wrote the file");
     assert_eq!(content, "Hello from the agent");
     assert_eq!(text_of(&client.events), answer);
-    assert!(deltas(&client.events) > 1, "the answer arrived as a stream, not at once");
+    assert!(
+        deltas(&client.events) > 1,
+        "the answer arrived as a stream, not at once"
+    );
     let wrote = client.events.iter().any(|e| {
         matches!(&e.body, EventBody::ToolUpdated { tool, status: ToolStatus::Completed, input, .. }
             if tool == "write" && input["filePath"] == "notes/hello.txt")
     });
     assert!(wrote, "the write tool call was reported with its arguments");
-    assert!(client.events.iter().any(|e| matches!(e.body, EventBody::Usage { output_tokens, .. } if output_tokens > 0)));
+    assert!(client
+        .events
+        .iter()
+        .any(|e| matches!(e.body, EventBody::Usage { output_tokens, .. } if output_tokens > 0)));
 
     let history = stack.history(&info.id).await;
     assert_contiguous(&history, 1);
-    assert_eq!(&history[..client.events.len()], &client.events[..], "history equals what was streamed");
+    assert_eq!(
+        &history[..client.events.len()],
+        &client.events[..],
+        "history equals what was streamed"
+    );
     assert_eq!(text_of(&history), answer);
     assert_eq!(stack.session(&info.id).await.status, SessionStatus::Idle);
 }
@@ -75,7 +93,10 @@ async fn two_clients_see_identical_sequences() {
     let info = stack.create_session(Some(&slow_prompt(3))).await;
     let mut a = stack.client(&info.id, 0).await;
     let mut b = stack.client(&info.id, 0).await;
-    let (ea, eb) = tokio::join!(a.until(TURN_TIMEOUT, is_turn_end), b.until(TURN_TIMEOUT, is_turn_end));
+    let (ea, eb) = tokio::join!(
+        a.until(TURN_TIMEOUT, is_turn_end),
+        b.until(TURN_TIMEOUT, is_turn_end)
+    );
     assert_eq!(ea, eb);
     let n = ea.seq as usize;
     assert_eq!(a.events[..n], b.events[..n]);
@@ -88,7 +109,9 @@ async fn a_client_resumes_from_its_last_sequence_number() {
     let stack = Stack::start(StackOptions::default()).await;
     let info = stack.create_session(Some(&slow_prompt(6))).await;
     let mut first = stack.client(&info.id, 0).await;
-    first.until(TURN_TIMEOUT, |e| matches!(e, EventBody::TextDelta { .. })).await;
+    first
+        .until(TURN_TIMEOUT, |e| matches!(e, EventBody::TextDelta { .. }))
+        .await;
     while deltas(&first.events) < 5 {
         first.read_one(TURN_TIMEOUT).await.expect("more deltas");
     }
@@ -108,10 +131,16 @@ async fn a_client_resumes_from_its_last_sequence_number() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runner_link_cut_mid_turn_loses_nothing() {
-    let stack = Stack::start(StackOptions { proxy_runner: true, ..Default::default() }).await;
+    let stack = Stack::start(StackOptions {
+        proxy_runner: true,
+        ..Default::default()
+    })
+    .await;
     let info = stack.create_session(Some(&slow_prompt(8))).await;
     let mut client = stack.client(&info.id, 0).await;
-    client.until(TURN_TIMEOUT, |e| matches!(e, EventBody::TextDelta { .. })).await;
+    client
+        .until(TURN_TIMEOUT, |e| matches!(e, EventBody::TextDelta { .. }))
+        .await;
     while deltas(&client.events) < 5 {
         client.read_one(TURN_TIMEOUT).await.expect("more deltas");
     }
@@ -121,9 +150,19 @@ async fn runner_link_cut_mid_turn_loses_nothing() {
 
     let history = stack.history(&info.id).await;
     assert_contiguous(&history, 1);
-    assert_eq!(text_of(&history), slow_text(8), "no gap and no duplicate in the transcript");
-    let connects = history.iter().filter(|e| matches!(e.body, EventBody::RunnerConnected { .. })).count();
-    assert!(connects >= 2, "the runner reconnected ({connects} connections)");
+    assert_eq!(
+        text_of(&history),
+        slow_text(8),
+        "no gap and no duplicate in the transcript"
+    );
+    let connects = history
+        .iter()
+        .filter(|e| matches!(e.body, EventBody::RunnerConnected { .. }))
+        .count();
+    assert!(
+        connects >= 2,
+        "the runner reconnected ({connects} connections)"
+    );
     let instances: std::collections::HashSet<_> = history
         .iter()
         .filter_map(|e| match &e.body {
@@ -146,16 +185,27 @@ async fn worker_restart_keeps_history_and_sessions_go_on() {
     stack.start_worker().await;
 
     let after = stack.history(&info.id).await;
-    assert_eq!(&after[..before.len()], &before[..], "history survived the restart");
+    assert_eq!(
+        &after[..before.len()],
+        &before[..],
+        "history survived the restart"
+    );
     let mut client = stack.client(&info.id, before.len() as u64).await;
     client
-        .until(TURN_TIMEOUT, |e| matches!(e, EventBody::RunnerConnected { .. }))
+        .until(TURN_TIMEOUT, |e| {
+            matches!(e, EventBody::RunnerConnected { .. })
+        })
         .await;
-    let (status, v) = stack.prompt(&info.id, "second prompt", "after-restart").await;
+    let (status, v) = stack
+        .prompt(&info.id, "second prompt", "after-restart")
+        .await;
     assert_eq!(status, 202, "{v}");
     let prompt_id = v["prompt_id"].as_str().expect("prompt id").to_owned();
     let end = client
-        .until(TURN_TIMEOUT, |e| matches!(e, EventBody::TurnEnded { prompt_id: p, .. } if *p == prompt_id))
+        .until(
+            TURN_TIMEOUT,
+            |e| matches!(e, EventBody::TurnEnded { prompt_id: p, .. } if *p == prompt_id),
+        )
         .await;
     assert_eq!(outcome(&end).0, TurnOutcome::Completed);
     assert!(text_of(&client.events).contains("You said: second prompt"));
@@ -167,21 +217,47 @@ async fn prompts_queue_deduplicate_and_abort() {
     let stack = Stack::start(StackOptions::default()).await;
     let info = stack.create_session(Some(&slow_prompt(4))).await;
     let mut client = stack.client(&info.id, 0).await;
-    let first_turn = client.until(TURN_TIMEOUT, |e| matches!(e, EventBody::TurnStarted { .. })).await;
-    let EventBody::TurnStarted { prompt_id: p1 } = first_turn.body else { unreachable!() };
+    let first_turn = client
+        .until(TURN_TIMEOUT, |e| matches!(e, EventBody::TurnStarted { .. }))
+        .await;
+    let EventBody::TurnStarted { prompt_id: p1 } = first_turn.body else {
+        unreachable!()
+    };
 
     let (status, v) = stack.prompt(&info.id, "queued while busy", "crid-2").await;
     assert_eq!(status, 202, "{v}");
     assert_eq!(v["duplicate"], false);
     let p2 = v["prompt_id"].as_str().expect("prompt id").to_owned();
     let (status, again) = stack.prompt(&info.id, "queued while busy", "crid-2").await;
-    assert_eq!((status, &again["prompt_id"], &again["duplicate"]), (200, &v["prompt_id"], &serde_json::json!(true)));
-    client.send(&ClientFrame::Prompt { text: "queued while busy".into(), client_request_id: "crid-2".into() }).await;
-    let ack = client.until_frame(TURN_TIMEOUT, |f| matches!(f, ToClientFrame::PromptAccepted { .. })).await;
-    assert_eq!(ack, ToClientFrame::PromptAccepted { client_request_id: "crid-2".into(), prompt_id: p2.clone(), duplicate: true });
+    assert_eq!(
+        (status, &again["prompt_id"], &again["duplicate"]),
+        (200, &v["prompt_id"], &serde_json::json!(true))
+    );
+    client
+        .send(&ClientFrame::Prompt {
+            text: "queued while busy".into(),
+            client_request_id: "crid-2".into(),
+        })
+        .await;
+    let ack = client
+        .until_frame(TURN_TIMEOUT, |f| {
+            matches!(f, ToClientFrame::PromptAccepted { .. })
+        })
+        .await;
+    assert_eq!(
+        ack,
+        ToClientFrame::PromptAccepted {
+            client_request_id: "crid-2".into(),
+            prompt_id: p2.clone(),
+            duplicate: true
+        }
+    );
 
     let end2 = client
-        .until(TURN_TIMEOUT, |e| matches!(e, EventBody::TurnEnded { prompt_id, .. } if *prompt_id == p2))
+        .until(
+            TURN_TIMEOUT,
+            |e| matches!(e, EventBody::TurnEnded { prompt_id, .. } if *prompt_id == p2),
+        )
         .await;
     assert_eq!(outcome(&end2).0, TurnOutcome::Completed);
     let end1 = turn_end_of(&client.events, &p1).expect("first turn ended");
@@ -198,48 +274,104 @@ async fn prompts_queue_deduplicate_and_abort() {
             .filter(|e| matches!(&e.body, EventBody::PromptQueued { client_request_id, .. } if client_request_id == crid))
             .count()
     };
-    assert_eq!(queued("crid-2"), 1, "a repeated client request id runs once");
-    let runs = client.events.iter().filter(|e| matches!(&e.body, EventBody::TurnStarted { prompt_id } if *prompt_id == p2)).count();
+    assert_eq!(
+        queued("crid-2"),
+        1,
+        "a repeated client request id runs once"
+    );
+    let runs = client
+        .events
+        .iter()
+        .filter(|e| matches!(&e.body, EventBody::TurnStarted { prompt_id } if *prompt_id == p2))
+        .count();
     assert_eq!(runs, 1);
 
     let (_, v3) = stack.prompt(&info.id, &slow_prompt(20), "crid-3").await;
     let p3 = v3["prompt_id"].as_str().expect("prompt id").to_owned();
     let delta_count = deltas(&client.events);
-    client.until(TURN_TIMEOUT, |e| matches!(e, EventBody::TurnStarted { prompt_id } if *prompt_id == p3)).await;
+    client
+        .until(
+            TURN_TIMEOUT,
+            |e| matches!(e, EventBody::TurnStarted { prompt_id } if *prompt_id == p3),
+        )
+        .await;
     while deltas(&client.events) < delta_count + 3 {
-        client.read_one(TURN_TIMEOUT).await.expect("the third turn streams");
+        client
+            .read_one(TURN_TIMEOUT)
+            .await
+            .expect("the third turn streams");
     }
-    let (status, v) = stack.call(Method::POST, &format!("/api/sessions/{}/abort", info.id), None).await;
+    let (status, v) = stack
+        .call(
+            Method::POST,
+            &format!("/api/sessions/{}/abort", info.id),
+            None,
+        )
+        .await;
     assert_eq!(status, 202, "{v}");
     let end3 = client
-        .until(TURN_TIMEOUT, |e| matches!(e, EventBody::TurnEnded { prompt_id, .. } if *prompt_id == p3))
+        .until(
+            TURN_TIMEOUT,
+            |e| matches!(e, EventBody::TurnEnded { prompt_id, .. } if *prompt_id == p3),
+        )
         .await;
     assert_eq!(outcome(&end3).0, TurnOutcome::Interrupted);
-    let (status, v) = stack.call(Method::POST, &format!("/api/sessions/{}/abort", info.id), None).await;
-    assert_eq!((status, v["code"].as_str()), (409, Some("nothing_to_abort")));
+    let (status, v) = stack
+        .call(
+            Method::POST,
+            &format!("/api/sessions/{}/abort", info.id),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (409, Some("nothing_to_abort"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_runner_fails_the_turn_and_keeps_the_queue() {
-    let stack = Stack::start(StackOptions { runner_grace_ms: 3_000, ..Default::default() }).await;
+    let stack = Stack::start(StackOptions {
+        runner_grace_ms: 3_000,
+        ..Default::default()
+    })
+    .await;
     let info = stack.create_session(Some(&slow_prompt(30))).await;
     let mut client = stack.client(&info.id, 0).await;
-    client.until(TURN_TIMEOUT, |e| matches!(e, EventBody::TextDelta { .. })).await;
-    let (status, v) = stack.prompt(&info.id, "waits in the queue", "queued-1").await;
+    client
+        .until(TURN_TIMEOUT, |e| matches!(e, EventBody::TextDelta { .. }))
+        .await;
+    let (status, v) = stack
+        .prompt(&info.id, "waits in the queue", "queued-1")
+        .await;
     assert_eq!(status, 202, "{v}");
     let p2 = v["prompt_id"].as_str().expect("prompt id").to_owned();
 
     stack.kill_runner(&info.id);
-    client.until(TURN_TIMEOUT, |e| matches!(e, EventBody::RunnerDisconnected { .. })).await;
+    client
+        .until(TURN_TIMEOUT, |e| {
+            matches!(e, EventBody::RunnerDisconnected { .. })
+        })
+        .await;
     let end = client.until(TURN_TIMEOUT, is_turn_end).await;
     let (outcome, reason) = outcome(&end);
     assert_eq!(outcome, TurnOutcome::Failed);
-    assert!(reason.as_deref().is_some_and(|r| r.contains("runner lost")), "reason: {reason:?}");
+    assert!(
+        reason.as_deref().is_some_and(|r| r.contains("runner lost")),
+        "reason: {reason:?}"
+    );
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let history = stack.history(&info.id).await;
-    assert!(!history.iter().any(|e| matches!(&e.body, EventBody::TurnStarted { prompt_id } if *prompt_id == p2)));
-    assert!(history.iter().any(|e| matches!(&e.body, EventBody::PromptQueued { prompt_id, .. } if *prompt_id == p2)));
-    assert_eq!(stack.session(&info.id).await.status, SessionStatus::Disconnected);
+    assert!(!history
+        .iter()
+        .any(|e| matches!(&e.body, EventBody::TurnStarted { prompt_id } if *prompt_id == p2)));
+    assert!(history
+        .iter()
+        .any(|e| matches!(&e.body, EventBody::PromptQueued { prompt_id, .. } if *prompt_id == p2)));
+    assert_eq!(
+        stack.session(&info.id).await.status,
+        SessionStatus::Disconnected
+    );
     assert_contiguous(&history, 1);
 }

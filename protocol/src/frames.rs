@@ -22,8 +22,12 @@ pub enum RunnerFrame {
         events: Vec<EventBody>,
     },
     /// The runner received command `id` (it will execute it at most once).
-    CommandAck { id: u64 },
-    Heartbeat { busy: bool },
+    CommandAck {
+        id: u64,
+    },
+    Heartbeat {
+        busy: bool,
+    },
 }
 
 /// Session Durable Object -> runner.
@@ -31,10 +35,17 @@ pub enum RunnerFrame {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToRunnerFrame {
     /// Answer to `hello`: every event up to `acked_rseq` of this instance is persisted.
-    Welcome { acked_rseq: u64 },
+    Welcome {
+        acked_rseq: u64,
+    },
     /// Cumulative: every event up to `rseq` is persisted.
-    Ack { rseq: u64 },
-    Command { id: u64, command: Command },
+    Ack {
+        rseq: u64,
+    },
+    Command {
+        id: u64,
+        command: Command,
+    },
     Error(ApiError),
 }
 
@@ -63,9 +74,13 @@ pub enum ClientFrame {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToClientFrame {
     /// Events in sequence order: first the replay after the subscriber's `after_seq`, then live.
-    Events { events: Vec<SessionEvent> },
+    Events {
+        events: Vec<SessionEvent>,
+    },
     /// Sent once after the replay: everything up to `seq` has been delivered.
-    CaughtUp { seq: u64 },
+    CaughtUp {
+        seq: u64,
+    },
     PromptAccepted {
         client_request_id: String,
         prompt_id: String,
@@ -81,12 +96,19 @@ pub fn parse_frame<T: DeserializeOwned>(text: &str, max_bytes: usize) -> Result<
     if text.len() > max_bytes {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
-            format!("frame of {} bytes exceeds the {max_bytes}-byte limit", text.len()),
+            format!(
+                "frame of {} bytes exceeds the {max_bytes}-byte limit",
+                text.len()
+            ),
         ));
     }
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| ApiError::new(ErrorCode::MalformedFrame, format!("frame is not JSON: {e}")))?;
-    let Some(kind) = value.get("type").and_then(|t| t.as_str()).map(str::to_owned) else {
+    let Some(kind) = value
+        .get("type")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned)
+    else {
         return Err(ApiError::new(
             ErrorCode::MalformedFrame,
             "frame has no string field `type`",
@@ -114,8 +136,11 @@ mod tests {
 
     #[test]
     fn parses_known_frames() {
-        let f: ClientFrame =
-            parse_frame(r#"{"type":"prompt","text":"hi","client_request_id":"c1"}"#, 1024).unwrap();
+        let f: ClientFrame = parse_frame(
+            r#"{"type":"prompt","text":"hi","client_request_id":"c1"}"#,
+            1024,
+        )
+        .unwrap();
         assert_eq!(
             f,
             ClientFrame::Prompt {

@@ -60,16 +60,29 @@ impl Default for Lifecycle {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    RunnerConnected { now_ms: u64, same_instance: bool },
+    RunnerConnected {
+        now_ms: u64,
+        same_instance: bool,
+    },
     /// Any frame from the runner: it is alive.
-    RunnerSeen { now_ms: u64 },
-    RunnerDisconnected { now_ms: u64 },
+    RunnerSeen {
+        now_ms: u64,
+    },
+    RunnerDisconnected {
+        now_ms: u64,
+    },
     AgentReady(bool),
     PromptQueued,
-    TurnStarted { prompt_id: String },
-    TurnEnded { prompt_id: String },
+    TurnStarted {
+        prompt_id: String,
+    },
+    TurnEnded {
+        prompt_id: String,
+    },
     AbortRequested,
-    Alarm { now_ms: u64 },
+    Alarm {
+        now_ms: u64,
+    },
     Terminate,
 }
 
@@ -84,10 +97,14 @@ pub enum Effect {
         outcome: TurnOutcome,
         reason: String,
     },
-    SendAbort { prompt_id: String },
+    SendAbort {
+        prompt_id: String,
+    },
     /// Close the runner's socket: it stopped heartbeating.
     DropRunner,
-    ArmAlarm { at_ms: u64 },
+    ArmAlarm {
+        at_ms: u64,
+    },
     StopSandbox,
 }
 
@@ -130,8 +147,9 @@ impl Lifecycle {
                         fx.push(Effect::EndTurn {
                             prompt_id,
                             outcome: TurnOutcome::Failed,
-                            reason: "the runner restarted; the agent process running this turn is gone"
-                                .into(),
+                            reason:
+                                "the runner restarted; the agent process running this turn is gone"
+                                    .into(),
                         });
                     }
                 }
@@ -354,7 +372,9 @@ mod tests {
     fn lost_runner_fails_turn_after_grace_and_keeps_queue() {
         let mut l = running("p1");
         l.handle(Input::PromptQueued, &P).unwrap();
-        let fx = l.handle(Input::RunnerDisconnected { now_ms: 100 }, &P).unwrap();
+        let fx = l
+            .handle(Input::RunnerDisconnected { now_ms: 100 }, &P)
+            .unwrap();
         assert_eq!(
             fx,
             vec![
@@ -376,7 +396,8 @@ mod tests {
     #[test]
     fn reconnect_within_grace_keeps_turn() {
         let mut l = running("p1");
-        l.handle(Input::RunnerDisconnected { now_ms: 100 }, &P).unwrap();
+        l.handle(Input::RunnerDisconnected { now_ms: 100 }, &P)
+            .unwrap();
         let fx = l
             .handle(
                 Input::RunnerConnected {
@@ -404,9 +425,13 @@ mod tests {
                 &P,
             )
             .unwrap();
-        assert!(fx
-            .iter()
-            .any(|e| matches!(e, Effect::EndTurn { outcome: TurnOutcome::Failed, .. })));
+        assert!(fx.iter().any(|e| matches!(
+            e,
+            Effect::EndTurn {
+                outcome: TurnOutcome::Failed,
+                ..
+            }
+        )));
         assert_eq!(l.status(), SessionStatus::Starting);
     }
 
@@ -418,9 +443,13 @@ mod tests {
         assert_eq!(fx, vec![Effect::ArmAlarm { at_ms: 6_000 }]);
         let fx = l.handle(Input::Alarm { now_ms: 7_000 }, &P).unwrap();
         assert!(fx.contains(&Effect::DropRunner));
-        assert!(fx
-            .iter()
-            .any(|e| matches!(e, Effect::EndTurn { outcome: TurnOutcome::Failed, .. })));
+        assert!(fx.iter().any(|e| matches!(
+            e,
+            Effect::EndTurn {
+                outcome: TurnOutcome::Failed,
+                ..
+            }
+        )));
     }
 
     #[test]
@@ -439,7 +468,8 @@ mod tests {
             }]
         );
         let mut l = running("p1");
-        l.handle(Input::RunnerDisconnected { now_ms: 0 }, &P).unwrap();
+        l.handle(Input::RunnerDisconnected { now_ms: 0 }, &P)
+            .unwrap();
         let fx = l.handle(Input::AbortRequested, &P).unwrap();
         assert!(matches!(
             &fx[0],
@@ -456,7 +486,10 @@ mod tests {
         let fx = l.handle(Input::Terminate, &P).unwrap();
         assert_eq!(fx[0], Effect::Status(SessionStatus::Terminated));
         assert!(fx.contains(&Effect::StopSandbox));
-        assert_eq!(l.handle(Input::PromptQueued, &P), Err(Rejection::Terminated));
+        assert_eq!(
+            l.handle(Input::PromptQueued, &P),
+            Err(Rejection::Terminated)
+        );
         let fx = l
             .handle(
                 Input::RunnerConnected {

@@ -41,7 +41,13 @@ fn canonical(method: &str, path: &str, timestamp: u64, body: &[u8]) -> String {
 }
 
 /// HMAC-SHA256 over method, path (with query), timestamp and the body's hash, hex-encoded.
-pub fn sign_request(secret: &[u8], method: &str, path: &str, timestamp: u64, body: &[u8]) -> String {
+pub fn sign_request(
+    secret: &[u8],
+    method: &str,
+    path: &str,
+    timestamp: u64,
+    body: &[u8],
+) -> String {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
     mac.update(canonical(method, path, timestamp, body).as_bytes());
     hex::encode(mac.finalize().into_bytes())
@@ -96,15 +102,55 @@ mod tests {
     fn signature_round_trip_and_rejections() {
         let key = b"secret";
         let sig = sign_request(key, "post", "/v1/sandboxes", 1000, b"{}");
-        let ok = verify_request(key, "POST", "/v1/sandboxes", Some("1000"), Some(&sig), b"{}", 1100);
+        let ok = verify_request(
+            key,
+            "POST",
+            "/v1/sandboxes",
+            Some("1000"),
+            Some(&sig),
+            b"{}",
+            1100,
+        );
         assert_eq!(ok, Ok(()));
-        let stale = verify_request(key, "POST", "/v1/sandboxes", Some("1000"), Some(&sig), b"{}", 2000);
+        let stale = verify_request(
+            key,
+            "POST",
+            "/v1/sandboxes",
+            Some("1000"),
+            Some(&sig),
+            b"{}",
+            2000,
+        );
         assert_eq!(stale, Err(SignatureError::Stale));
-        let body = verify_request(key, "POST", "/v1/sandboxes", Some("1000"), Some(&sig), b"{ }", 1000);
+        let body = verify_request(
+            key,
+            "POST",
+            "/v1/sandboxes",
+            Some("1000"),
+            Some(&sig),
+            b"{ }",
+            1000,
+        );
         assert_eq!(body, Err(SignatureError::Mismatch));
-        let path = verify_request(key, "POST", "/v1/sandboxes/x", Some("1000"), Some(&sig), b"{}", 1000);
+        let path = verify_request(
+            key,
+            "POST",
+            "/v1/sandboxes/x",
+            Some("1000"),
+            Some(&sig),
+            b"{}",
+            1000,
+        );
         assert_eq!(path, Err(SignatureError::Mismatch));
-        let other = verify_request(b"other", "POST", "/v1/sandboxes", Some("1000"), Some(&sig), b"{}", 1000);
+        let other = verify_request(
+            b"other",
+            "POST",
+            "/v1/sandboxes",
+            Some("1000"),
+            Some(&sig),
+            b"{}",
+            1000,
+        );
         assert_eq!(other, Err(SignatureError::Mismatch));
         let none = verify_request(key, "POST", "/v1/sandboxes", None, Some(&sig), b"{}", 1000);
         assert_eq!(none, Err(SignatureError::Missing));

@@ -43,8 +43,18 @@ pub enum LinkEnd {
 fn coalesce(events: Vec<EventBody>) -> Vec<EventBody> {
     let mut out: Vec<EventBody> = Vec::with_capacity(events.len());
     for e in events {
-        if let (Some(EventBody::TextDelta { part_id: p1, delta: d1, .. }), EventBody::TextDelta { part_id: p2, delta: d2, .. }) =
-            (out.last_mut(), &e)
+        if let (
+            Some(EventBody::TextDelta {
+                part_id: p1,
+                delta: d1,
+                ..
+            }),
+            EventBody::TextDelta {
+                part_id: p2,
+                delta: d2,
+                ..
+            },
+        ) = (out.last_mut(), &e)
         {
             if p1 == p2 && d1.len() < 16 * 1024 {
                 d1.push_str(d2);
@@ -61,7 +71,11 @@ enum Session {
     Fatal(LinkEnd),
 }
 
-pub async fn run(cfg: LinkConfig, mut events: mpsc::Receiver<EventBody>, commands: mpsc::Sender<Command>) -> LinkEnd {
+pub async fn run(
+    cfg: LinkConfig,
+    mut events: mpsc::Receiver<EventBody>,
+    commands: mpsc::Sender<Command>,
+) -> LinkEnd {
     let mut outbox = Outbox::new();
     let mut dedup = CommandDedup::default();
     let mut backoff = Duration::from_millis(100);
@@ -95,8 +109,10 @@ async fn connect_once(
     commands: &mpsc::Sender<Command>,
 ) -> Result<Session, Box<dyn std::error::Error + Send + Sync>> {
     let mut req = cfg.url.as_str().into_client_request()?;
-    req.headers_mut()
-        .insert("authorization", HeaderValue::from_str(&format!("Bearer {}", cfg.token))?);
+    req.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {}", cfg.token))?,
+    );
     let (mut ws, _) = match tokio_tungstenite::connect_async(req).await {
         Ok(ok) => ok,
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
@@ -114,14 +130,19 @@ async fn connect_once(
         protocol: PROTOCOL_VERSION,
         agent: cfg.agent.clone(),
     };
-    ws.send(Message::text(serde_json::to_string(&hello)?)).await?;
+    ws.send(Message::text(serde_json::to_string(&hello)?))
+        .await?;
     let mut welcomed = false;
     let mut heartbeat = tokio::time::interval(cfg.heartbeat);
     loop {
         if welcomed {
             while let Some((first_rseq, batch)) = outbox.take_unsent(BATCH) {
-                let frame = RunnerFrame::Events { first_rseq, events: batch };
-                ws.send(Message::text(serde_json::to_string(&frame)?)).await?;
+                let frame = RunnerFrame::Events {
+                    first_rseq,
+                    events: batch,
+                };
+                ws.send(Message::text(serde_json::to_string(&frame)?))
+                    .await?;
             }
         }
         tokio::select! {
@@ -183,7 +204,11 @@ mod tests {
     use super::*;
 
     fn d(part: &str, s: &str) -> EventBody {
-        EventBody::TextDelta { message_id: "m".into(), part_id: part.into(), delta: s.into() }
+        EventBody::TextDelta {
+            message_id: "m".into(),
+            part_id: part.into(),
+            delta: s.into(),
+        }
     }
 
     #[test]

@@ -57,7 +57,8 @@ fn random_instance() -> String {
 }
 
 async fn run(args: RunArgs) -> Result<(), String> {
-    let model: ModelConfig = serde_json::from_str(&args.model).map_err(|e| format!("AGENT_OPS_MODEL: {e}"))?;
+    let model: ModelConfig =
+        serde_json::from_str(&args.model).map_err(|e| format!("AGENT_OPS_MODEL: {e}"))?;
     std::fs::create_dir_all(&args.workspace).map_err(|e| format!("workspace: {e}"))?;
     std::fs::create_dir_all(&args.state_dir).map_err(|e| format!("state dir: {e}"))?;
     let (event_tx, event_rx) = mpsc::channel(4096);
@@ -93,7 +94,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {

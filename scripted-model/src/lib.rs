@@ -48,7 +48,9 @@ pub async fn spawn(addr: SocketAddr) -> std::io::Result<(SocketAddr, Recorder)> 
 }
 
 async fn models() -> Json<Value> {
-    Json(json!({"object": "list", "data": [{"id": "scripted", "object": "model", "owned_by": "agent-ops"}]}))
+    Json(
+        json!({"object": "list", "data": [{"id": "scripted", "object": "model", "owned_by": "agent-ops"}]}),
+    )
 }
 
 fn text_of(content: &Value) -> String {
@@ -89,7 +91,9 @@ fn usage_chunk(prompt_tokens: usize, completion_tokens: usize) -> Bytes {
 
 fn tool_call_json(i: usize, call: &ToolCall) -> Value {
     let (name, args) = match call {
-        ToolCall::Write { path, content } => ("write", json!({"filePath": path, "content": content})),
+        ToolCall::Write { path, content } => {
+            ("write", json!({"filePath": path, "content": content}))
+        }
         ToolCall::Bash { command } => (
             "bash",
             json!({"command": command, "description": "Run the scripted command"}),
@@ -102,7 +106,10 @@ fn tool_call_json(i: usize, call: &ToolCall) -> Value {
 async fn chat(State(recorder): State<Recorder>, Json(req): Json<Value>) -> Response {
     recorder.0.lock().expect("recorder lock").push(req.clone());
     let messages = req["messages"].as_array().cloned().unwrap_or_default();
-    let has_tools = req.get("tools").and_then(Value::as_array).is_some_and(|t| !t.is_empty());
+    let has_tools = req
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty());
     let prompt = messages
         .iter()
         .rev()
@@ -111,15 +118,24 @@ async fn chat(State(recorder): State<Recorder>, Json(req): Json<Value>) -> Respo
         .unwrap_or_default();
     let after_tool = messages.last().is_some_and(|m| m["role"] == "tool");
     let script = Script::parse(&prompt);
-    let prompt_tokens = messages.iter().map(|m| text_of(&m["content"]).len() / 4 + 1).sum();
+    let prompt_tokens = messages
+        .iter()
+        .map(|m| text_of(&m["content"]).len() / 4 + 1)
+        .sum();
 
-    let mut frames: Vec<(u64, Bytes)> = vec![(0, chunk(json!({"role": "assistant", "content": ""}), None))];
+    let mut frames: Vec<(u64, Bytes)> =
+        vec![(0, chunk(json!({"role": "assistant", "content": ""}), None))];
     if !has_tools {
         // Title generation and other tool-less side calls.
         frames.push((0, chunk(json!({"content": "Scripted session"}), None)));
         frames.push((0, chunk(json!({}), Some("stop"))));
     } else if !after_tool && !script.tools.is_empty() {
-        let calls: Vec<Value> = script.tools.iter().enumerate().map(|(i, c)| tool_call_json(i, c)).collect();
+        let calls: Vec<Value> = script
+            .tools
+            .iter()
+            .enumerate()
+            .map(|(i, c)| tool_call_json(i, c))
+            .collect();
         frames.push((0, chunk(json!({"tool_calls": calls}), None)));
         frames.push((0, chunk(json!({}), Some("tool_calls"))));
     } else {

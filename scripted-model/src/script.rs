@@ -70,7 +70,10 @@ impl Script {
     /// The answer cut into streaming pieces, on character boundaries.
     pub fn pieces(&self) -> Vec<String> {
         let chars: Vec<char> = self.say.chars().collect();
-        chars.chunks(self.chunk).map(|c| c.iter().collect()).collect()
+        chars
+            .chunks(self.chunk)
+            .map(|c| c.iter().collect())
+            .collect()
     }
 }
 
@@ -80,7 +83,9 @@ mod tests {
 
     #[test]
     fn parses_directives() {
-        let s = Script::parse("please\n@write a/b.txt hello there\n@say ok!\n@repeat 2\n@chunk 3\n@delay_ms 5");
+        let s = Script::parse(
+            "please\n@write a/b.txt hello there\n@say ok!\n@repeat 2\n@chunk 3\n@delay_ms 5",
+        );
         assert_eq!(
             s.tools,
             vec![ToolCall::Write {

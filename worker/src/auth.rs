@@ -2,7 +2,7 @@
 //! it. Today the only credential is the bootstrap admin API key from configuration; the account
 //! system plugs in here without touching the routes.
 
-use agent_ops_protocol::signing::{hash_token, ct_eq};
+use agent_ops_protocol::signing::{ct_eq, hash_token};
 use agent_ops_protocol::{ApiError, ErrorCode};
 use worker::{Env, Request};
 
@@ -36,11 +36,17 @@ pub fn authenticate(req: &Request, env: &Env) -> Result<Principal, ApiError> {
         .map(|s| s.to_string())
         .map_err(|_| ApiError::new(ErrorCode::Internal, "ADMIN_API_KEY is not configured"))?;
     // Compare hashes so the comparison is constant-time and independent of the key's length.
-    if ct_eq(hash_token(&token).as_bytes(), hash_token(&admin_key).as_bytes()) {
+    if ct_eq(
+        hash_token(&token).as_bytes(),
+        hash_token(&admin_key).as_bytes(),
+    ) {
         Ok(Principal {
             user_id: "admin".into(),
         })
     } else {
-        Err(ApiError::new(ErrorCode::Unauthorized, "invalid credentials"))
+        Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "invalid credentials",
+        ))
     }
 }

@@ -32,7 +32,10 @@ pub fn random_hex(bytes: usize) -> String {
 }
 
 /// Reads a JSON body with a size cap, mapping every failure to a stable error.
-pub async fn read_json<T: DeserializeOwned>(req: &mut Request, max_bytes: usize) -> std::result::Result<T, ApiError> {
+pub async fn read_json<T: DeserializeOwned>(
+    req: &mut Request,
+    max_bytes: usize,
+) -> std::result::Result<T, ApiError> {
     let bytes = req
         .bytes()
         .await
@@ -40,7 +43,10 @@ pub async fn read_json<T: DeserializeOwned>(req: &mut Request, max_bytes: usize)
     if bytes.len() > max_bytes {
         return Err(ApiError::new(
             ErrorCode::PayloadTooLarge,
-            format!("body of {} bytes exceeds the {max_bytes}-byte limit", bytes.len()),
+            format!(
+                "body of {} bytes exceeds the {max_bytes}-byte limit",
+                bytes.len()
+            ),
         ));
     }
     serde_json::from_slice(&bytes)

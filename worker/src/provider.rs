@@ -17,11 +17,21 @@ fn provider(env: &Env) -> Result<Provider, ApiError> {
     let base = env
         .var("SANDBOX_PROVIDER_URL")
         .map(|v| v.to_string())
-        .map_err(|_| ApiError::new(ErrorCode::ProviderError, "SANDBOX_PROVIDER_URL is not configured"))?;
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::ProviderError,
+                "SANDBOX_PROVIDER_URL is not configured",
+            )
+        })?;
     let secret = env
         .secret("PROVIDER_SECRET")
         .map(|v| v.to_string())
-        .map_err(|_| ApiError::new(ErrorCode::ProviderError, "PROVIDER_SECRET is not configured"))?;
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::ProviderError,
+                "PROVIDER_SECRET is not configured",
+            )
+        })?;
     Ok(Provider {
         base: base.trim_end_matches('/').to_owned(),
         secret,
@@ -34,19 +44,25 @@ async fn send(env: &Env, method: Method, path: &str, body: Vec<u8>) -> Result<()
     let sig = sign_request(p.secret.as_bytes(), method.as_ref(), path, ts, &body);
     let headers = Headers::new();
     let internal = |_| ApiError::new(ErrorCode::Internal, "could not build provider request");
-    headers.set(TIMESTAMP_HEADER, &ts.to_string()).map_err(internal)?;
+    headers
+        .set(TIMESTAMP_HEADER, &ts.to_string())
+        .map_err(internal)?;
     headers.set(SIGNATURE_HEADER, &sig).map_err(internal)?;
-    headers.set("content-type", "application/json").map_err(internal)?;
+    headers
+        .set("content-type", "application/json")
+        .map_err(internal)?;
     let mut init = RequestInit::new();
     init.with_method(method).with_headers(headers);
     if !body.is_empty() {
         init.with_body(Some(js_sys_bytes(&body)));
     }
     let req = Request::new_with_init(&format!("{}{path}", p.base), &init).map_err(internal)?;
-    let mut resp = Fetch::Request(req)
-        .send()
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::ProviderError, format!("sandbox provider unreachable: {e}")))?;
+    let mut resp = Fetch::Request(req).send().await.map_err(|e| {
+        ApiError::new(
+            ErrorCode::ProviderError,
+            format!("sandbox provider unreachable: {e}"),
+        )
+    })?;
     if resp.status_code() >= 300 {
         let text = resp.text().await.unwrap_or_default();
         return Err(ApiError::new(
@@ -63,10 +79,17 @@ fn js_sys_bytes(body: &[u8]) -> wasm_bindgen::JsValue {
 }
 
 pub async fn create(env: &Env, req: &CreateSandbox) -> Result<(), ApiError> {
-    let body = serde_json::to_vec(req).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    let body =
+        serde_json::to_vec(req).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     send(env, Method::Post, "/v1/sandboxes", body).await
 }
 
 pub async fn destroy(env: &Env, session_id: &str) -> Result<(), ApiError> {
-    send(env, Method::Delete, &format!("/v1/sandboxes/{session_id}"), Vec::new()).await
+    send(
+        env,
+        Method::Delete,
+        &format!("/v1/sandboxes/{session_id}"),
+        Vec::new(),
+    )
+    .await
 }

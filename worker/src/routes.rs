@@ -70,7 +70,10 @@ impl Route {
 pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
     let path = req.path();
     let Some(route) = Route::parse(&req.method(), &path) else {
-        return fail(ErrorCode::NotFound, format!("no route for {} {path}", req.method()));
+        return fail(
+            ErrorCode::NotFound,
+            format!("no route for {} {path}", req.method()),
+        );
     };
     let principal = match route.access() {
         Access::Public | Access::Runner => None,
@@ -81,19 +84,20 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
     };
     let user = || principal.clone().expect("authenticated above");
     match route {
-        Route::Health => json(200, &serde_json::json!({"ok": true, "service": "agent-ops"})),
+        Route::Health => json(
+            200,
+            &serde_json::json!({"ok": true, "service": "agent-ops"}),
+        ),
         Route::CreateSession => sessions_api::create(req, &env, &user()).await,
         Route::ListSessions => sessions_api::list(&env, &user()).await,
         Route::GetSession(id) => sessions_api::get(&env, &user(), &id).await,
         Route::DeleteSession(id) => sessions_api::delete(&env, &user(), &id).await,
-        Route::PostPrompt(id)
-        | Route::Abort(id)
-        | Route::Events(id)
-        | Route::ClientSocket(id) => sessions_api::forward(req, &env, &user(), &id).await,
+        Route::PostPrompt(id) | Route::Abort(id) | Route::Events(id) | Route::ClientSocket(id) => {
+            sessions_api::forward(req, &env, &user(), &id).await
+        }
         Route::RunnerSocket(id) => sessions_api::forward_runner(req, &env, &id).await,
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -106,7 +110,10 @@ mod tests {
             Route::parse(&Method::Post, "/api/sessions/abc/prompts"),
             Some(Route::PostPrompt("abc".into()))
         );
-        assert_eq!(Route::parse(&Method::Put, "/api/sessions/abc/prompts"), None);
+        assert_eq!(
+            Route::parse(&Method::Put, "/api/sessions/abc/prompts"),
+            None
+        );
         assert_eq!(Route::parse(&Method::Get, "/api/sessions/a/b/c"), None);
     }
 

@@ -32,7 +32,8 @@ impl Row {
     fn into_info(self) -> SessionInfo {
         SessionInfo {
             id: self.id,
-            status: serde_json::from_value(self.status.into()).unwrap_or(SessionStatus::Provisioning),
+            status: serde_json::from_value(self.status.into())
+                .unwrap_or(SessionStatus::Provisioning),
             title: self.title,
             repo: self.repo,
             agent: serde_json::from_value(self.agent.into()).unwrap_or_default(),
@@ -44,7 +45,10 @@ impl Row {
 }
 
 pub fn is_session_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 pub fn stub(env: &Env, id: &str) -> Result<Stub> {
@@ -52,20 +56,38 @@ pub fn stub(env: &Env, id: &str) -> Result<Stub> {
 }
 
 fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name).ok().map(|v| v.to_string()).filter(|v| !v.is_empty())
+    env.var(name)
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|v| !v.is_empty())
 }
 
 fn validate(body: &CreateSession) -> std::result::Result<(), ApiError> {
-    if body.prompt.as_ref().is_some_and(|p| p.len() > MAX_PROMPT_BYTES) {
-        return Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("prompt exceeds {MAX_PROMPT_BYTES} bytes")));
+    if body
+        .prompt
+        .as_ref()
+        .is_some_and(|p| p.len() > MAX_PROMPT_BYTES)
+    {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("prompt exceeds {MAX_PROMPT_BYTES} bytes"),
+        ));
     }
     if body.prompt.as_ref().is_some_and(|p| p.trim().is_empty()) {
-        return Err(ApiError::new(ErrorCode::InvalidBody, "prompt must not be empty"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "prompt must not be empty",
+        ));
     }
     if let Some(repo) = &body.repo {
-        let ok = repo.len() <= MAX_REPO_LEN && !repo.is_empty() && !repo.chars().any(char::is_whitespace);
+        let ok = repo.len() <= MAX_REPO_LEN
+            && !repo.is_empty()
+            && !repo.chars().any(char::is_whitespace);
         if !ok {
-            return Err(ApiError::new(ErrorCode::InvalidBody, "repo must be a URL or owner/name without spaces"));
+            return Err(ApiError::new(
+                ErrorCode::InvalidBody,
+                "repo must be a URL or owner/name without spaces",
+            ));
         }
     }
     Ok(())
@@ -86,7 +108,11 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
     let model = ModelConfig {
         provider: var(env, "MODEL_PROVIDER").unwrap_or_else(|| "openai-compatible".into()),
         base_url: var(env, "MODEL_BASE_URL"),
-        model: body.model.clone().or_else(|| var(env, "DEFAULT_MODEL")).unwrap_or_else(|| "scripted".into()),
+        model: body
+            .model
+            .clone()
+            .or_else(|| var(env, "DEFAULT_MODEL"))
+            .unwrap_or_else(|| "scripted".into()),
     };
     let db = env.d1("DB")?;
     db.prepare(
@@ -110,16 +136,29 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
         runner_token_hash: hash_token(&runner_token),
         prompt: body.prompt.clone(),
     };
-    let resp = call(env, &id, Method::Post, "/init", Some(serde_json::to_string(&init)?)).await?;
+    let resp = call(
+        env,
+        &id,
+        Method::Post,
+        "/init",
+        Some(serde_json::to_string(&init)?),
+    )
+    .await?;
     if resp.status_code() != 200 {
         return error(&into_api_error(resp).await);
     }
     let base = var(env, "RUNNER_BASE_URL").unwrap_or_else(|| {
         let url = req.url().expect("request has a URL");
-        format!("{}://{}", url.scheme(), url.host_str().unwrap_or("127.0.0.1"))
-            + &url.port().map(|p| format!(":{p}")).unwrap_or_default()
+        format!(
+            "{}://{}",
+            url.scheme(),
+            url.host_str().unwrap_or("127.0.0.1")
+        ) + &url.port().map(|p| format!(":{p}")).unwrap_or_default()
     });
-    let control_url = format!("{}/api/sessions/{id}/runner", base.replacen("http", "ws", 1));
+    let control_url = format!(
+        "{}/api/sessions/{id}/runner",
+        base.replacen("http", "ws", 1)
+    );
     let sandbox = agent_ops_protocol::api::CreateSandbox {
         session_id: id.clone(),
         control_url,
@@ -148,7 +187,10 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
 }
 
 pub async fn set_status(env: &Env, id: &str, status: SessionStatus) -> Result<()> {
-    let status = serde_json::to_value(status)?.as_str().unwrap_or_default().to_owned();
+    let status = serde_json::to_value(status)?
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     env.d1("DB")?
         .prepare("UPDATE sessions SET status = ?1, updated_at = ?2 WHERE id = ?3")
         .bind(&[status.into(), (now_ms() as f64).into(), id.into()])?
@@ -182,7 +224,12 @@ pub async fn list(env: &Env, user: &Principal) -> Result<Response> {
         .all()
         .await?
         .results()?;
-    json(200, &SessionList { sessions: rows.into_iter().map(Row::into_info).collect() })
+    json(
+        200,
+        &SessionList {
+            sessions: rows.into_iter().map(Row::into_info).collect(),
+        },
+    )
 }
 
 pub async fn get(env: &Env, user: &Principal, id: &str) -> Result<Response> {
@@ -220,7 +267,13 @@ pub async fn forward_runner(req: Request, env: &Env, id: &str) -> Result<Respons
     stub(env, id)?.fetch_with_request(req).await
 }
 
-async fn call(env: &Env, id: &str, method: Method, path: &str, body: Option<String>) -> Result<Response> {
+async fn call(
+    env: &Env,
+    id: &str,
+    method: Method,
+    path: &str,
+    body: Option<String>,
+) -> Result<Response> {
     let mut init = RequestInit::new();
     init.with_method(method);
     if let Some(body) = body {

@@ -23,10 +23,18 @@ use sandbox::{Sandbox, SpawnConfig};
 
 #[derive(clap::Args, Clone)]
 pub struct HostArgs {
-    #[arg(long, env = "AGENT_OPS_PROVIDER_LISTEN", default_value = "127.0.0.1:8790")]
+    #[arg(
+        long,
+        env = "AGENT_OPS_PROVIDER_LISTEN",
+        default_value = "127.0.0.1:8790"
+    )]
     listen: SocketAddr,
     /// Directory holding one sub-directory per session (workspace, state, log).
-    #[arg(long, env = "AGENT_OPS_SANDBOX_ROOT", default_value = ".state/sandboxes")]
+    #[arg(
+        long,
+        env = "AGENT_OPS_SANDBOX_ROOT",
+        default_value = ".state/sandboxes"
+    )]
     root: PathBuf,
     #[arg(long, env = "AGENT_OPS_PROVIDER_SECRET", hide_env_values = true)]
     secret: String,
@@ -54,35 +62,71 @@ type Shared = Arc<Host>;
 
 fn err(code: ErrorCode, msg: impl Into<String>) -> Response {
     let e = ApiError::new(code, msg);
-    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status =
+        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, Json(e)).into_response()
 }
 
 fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
-fn verify(host: &Host, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+fn verify(
+    host: &Host,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), Response> {
     let h = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    verify_request(host.args.secret.as_bytes(), method.as_str(), path, h(TIMESTAMP_HEADER), h(SIGNATURE_HEADER), body, now_secs())
-        .map_err(|e| err(ErrorCode::Unauthorized, e.message()))
+    verify_request(
+        host.args.secret.as_bytes(),
+        method.as_str(),
+        path,
+        h(TIMESTAMP_HEADER),
+        h(SIGNATURE_HEADER),
+        body,
+        now_secs(),
+    )
+    .map_err(|e| err(ErrorCode::Unauthorized, e.message()))
 }
 
 fn valid_session_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-async fn create(State(host): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn create(
+    State(host): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if let Err(r) = verify(&host, &method, &uri, &headers, &body) {
         return r;
     }
     let req: CreateSandbox = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return err(ErrorCode::InvalidBody, format!("invalid sandbox request: {e}")),
+        Err(e) => {
+            return err(
+                ErrorCode::InvalidBody,
+                format!("invalid sandbox request: {e}"),
+            )
+        }
     };
     if !valid_session_id(&req.session_id) {
-        return err(ErrorCode::InvalidBody, "session_id must be 1-64 characters of [A-Za-z0-9_-]");
+        return err(
+            ErrorCode::InvalidBody,
+            "session_id must be 1-64 characters of [A-Za-z0-9_-]",
+        );
     }
     let mut sandboxes = host.sandboxes.lock().await;
     if let Some(existing) = sandboxes.get_mut(&req.session_id) {
@@ -106,11 +150,20 @@ async fn create(State(host): State<Shared>, method: Method, uri: Uri, headers: H
             sandboxes.insert(req.session_id.clone(), sb);
             (StatusCode::CREATED, Json(info)).into_response()
         }
-        Err(e) => err(ErrorCode::ProviderError, format!("could not start the sandbox: {e}")),
+        Err(e) => err(
+            ErrorCode::ProviderError,
+            format!("could not start the sandbox: {e}"),
+        ),
     }
 }
 
-async fn inspect(State(host): State<Shared>, Path(id): Path<String>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn inspect(
+    State(host): State<Shared>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = verify(&host, &method, &uri, &headers, b"") {
         return r;
     }
@@ -124,7 +177,13 @@ async fn inspect(State(host): State<Shared>, Path(id): Path<String>, method: Met
     }
 }
 
-async fn terminate(State(host): State<Shared>, Path(id): Path<String>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn terminate(
+    State(host): State<Shared>,
+    Path(id): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     if let Err(r) = verify(&host, &method, &uri, &headers, b"") {
         return r;
     }
@@ -146,13 +205,25 @@ pub async fn serve(args: HostArgs) -> Result<(), String> {
         Some(p) => p.clone(),
         None => std::env::current_exe().map_err(|e| e.to_string())?,
     };
-    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("listen {}: {e}", args.listen))?;
-    let host = Arc::new(Host { args: HostArgs { root, ..args }, runner_bin, sandboxes: Mutex::new(HashMap::new()) });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("listen {}: {e}", args.listen))?;
+    let host = Arc::new(Host {
+        args: HostArgs { root, ..args },
+        runner_bin,
+        sandboxes: Mutex::new(HashMap::new()),
+    });
     let app = Router::new()
-        .route("/health", get(|| async { Json(serde_json::json!({"ok": true})) }))
+        .route(
+            "/health",
+            get(|| async { Json(serde_json::json!({"ok": true})) }),
+        )
         .route("/v1/sandboxes", axum::routing::post(create))
         .route("/v1/sandboxes/{id}", get(inspect).delete(terminate))
         .with_state(host);
-    tracing::info!("sandbox provider listening on http://{}", listener.local_addr().map_err(|e| e.to_string())?);
+    tracing::info!(
+        "sandbox provider listening on http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
     axum::serve(listener, app).await.map_err(|e| e.to_string())
 }

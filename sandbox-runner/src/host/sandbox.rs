@@ -42,7 +42,12 @@ pub fn bwrap_args(layout: &Layout, hidden: &[PathBuf], program: &Path) -> Vec<Os
             a.push(i.as_ref().to_owned());
         }
     };
-    push(&[&"--die-with-parent", &"--new-session", &"--unshare-all", &"--share-net"]);
+    push(&[
+        &"--die-with-parent",
+        &"--new-session",
+        &"--unshare-all",
+        &"--share-net",
+    ]);
     push(&[&"--ro-bind", &"/", &"/"]);
     push(&[&"--dev", &"/dev", &"--proc", &"/proc", &"--tmpfs", &"/tmp"]);
     for path in hidden.iter().filter(|p| p.exists()) {
@@ -75,25 +80,38 @@ pub struct SpawnConfig<'a> {
 }
 
 impl Sandbox {
-    pub fn spawn(root: &Path, req: &CreateSandbox, cfg: &SpawnConfig<'_>) -> std::io::Result<Sandbox> {
+    pub fn spawn(
+        root: &Path,
+        req: &CreateSandbox,
+        cfg: &SpawnConfig<'_>,
+    ) -> std::io::Result<Sandbox> {
         let layout = Layout::new(root, &req.session_id);
         for d in [&layout.workspace, &layout.home, &layout.state] {
             std::fs::create_dir_all(d)?;
         }
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&layout.log)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&layout.log)?;
         let mut cmd = Command::new("bwrap");
         cmd.args(bwrap_args(&layout, cfg.hidden, cfg.runner_bin))
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", &layout.home)
             .env("LANG", "C.UTF-8")
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env("AGENT_OPS_SESSION_ID", &req.session_id)
             .env("AGENT_OPS_CONTROL_URL", &req.control_url)
             .env("AGENT_OPS_RUNNER_TOKEN", &req.runner_token)
             .env("AGENT_OPS_WORKSPACE", &layout.workspace)
             .env("AGENT_OPS_STATE_DIR", &layout.state)
-            .env("AGENT_OPS_MODEL", serde_json::to_string(&req.model).unwrap_or_default())
+            .env(
+                "AGENT_OPS_MODEL",
+                serde_json::to_string(&req.model).unwrap_or_default(),
+            )
             .env("AGENT_OPS_OPENCODE_BIN", cfg.opencode_bin)
             .env("AGENT_OPS_HEARTBEAT_MS", cfg.heartbeat_ms.to_string())
             .stdin(Stdio::null())
@@ -104,7 +122,11 @@ impl Sandbox {
             cmd.env("AGENT_OPS_MODEL_API_KEY", key);
         }
         let child = cmd.spawn()?;
-        Ok(Sandbox { layout, child: Some(child), state: SandboxState::Running })
+        Ok(Sandbox {
+            layout,
+            child: Some(child),
+            state: SandboxState::Running,
+        })
     }
 
     /// Refreshes `state` from the process, without blocking.
@@ -140,21 +162,41 @@ mod tests {
     use super::*;
 
     fn pos(args: &[OsString], seq: &[&str]) -> Option<usize> {
-        args.windows(seq.len()).position(|w| w.iter().zip(seq).all(|(a, b)| a == b))
+        args.windows(seq.len())
+            .position(|w| w.iter().zip(seq).all(|(a, b)| a == b))
     }
 
     #[test]
     fn isolation_rules() {
         let layout = Layout::new(Path::new("/srv/sb"), "abc");
-        let args = bwrap_args(&layout, &[PathBuf::from("/etc/hostname"), PathBuf::from("/nonexistent")], Path::new("/bin/runner"));
+        let args = bwrap_args(
+            &layout,
+            &[
+                PathBuf::from("/etc/hostname"),
+                PathBuf::from("/nonexistent"),
+            ],
+            Path::new("/bin/runner"),
+        );
         let ro = pos(&args, &["--ro-bind", "/", "/"]).expect("system read-only");
         let hide_all = pos(&args, &["--tmpfs", "/srv/sb"]).expect("other sessions hidden");
         let own = pos(&args, &["--bind", "/srv/sb/abc", "/srv/sb/abc"]).expect("own dir writable");
-        assert!(ro < hide_all && hide_all < own, "order matters: later mounts win");
+        assert!(
+            ro < hide_all && hide_all < own,
+            "order matters: later mounts win"
+        );
         assert!(pos(&args, &["--ro-bind", "/dev/null", "/etc/hostname"]).is_some());
-        assert!(!args.iter().any(|a| a == "/nonexistent"), "missing paths are skipped");
-        assert!(pos(&args, &["--unshare-all"]).is_some() && pos(&args, &["--die-with-parent"]).is_some());
+        assert!(
+            !args.iter().any(|a| a == "/nonexistent"),
+            "missing paths are skipped"
+        );
+        assert!(
+            pos(&args, &["--unshare-all"]).is_some()
+                && pos(&args, &["--die-with-parent"]).is_some()
+        );
         assert!(pos(&args, &["--chdir", "/srv/sb/abc/workspace"]).is_some());
-        assert_eq!(&args[args.len() - 3..], &["--", "/bin/runner", "run"].map(OsString::from));
+        assert_eq!(
+            &args[args.len() - 3..],
+            &["--", "/bin/runner", "run"].map(OsString::from)
+        );
     }
 }

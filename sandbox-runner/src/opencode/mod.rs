@@ -34,18 +34,29 @@ enum Exit {
     Crashed(String),
 }
 
-pub async fn drive(cfg: ServerConfig, mut commands: mpsc::Receiver<Command>, events: mpsc::Sender<EventBody>) {
+pub async fn drive(
+    cfg: ServerConfig,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<EventBody>,
+) {
     let mut backoff = Duration::from_millis(250);
     loop {
         let status = |state, detail: Option<String>| EventBody::AgentStatus { state, detail };
-        if events.send(status(AgentState::Starting, None)).await.is_err() {
+        if events
+            .send(status(AgentState::Starting, None))
+            .await
+            .is_err()
+        {
             return;
         }
         let server = match Server::start(&cfg).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!("{e}");
-                events.send(status(AgentState::Restarting, Some(e.to_string()))).await.ok();
+                events
+                    .send(status(AgentState::Restarting, Some(e.to_string())))
+                    .await
+                    .ok();
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
                 continue;
@@ -56,7 +67,10 @@ pub async fn drive(cfg: ServerConfig, mut commands: mpsc::Receiver<Command>, eve
             Exit::Stopped => return,
             Exit::Crashed(why) => {
                 tracing::warn!("opencode exited: {why}; restarting");
-                events.send(status(AgentState::Restarting, Some(why))).await.ok();
+                events
+                    .send(status(AgentState::Restarting, Some(why)))
+                    .await
+                    .ok();
             }
         }
     }
@@ -75,7 +89,10 @@ async fn session_loop(
     let (stream_tx, mut stream) = mpsc::channel(1024);
     let follower = tokio::spawn(follow_events(server.base.clone(), stream_tx));
     events
-        .send(EventBody::AgentStatus { state: AgentState::Ready, detail: None })
+        .send(EventBody::AgentStatus {
+            state: AgentState::Ready,
+            detail: None,
+        })
         .await
         .ok();
     let mut turn: Option<Turn> = None;
@@ -173,9 +190,16 @@ async fn start_turn(
 
 /// Checks OpenCode's stored messages: emits whatever the stream missed and, if the turn is
 /// over, its usage and end.
-async fn finish_if_done(server: &Server, sid: &str, turn: &mut Option<Turn>, events: &mpsc::Sender<EventBody>) {
+async fn finish_if_done(
+    server: &Server,
+    sid: &str,
+    turn: &mut Option<Turn>,
+    events: &mpsc::Sender<EventBody>,
+) {
     let Some(t) = turn.as_mut() else { return };
-    let Ok(all) = server.messages(sid).await else { return };
+    let Ok(all) = server.messages(sid).await else {
+        return;
+    };
     let mine: Vec<Value> = all.into_iter().skip(t.baseline).collect();
     for e in t.translator.reconcile(&mine) {
         events.send(e).await.ok();
@@ -186,7 +210,9 @@ async fn finish_if_done(server: &Server, sid: &str, turn: &mut Option<Turn>, eve
         return;
     }
     let (outcome, reason) = match (turn_error(&mine), t.aborting, &t.error) {
-        (Some((true, _)), _, _) | (_, true, _) => (TurnOutcome::Interrupted, Some("aborted".to_owned())),
+        (Some((true, _)), _, _) | (_, true, _) => {
+            (TurnOutcome::Interrupted, Some("aborted".to_owned()))
+        }
         (Some((false, msg)), _, _) => (TurnOutcome::Failed, Some(msg)),
         (None, false, Some(msg)) => (TurnOutcome::Failed, Some(msg.clone())),
         (None, false, None) => (TurnOutcome::Completed, None),
@@ -196,9 +222,18 @@ async fn finish_if_done(server: &Server, sid: &str, turn: &mut Option<Turn>, eve
     *turn = None;
 }
 
-async fn send_end(events: &mpsc::Sender<EventBody>, prompt_id: &str, outcome: TurnOutcome, reason: Option<String>) {
+async fn send_end(
+    events: &mpsc::Sender<EventBody>,
+    prompt_id: &str,
+    outcome: TurnOutcome,
+    reason: Option<String>,
+) {
     events
-        .send(EventBody::TurnEnded { prompt_id: prompt_id.to_owned(), outcome, reason })
+        .send(EventBody::TurnEnded {
+            prompt_id: prompt_id.to_owned(),
+            outcome,
+            reason,
+        })
         .await
         .ok();
 }

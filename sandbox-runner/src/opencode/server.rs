@@ -37,8 +37,14 @@ pub enum ServerError {
 pub fn config_json(model: &ModelConfig, api_key: Option<&str>) -> Value {
     let key = api_key.unwrap_or("none");
     let (provider_id, provider) = match model.provider.as_str() {
-        "anthropic" => ("anthropic", json!({"options": {"apiKey": key, "baseURL": model.base_url}})),
-        "openai" => ("openai", json!({"options": {"apiKey": key, "baseURL": model.base_url}})),
+        "anthropic" => (
+            "anthropic",
+            json!({"options": {"apiKey": key, "baseURL": model.base_url}}),
+        ),
+        "openai" => (
+            "openai",
+            json!({"options": {"apiKey": key, "baseURL": model.base_url}}),
+        ),
         _ => (
             "agentops",
             json!({
@@ -61,7 +67,9 @@ pub fn config_json(model: &ModelConfig, api_key: Option<&str>) -> Value {
 }
 
 fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 pub struct Server {
@@ -78,31 +86,45 @@ impl Server {
             std::fs::create_dir_all(xdg(d)).map_err(ServerError::Spawn)?;
         }
         let mut cmd = Command::new(&cfg.bin);
-        cmd.args(["serve", "--port", &port.to_string(), "--hostname", "127.0.0.1"])
-            .current_dir(&cfg.workspace)
-            .env("XDG_DATA_HOME", xdg("data"))
-            .env("XDG_CONFIG_HOME", xdg("config"))
-            .env("XDG_CACHE_HOME", xdg("cache"))
-            .env("XDG_STATE_HOME", xdg("state"))
-            .env("OPENCODE_DISABLE_MODELS_FETCH", "1")
-            .env("OPENCODE_DISABLE_AUTOUPDATE", "1")
-            .env("OPENCODE_DISABLE_PROJECT_CONFIG", "1")
-            .env("OPENCODE_DISABLE_DEFAULT_PLUGINS", "1")
-            .env("OPENCODE_CONFIG_CONTENT", config_json(&cfg.model, cfg.api_key.as_deref()).to_string())
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+        cmd.args([
+            "serve",
+            "--port",
+            &port.to_string(),
+            "--hostname",
+            "127.0.0.1",
+        ])
+        .current_dir(&cfg.workspace)
+        .env("XDG_DATA_HOME", xdg("data"))
+        .env("XDG_CONFIG_HOME", xdg("config"))
+        .env("XDG_CACHE_HOME", xdg("cache"))
+        .env("XDG_STATE_HOME", xdg("state"))
+        .env("OPENCODE_DISABLE_MODELS_FETCH", "1")
+        .env("OPENCODE_DISABLE_AUTOUPDATE", "1")
+        .env("OPENCODE_DISABLE_PROJECT_CONFIG", "1")
+        .env("OPENCODE_DISABLE_DEFAULT_PLUGINS", "1")
+        .env(
+            "OPENCODE_CONFIG_CONTENT",
+            config_json(&cfg.model, cfg.api_key.as_deref()).to_string(),
+        )
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
         let child = cmd.spawn().map_err(ServerError::Spawn)?;
         let server = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
         };
         let limit = Duration::from_secs(90);
         let started = tokio::time::Instant::now();
         while started.elapsed() < limit {
             // OpenCode can leave a request made during its own start-up unanswered: probe with
             // a short timeout and ask again.
-            let probe = server.http.get(format!("{}/session/status", server.base)).timeout(Duration::from_millis(750));
+            let probe = server
+                .http
+                .get(format!("{}/session/status", server.base))
+                .timeout(Duration::from_millis(750));
             if let Ok(r) = probe.send().await {
                 if r.status().is_success() {
                     return Ok(server);
@@ -113,10 +135,17 @@ impl Server {
         Err(ServerError::NotReady(limit))
     }
 
-    async fn json(&self, req: reqwest::RequestBuilder, what: &'static str) -> Result<Value, ServerError> {
+    async fn json(
+        &self,
+        req: reqwest::RequestBuilder,
+        what: &'static str,
+    ) -> Result<Value, ServerError> {
         let resp = req.send().await?;
         if !resp.status().is_success() {
-            return Err(ServerError::Status { status: resp.status().as_u16(), what });
+            return Err(ServerError::Status {
+                status: resp.status().as_u16(),
+                what,
+            });
         }
         if resp.status() == reqwest::StatusCode::NO_CONTENT {
             return Ok(Value::Null);
@@ -130,11 +159,24 @@ impl Server {
         let file = state_dir.join("opencode-session");
         if let Ok(id) = std::fs::read_to_string(&file) {
             let url = format!("{}/session/{}", self.base, id.trim());
-            if self.http.get(url).send().await.is_ok_and(|r| r.status().is_success()) {
+            if self
+                .http
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return Ok(id.trim().to_owned());
             }
         }
-        let v = self.json(self.http.post(format!("{}/session", self.base)).json(&json!({})), "create session").await?;
+        let v = self
+            .json(
+                self.http
+                    .post(format!("{}/session", self.base))
+                    .json(&json!({})),
+                "create session",
+            )
+            .await?;
         let id = v["id"].as_str().unwrap_or_default().to_owned();
         std::fs::write(&file, &id).ok();
         Ok(id)
@@ -142,22 +184,43 @@ impl Server {
 
     pub async fn prompt(&self, sid: &str, text: &str) -> Result<(), ServerError> {
         let body = json!({"parts": [{"type": "text", "text": text}]});
-        self.json(self.http.post(format!("{}/session/{sid}/prompt_async", self.base)).json(&body), "prompt")
-            .await
-            .map(|_| ())
+        self.json(
+            self.http
+                .post(format!("{}/session/{sid}/prompt_async", self.base))
+                .json(&body),
+            "prompt",
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn abort(&self, sid: &str) -> Result<(), ServerError> {
-        self.json(self.http.post(format!("{}/session/{sid}/abort", self.base)), "abort").await.map(|_| ())
+        self.json(
+            self.http.post(format!("{}/session/{sid}/abort", self.base)),
+            "abort",
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn messages(&self, sid: &str) -> Result<Vec<Value>, ServerError> {
-        let v = self.json(self.http.get(format!("{}/session/{sid}/message", self.base)), "messages").await?;
+        let v = self
+            .json(
+                self.http
+                    .get(format!("{}/session/{sid}/message", self.base)),
+                "messages",
+            )
+            .await?;
         Ok(v.as_array().cloned().unwrap_or_default())
     }
 
     pub async fn busy(&self, sid: &str) -> Result<bool, ServerError> {
-        let v = self.json(self.http.get(format!("{}/session/status", self.base)), "status").await?;
+        let v = self
+            .json(
+                self.http.get(format!("{}/session/status", self.base)),
+                "status",
+            )
+            .await?;
         Ok(v.get(sid).is_some_and(|s| s["type"] != "idle"))
     }
 }
@@ -229,10 +292,17 @@ mod tests {
 
     #[test]
     fn config_points_opencode_at_the_model() {
-        let m = ModelConfig { provider: "openai-compatible".into(), base_url: Some("http://m/v1".into()), model: "scripted".into() };
+        let m = ModelConfig {
+            provider: "openai-compatible".into(),
+            base_url: Some("http://m/v1".into()),
+            model: "scripted".into(),
+        };
         let c = config_json(&m, None);
         assert_eq!(c["model"], "agentops/scripted");
-        assert_eq!(c["provider"]["agentops"]["options"]["baseURL"], "http://m/v1");
+        assert_eq!(
+            c["provider"]["agentops"]["options"]["baseURL"],
+            "http://m/v1"
+        );
         assert_eq!(c["permission"]["*"], "allow");
     }
 }

@@ -101,7 +101,11 @@ impl Translator {
             "message.part.delta" => {
                 let part_id = str_of(props, "partID");
                 if str_of(props, "field") == "text" {
-                    if let Some(part) = self.parts.get_mut(part_id).filter(|p| p.kind == PartKind::Text) {
+                    if let Some(part) = self
+                        .parts
+                        .get_mut(part_id)
+                        .filter(|p| p.kind == PartKind::Text)
+                    {
                         let delta = str_of(props, "delta");
                         if !delta.is_empty() {
                             part.streamed.push_str(delta);
@@ -123,7 +127,10 @@ impl Translator {
             "session.idle" => Some(Signal::Idle),
             "session.error" => {
                 let err = &props["error"];
-                let msg = err["data"]["message"].as_str().or_else(|| err["name"].as_str()).unwrap_or("agent error");
+                let msg = err["data"]["message"]
+                    .as_str()
+                    .or_else(|| err["name"].as_str())
+                    .unwrap_or("agent error");
                 Some(Signal::Error(msg.to_owned()))
             }
             _ => None,
@@ -147,7 +154,10 @@ impl Translator {
                     tool: None,
                 });
                 let full = str_of(part, "text");
-                if let Some(missing) = full.strip_prefix(entry.streamed.as_str()).filter(|m| !m.is_empty()) {
+                if let Some(missing) = full
+                    .strip_prefix(entry.streamed.as_str())
+                    .filter(|m| !m.is_empty())
+                {
                     entry.streamed.push_str(missing);
                     out.push(EventBody::TextDelta {
                         message_id: message_id.to_owned(),
@@ -176,8 +186,14 @@ impl Translator {
                     tool: str_of(part, "tool").to_owned(),
                     status,
                     input,
-                    output: state.get("output").and_then(Value::as_str).map(str::to_owned),
-                    error: state.get("error").and_then(Value::as_str).map(str::to_owned),
+                    output: state
+                        .get("output")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
+                    error: state
+                        .get("error")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned),
                 });
             }
             _ => {
@@ -211,7 +227,10 @@ impl Translator {
     /// Token usage of the turn, from the stored messages (authoritative, counted once).
     pub fn usage(&self, messages: &[Value]) -> EventBody {
         let (mut input, mut output, mut reasoning, mut cache_read, mut cost) = (0, 0, 0, 0, 0.0);
-        for m in messages.iter().filter(|m| str_of(&m["info"], "role") == "assistant") {
+        for m in messages
+            .iter()
+            .filter(|m| str_of(&m["info"], "role") == "assistant")
+        {
             let t = &m["info"]["tokens"];
             input += t["input"].as_u64().unwrap_or(0);
             output += t["output"].as_u64().unwrap_or(0);
@@ -233,7 +252,10 @@ impl Translator {
 /// How the turn ended, judged from its stored messages: the last assistant message carries the
 /// error, if any (an abort shows up as `MessageAbortedError`).
 pub fn turn_error(messages: &[Value]) -> Option<(bool, String)> {
-    let last = messages.iter().rev().find(|m| str_of(&m["info"], "role") == "assistant")?;
+    let last = messages
+        .iter()
+        .rev()
+        .find(|m| str_of(&m["info"], "role") == "assistant")?;
     let err = last["info"].get("error")?;
     let name = str_of(err, "name");
     let msg = err["data"]["message"].as_str().unwrap_or(name).to_owned();
@@ -243,11 +265,16 @@ pub fn turn_error(messages: &[Value]) -> Option<(bool, String)> {
 /// Whether the turn's stored messages show it finished: an assistant message that completed
 /// with a final reason (not a tool-call step) or with an error.
 pub fn turn_finished(messages: &[Value]) -> bool {
-    messages.iter().rev().find(|m| str_of(&m["info"], "role") == "assistant").is_some_and(|m| {
-        let info = &m["info"];
-        info.get("error").is_some()
-            || (info["time"].get("completed").is_some() && str_of(info, "finish") != "tool-calls")
-    })
+    messages
+        .iter()
+        .rev()
+        .find(|m| str_of(&m["info"], "role") == "assistant")
+        .is_some_and(|m| {
+            let info = &m["info"];
+            info.get("error").is_some()
+                || (info["time"].get("completed").is_some()
+                    && str_of(info, "finish") != "tool-calls")
+        })
 }
 
 #[cfg(test)]
@@ -260,7 +287,10 @@ mod tests {
     }
 
     fn assistant(id: &str) -> Value {
-        ev("message.updated", json!({"sessionID": "s", "info": {"id": id, "role": "assistant", "sessionID": "s"}}))
+        ev(
+            "message.updated",
+            json!({"sessionID": "s", "info": {"id": id, "role": "assistant", "sessionID": "s"}}),
+        )
     }
 
     fn text_part(msg: &str, id: &str, text: &str) -> Value {
@@ -308,14 +338,21 @@ mod tests {
     fn reconcile_emits_exactly_the_missing_text() {
         let mut t = Translator::new("p", "s");
         let mut out = Vec::new();
-        for e in [assistant("m1"), text_part("m1", "t1", ""), delta("m1", "t1", "Hel")] {
+        for e in [
+            assistant("m1"),
+            text_part("m1", "t1", ""),
+            delta("m1", "t1", "Hel"),
+        ] {
             out.extend(t.on_event(&e).0);
         }
         let stored = vec![json!({"info": {"id": "m1", "role": "assistant"},
             "parts": [{"id": "t1", "messageID": "m1", "type": "text", "text": "Hello world"}]})];
         out.extend(t.reconcile(&stored));
         assert_eq!(all_text(&out), "Hello world");
-        assert!(t.reconcile(&stored).is_empty(), "reconciling twice adds nothing");
+        assert!(
+            t.reconcile(&stored).is_empty(),
+            "reconciling twice adds nothing"
+        );
     }
 
     #[test]
@@ -323,7 +360,10 @@ mod tests {
         let mut t = Translator::new("p", "s");
         let (out, _) = t.on_event(&text_part("user-msg", "u1", "the prompt"));
         assert!(out.is_empty());
-        let other = ev("message.updated", json!({"sessionID": "other", "info": {"id": "x", "role": "assistant"}}));
+        let other = ev(
+            "message.updated",
+            json!({"sessionID": "other", "info": {"id": "x", "role": "assistant"}}),
+        );
         assert!(t.on_event(&other).0.is_empty());
     }
 
@@ -332,19 +372,27 @@ mod tests {
         let mut t = Translator::new("p", "s");
         t.on_event(&assistant("m1"));
         let tool = |status: &str| {
-            ev("message.part.updated", json!({"sessionID": "s", "part": {"id": "t", "messageID": "m1", "type": "tool",
-                "tool": "write", "callID": "c1", "state": {"status": status, "input": {"filePath": "a"}, "output": "ok"}}}))
+            ev(
+                "message.part.updated",
+                json!({"sessionID": "s", "part": {"id": "t", "messageID": "m1", "type": "tool",
+                "tool": "write", "callID": "c1", "state": {"status": status, "input": {"filePath": "a"}, "output": "ok"}}}),
+            )
         };
         assert_eq!(t.on_event(&tool("running")).0.len(), 1);
         assert!(t.on_event(&tool("running")).0.is_empty());
         let (out, _) = t.on_event(&tool("completed"));
-        assert!(matches!(&out[0], EventBody::ToolUpdated { status: ToolStatus::Completed, output: Some(o), .. } if o == "ok"));
+        assert!(
+            matches!(&out[0], EventBody::ToolUpdated { status: ToolStatus::Completed, output: Some(o), .. } if o == "ok")
+        );
     }
 
     #[test]
     fn signals_and_turn_end() {
         let mut t = Translator::new("p", "s");
-        let (_, sig) = t.on_event(&ev("session.status", json!({"sessionID": "s", "status": {"type": "idle"}})));
+        let (_, sig) = t.on_event(&ev(
+            "session.status",
+            json!({"sessionID": "s", "status": {"type": "idle"}}),
+        ));
         assert_eq!(sig, Some(Signal::Idle));
         let msgs = vec![
             json!({"info": {"role": "user"}}),
@@ -352,12 +400,24 @@ mod tests {
         ];
         assert!(!turn_finished(&msgs));
         let mut done = msgs.clone();
-        done.push(json!({"info": {"role": "assistant", "finish": "stop", "time": {"completed": 2},
-            "tokens": {"input": 10, "output": 3, "cache": {"read": 1}}}}));
+        done.push(
+            json!({"info": {"role": "assistant", "finish": "stop", "time": {"completed": 2},
+            "tokens": {"input": 10, "output": 3, "cache": {"read": 1}}}}),
+        );
         assert!(turn_finished(&done));
         assert_eq!(turn_error(&done), None);
-        assert!(matches!(t.usage(&done), EventBody::Usage { input_tokens: 10, output_tokens: 3, cache_read_tokens: 1, .. }));
-        let aborted = vec![json!({"info": {"role": "assistant", "error": {"name": "MessageAbortedError", "data": {"message": "Aborted"}}}})];
+        assert!(matches!(
+            t.usage(&done),
+            EventBody::Usage {
+                input_tokens: 10,
+                output_tokens: 3,
+                cache_read_tokens: 1,
+                ..
+            }
+        ));
+        let aborted = vec![
+            json!({"info": {"role": "assistant", "error": {"name": "MessageAbortedError", "data": {"message": "Aborted"}}}}),
+        ];
         assert_eq!(turn_error(&aborted), Some((true, "Aborted".into())));
     }
 }

@@ -2,9 +2,14 @@
 
 use agent_ops_protocol::delivery::{accept_batch, Accept};
 use agent_ops_protocol::events::AgentState;
-use agent_ops_protocol::frames::{parse_frame, ClientFrame, RunnerFrame, ToClientFrame, ToRunnerFrame};
+use agent_ops_protocol::frames::{
+    parse_frame, ClientFrame, RunnerFrame, ToClientFrame, ToRunnerFrame,
+};
 use agent_ops_protocol::lifecycle::Input;
-use agent_ops_protocol::{ApiError, ErrorCode, EventBody, MAX_CLIENT_FRAME_BYTES, MAX_RUNNER_FRAME_BYTES, PROTOCOL_VERSION};
+use agent_ops_protocol::{
+    ApiError, ErrorCode, EventBody, MAX_CLIENT_FRAME_BYTES, MAX_RUNNER_FRAME_BYTES,
+    PROTOCOL_VERSION,
+};
 use worker::{Result, WebSocket};
 
 use super::{prompt_state, send, SessionObject, SocketInfo};
@@ -21,7 +26,10 @@ impl SessionObject {
         };
         match frame {
             ClientFrame::Ping {} => send(ws, &ToClientFrame::Pong {}),
-            ClientFrame::Prompt { text, client_request_id } => match self.submit_prompt(text, client_request_id).await? {
+            ClientFrame::Prompt {
+                text,
+                client_request_id,
+            } => match self.submit_prompt(text, client_request_id).await? {
                 Ok(a) => send(
                     ws,
                     &ToClientFrame::PromptAccepted {
@@ -41,7 +49,12 @@ impl SessionObject {
         Ok(())
     }
 
-    pub(super) async fn runner_message(&self, ws: &WebSocket, mut info: SocketInfo, text: &str) -> Result<()> {
+    pub(super) async fn runner_message(
+        &self,
+        ws: &WebSocket,
+        mut info: SocketInfo,
+        text: &str,
+    ) -> Result<()> {
         let frame = match parse_frame::<RunnerFrame>(text, MAX_RUNNER_FRAME_BYTES) {
             Ok(f) => f,
             Err(e) => {
@@ -49,39 +62,64 @@ impl SessionObject {
                 return Ok(());
             }
         };
-        let current = self.load()?.and_then(|p| p.runner_conn).is_some_and(|c| c == info.conn);
+        let current = self
+            .load()?
+            .and_then(|p| p.runner_conn)
+            .is_some_and(|c| c == info.conn);
         if !current {
-            ws.close(Some(4000), Some("replaced by a newer runner connection")).ok();
+            ws.close(Some(4000), Some("replaced by a newer runner connection"))
+                .ok();
             return Ok(());
         }
-        if let RunnerFrame::Hello { instance, protocol, .. } = frame {
+        if let RunnerFrame::Hello {
+            instance, protocol, ..
+        } = frame
+        {
             return self.hello(ws, &mut info, instance, protocol).await;
         }
         if info.instance.is_none() {
-            let e = ApiError::new(ErrorCode::ProtocolViolation, "the first frame must be `hello`");
+            let e = ApiError::new(
+                ErrorCode::ProtocolViolation,
+                "the first frame must be `hello`",
+            );
             send(ws, &ToRunnerFrame::Error(e));
             return Ok(());
         }
-        self.feed(Input::RunnerSeen { now_ms: now_ms() }).await?.ok();
+        self.feed(Input::RunnerSeen { now_ms: now_ms() })
+            .await?
+            .ok();
         match frame {
             RunnerFrame::Hello { .. } => unreachable!("handled above"),
             RunnerFrame::Heartbeat { .. } => Ok(()),
             RunnerFrame::CommandAck { id } => self.store()?.ack_command(id),
-            RunnerFrame::Events { first_rseq, events } => self.runner_events(ws, first_rseq, events).await,
+            RunnerFrame::Events { first_rseq, events } => {
+                self.runner_events(ws, first_rseq, events).await
+            }
         }
     }
 
-    async fn hello(&self, ws: &WebSocket, info: &mut SocketInfo, instance: String, protocol: u32) -> Result<()> {
+    async fn hello(
+        &self,
+        ws: &WebSocket,
+        info: &mut SocketInfo,
+        instance: String,
+        protocol: u32,
+    ) -> Result<()> {
         if protocol != PROTOCOL_VERSION {
             let e = ApiError::new(
                 ErrorCode::ProtocolViolation,
-                format!("protocol {protocol} is not supported; this session speaks {PROTOCOL_VERSION}"),
+                format!(
+                    "protocol {protocol} is not supported; this session speaks {PROTOCOL_VERSION}"
+                ),
             );
             send(ws, &ToRunnerFrame::Error(e));
             ws.close(Some(4400), Some("unsupported protocol")).ok();
             return Ok(());
         }
-        let same_instance = self.load()?.and_then(|p| p.runner_instance).is_some_and(|i| i == instance);
+        let same_instance = self
+            .load()?
+            .and_then(|p| p.runner_instance)
+            .is_some_and(|i| i == instance);
         if !same_instance {
             self.store()?.drop_pending_commands()?;
         }
@@ -99,13 +137,26 @@ impl SessionObject {
             send(ws, &ToRunnerFrame::Command { id, command });
         }
         self.emit(vec![EventBody::RunnerConnected { instance }])?;
-        self.feed(Input::RunnerConnected { now_ms: now_ms(), same_instance }).await?.ok();
+        self.feed(Input::RunnerConnected {
+            now_ms: now_ms(),
+            same_instance,
+        })
+        .await?
+        .ok();
         Ok(())
     }
 
-    async fn runner_events(&self, ws: &WebSocket, first_rseq: u64, events: Vec<EventBody>) -> Result<()> {
+    async fn runner_events(
+        &self,
+        ws: &WebSocket,
+        first_rseq: u64,
+        events: Vec<EventBody>,
+    ) -> Result<()> {
         if let Some(bad) = events.iter().find(|e| !e.is_runner_event()) {
-            let e = ApiError::new(ErrorCode::ProtocolViolation, format!("a runner may not emit `{}` events", bad.kind()));
+            let e = ApiError::new(
+                ErrorCode::ProtocolViolation,
+                format!("a runner may not emit `{}` events", bad.kind()),
+            );
             send(ws, &ToRunnerFrame::Error(e));
             return Ok(());
         }
@@ -113,7 +164,10 @@ impl SessionObject {
         let skip = match accept_batch(last, first_rseq, events.len()) {
             Accept::From { skip } => skip,
             Accept::Gap { expected } => {
-                let e = ApiError::new(ErrorCode::ProtocolViolation, format!("event {first_rseq} arrived before {expected}"));
+                let e = ApiError::new(
+                    ErrorCode::ProtocolViolation,
+                    format!("event {first_rseq} arrived before {expected}"),
+                );
                 send(ws, &ToRunnerFrame::Error(e));
                 // Reconnecting makes the runner resend everything after what we acknowledged.
                 ws.close(Some(4409), Some("event sequence gap")).ok();
@@ -126,22 +180,33 @@ impl SessionObject {
         let mut keep = Vec::with_capacity(events.len());
         for event in events.into_iter().skip(skip) {
             match &event {
-                EventBody::TurnEnded { prompt_id, outcome, .. } => {
+                EventBody::TurnEnded {
+                    prompt_id, outcome, ..
+                } => {
                     // A late end of a turn we already closed (e.g. failed while the runner was
                     // away) must not be recorded twice.
                     if turn.as_deref() != Some(prompt_id.as_str()) {
                         continue;
                     }
-                    self.store()?.set_prompt_state(prompt_id, prompt_state(*outcome))?;
-                    inputs.push(Input::TurnEnded { prompt_id: prompt_id.clone() });
+                    self.store()?
+                        .set_prompt_state(prompt_id, prompt_state(*outcome))?;
+                    inputs.push(Input::TurnEnded {
+                        prompt_id: prompt_id.clone(),
+                    });
                 }
-                EventBody::AgentStatus { state, .. } => inputs.push(Input::AgentReady(*state == AgentState::Ready)),
+                EventBody::AgentStatus { state, .. } => {
+                    inputs.push(Input::AgentReady(*state == AgentState::Ready))
+                }
                 _ => {}
             }
             keep.push(event);
         }
         self.emit(keep)?;
-        let acked = if count == 0 { last } else { (first_rseq + count - 1).max(last) };
+        let acked = if count == 0 {
+            last
+        } else {
+            (first_rseq + count - 1).max(last)
+        };
         self.update(|p| p.last_rseq = acked)?;
         send(ws, &ToRunnerFrame::Ack { rseq: acked });
         for input in inputs {
@@ -150,4 +215,3 @@ impl SessionObject {
         Ok(())
     }
 }
-

@@ -14,9 +14,14 @@ use std::collections::VecDeque;
 use agent_ops_protocol::api::PromptAccepted;
 use agent_ops_protocol::frames::{Command, ToClientFrame, ToRunnerFrame};
 use agent_ops_protocol::lifecycle::{Effect, Input, Lifecycle, Policy, Rejection};
-use agent_ops_protocol::{ApiError, ErrorCode, EventBody, SessionStatus, TurnOutcome, MAX_PAGE_EVENTS, MAX_PROMPT_BYTES};
+use agent_ops_protocol::{
+    ApiError, ErrorCode, EventBody, SessionStatus, TurnOutcome, MAX_PAGE_EVENTS, MAX_PROMPT_BYTES,
+};
 use serde::{Deserialize, Serialize};
-use worker::{durable_object, DurableObject, Env, Method, Request, Response, Result, State, WebSocket, WebSocketIncomingMessage, WebSocketPair};
+use worker::{
+    durable_object, DurableObject, Env, Method, Request, Response, Result, State, WebSocket,
+    WebSocketIncomingMessage, WebSocketPair,
+};
 
 use crate::http::{error, fail, json, now_ms, random_id, read_json};
 use store::{PromptState, Store};
@@ -75,7 +80,10 @@ pub struct SessionObject {
 }
 
 fn env_ms(env: &Env, name: &str, default: u64) -> u64 {
-    env.var(name).ok().and_then(|v| v.to_string().parse().ok()).unwrap_or(default)
+    env.var(name)
+        .ok()
+        .and_then(|v| v.to_string().parse().ok())
+        .unwrap_or(default)
 }
 
 impl SessionObject {
@@ -107,7 +115,9 @@ impl SessionObject {
     fn update<R>(&self, f: impl FnOnce(&mut Persisted) -> R) -> Result<R> {
         self.load()?;
         let mut guard = self.persisted.borrow_mut();
-        let p = guard.as_mut().ok_or_else(|| worker::Error::RustError("session not initialised".into()))?;
+        let p = guard
+            .as_mut()
+            .ok_or_else(|| worker::Error::RustError("session not initialised".into()))?;
         let r = f(p);
         self.store()?.set_meta("state", p)?;
         Ok(r)
@@ -163,27 +173,57 @@ impl SessionObject {
         while let Some(effect) = queue.pop_front() {
             match effect {
                 Effect::Status(status) => {
-                    self.emit(vec![EventBody::Status { status, reason: None }])?;
+                    self.emit(vec![EventBody::Status {
+                        status,
+                        reason: None,
+                    }])?;
                     jobs.push(Job::IndexStatus(status));
                 }
                 Effect::StartNextPrompt => {
-                    let Some(prompt) = self.store()?.next_queued()? else { continue };
-                    self.store()?.set_prompt_state(&prompt.id, PromptState::Running)?;
-                    self.emit(vec![EventBody::TurnStarted { prompt_id: prompt.id.clone() }])?;
-                    self.send_command(Command::Prompt { prompt_id: prompt.id.clone(), text: prompt.text })?;
-                    if let Ok(more) = self.step(Input::TurnStarted { prompt_id: prompt.id })? {
+                    let Some(prompt) = self.store()?.next_queued()? else {
+                        continue;
+                    };
+                    self.store()?
+                        .set_prompt_state(&prompt.id, PromptState::Running)?;
+                    self.emit(vec![EventBody::TurnStarted {
+                        prompt_id: prompt.id.clone(),
+                    }])?;
+                    self.send_command(Command::Prompt {
+                        prompt_id: prompt.id.clone(),
+                        text: prompt.text,
+                    })?;
+                    if let Ok(more) = self.step(Input::TurnStarted {
+                        prompt_id: prompt.id,
+                    })? {
                         queue.extend(more);
                     }
                 }
-                Effect::EndTurn { prompt_id, outcome, reason } => {
-                    self.store()?.set_prompt_state(&prompt_id, prompt_state(outcome))?;
-                    self.emit(vec![EventBody::TurnEnded { prompt_id: prompt_id.clone(), outcome, reason: Some(reason) }])?;
+                Effect::EndTurn {
+                    prompt_id,
+                    outcome,
+                    reason,
+                } => {
+                    self.store()?
+                        .set_prompt_state(&prompt_id, prompt_state(outcome))?;
+                    self.emit(vec![EventBody::TurnEnded {
+                        prompt_id: prompt_id.clone(),
+                        outcome,
+                        reason: Some(reason),
+                    }])?;
                     if let Ok(more) = self.step(Input::TurnEnded { prompt_id })? {
                         queue.extend(more);
                     }
                 }
-                Effect::SendAbort { prompt_id } => self.send_command(Command::Abort { prompt_id })?,
-                Effect::DropRunner => self.close_runner(4408, "runner heartbeat timed out")?,
+                Effect::SendAbort { prompt_id } => {
+                    self.send_command(Command::Abort { prompt_id })?
+                }
+                Effect::DropRunner => {
+                    // A runner that dies without closing its socket is noticed here, by silence.
+                    self.emit(vec![EventBody::RunnerDisconnected {
+                        reason: "runner stopped sending heartbeats".into(),
+                    }])?;
+                    self.close_runner(4408, "runner heartbeat timed out")?;
+                }
                 Effect::ArmAlarm { at_ms } => jobs.push(Job::Alarm(at_ms)),
                 Effect::StopSandbox => {
                     self.send_command(Command::Stop)?;
@@ -198,7 +238,11 @@ impl SessionObject {
                     let id = self.load()?.map(|p| p.session_id).unwrap_or_default();
                     crate::sessions_api::set_status(&self.env, &id, status).await?;
                 }
-                Job::Alarm(at) => self.state.storage().set_alarm(at as i64).await?,
+                Job::Alarm(at) => {
+                    // An absolute time: a bare integer would be read as an offset from now.
+                    let date = worker::js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at as f64));
+                    self.state.storage().set_alarm(worker::ScheduledTime::new(date)).await?
+                }
                 Job::DestroySandbox => {
                     let id = self.load()?.map(|p| p.session_id).unwrap_or_default();
                     if let Err(e) = crate::provider::destroy(&self.env, &id).await {
@@ -221,10 +265,19 @@ impl SessionObject {
     }
 
     fn runner_socket(&self) -> Result<Option<WebSocket>> {
-        let Some(conn) = self.load()?.and_then(|p| p.runner_conn) else { return Ok(None) };
-        Ok(self.state.get_websockets_with_tag("runner").into_iter().find(|ws| {
-            ws.deserialize_attachment::<SocketInfo>().ok().flatten().is_some_and(|i| i.conn == conn && i.instance.is_some())
-        }))
+        let Some(conn) = self.load()?.and_then(|p| p.runner_conn) else {
+            return Ok(None);
+        };
+        Ok(self
+            .state
+            .get_websockets_with_tag("runner")
+            .into_iter()
+            .find(|ws| {
+                ws.deserialize_attachment::<SocketInfo>()
+                    .ok()
+                    .flatten()
+                    .is_some_and(|i| i.conn == conn && i.instance.is_some())
+            }))
     }
 
     fn close_runner(&self, code: u16, reason: &str) -> Result<()> {
@@ -235,41 +288,75 @@ impl SessionObject {
         Ok(())
     }
 
-    pub async fn submit_prompt(&self, text: String, client_request_id: String) -> Result<std::result::Result<PromptAccepted, ApiError>> {
+    pub async fn submit_prompt(
+        &self,
+        text: String,
+        client_request_id: String,
+    ) -> Result<std::result::Result<PromptAccepted, ApiError>> {
         if text.trim().is_empty() {
-            return Ok(Err(ApiError::new(ErrorCode::InvalidBody, "prompt text must not be empty")));
+            return Ok(Err(ApiError::new(
+                ErrorCode::InvalidBody,
+                "prompt text must not be empty",
+            )));
         }
         if text.len() > MAX_PROMPT_BYTES {
-            return Ok(Err(ApiError::new(ErrorCode::PayloadTooLarge, format!("prompt exceeds {MAX_PROMPT_BYTES} bytes"))));
+            return Ok(Err(ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("prompt exceeds {MAX_PROMPT_BYTES} bytes"),
+            )));
         }
         if client_request_id.is_empty() || client_request_id.len() > 128 {
-            return Ok(Err(ApiError::new(ErrorCode::InvalidBody, "client_request_id must be 1 to 128 characters")));
+            return Ok(Err(ApiError::new(
+                ErrorCode::InvalidBody,
+                "client_request_id must be 1 to 128 characters",
+            )));
         }
         if let Some(prompt_id) = self.store()?.prompt_by_request(&client_request_id)? {
-            return Ok(Ok(PromptAccepted { prompt_id, client_request_id, duplicate: true }));
+            return Ok(Ok(PromptAccepted {
+                prompt_id,
+                client_request_id,
+                duplicate: true,
+            }));
         }
         let terminated = self.load()?.is_some_and(|p| p.lifecycle.terminated);
         if terminated {
-            return Ok(Err(ApiError::new(ErrorCode::SessionTerminated, "the session has been terminated")));
+            return Ok(Err(ApiError::new(
+                ErrorCode::SessionTerminated,
+                "the session has been terminated",
+            )));
         }
         let prompt_id = random_id();
-        self.store()?.insert_prompt(&prompt_id, &client_request_id, &text, now_ms())?;
+        self.store()?
+            .insert_prompt(&prompt_id, &client_request_id, &text, now_ms())?;
         self.emit(vec![EventBody::PromptQueued {
             prompt_id: prompt_id.clone(),
             client_request_id: client_request_id.clone(),
             text,
         }])?;
         match self.feed(Input::PromptQueued).await? {
-            Ok(()) => Ok(Ok(PromptAccepted { prompt_id, client_request_id, duplicate: false })),
-            Err(_) => Ok(Err(ApiError::new(ErrorCode::SessionTerminated, "the session has been terminated"))),
+            Ok(()) => Ok(Ok(PromptAccepted {
+                prompt_id,
+                client_request_id,
+                duplicate: false,
+            })),
+            Err(_) => Ok(Err(ApiError::new(
+                ErrorCode::SessionTerminated,
+                "the session has been terminated",
+            ))),
         }
     }
 
     pub async fn abort(&self) -> Result<std::result::Result<(), ApiError>> {
         Ok(match self.feed(Input::AbortRequested).await? {
             Ok(()) => Ok(()),
-            Err(Rejection::NothingToAbort) => Err(ApiError::new(ErrorCode::NothingToAbort, "no turn is running")),
-            Err(Rejection::Terminated) => Err(ApiError::new(ErrorCode::SessionTerminated, "the session has been terminated")),
+            Err(Rejection::NothingToAbort) => Err(ApiError::new(
+                ErrorCode::NothingToAbort,
+                "no turn is running",
+            )),
+            Err(Rejection::Terminated) => Err(ApiError::new(
+                ErrorCode::SessionTerminated,
+                "the session has been terminated",
+            )),
         })
     }
 
@@ -311,12 +398,17 @@ impl SessionObject {
             },
             (Method::Get, _, "events") => {
                 let after = query_u64(&req, "after_seq").unwrap_or(0);
-                let limit = query_u64(&req, "limit").unwrap_or(MAX_PAGE_EVENTS as u64).clamp(1, MAX_PAGE_EVENTS as u64) as usize;
+                let limit = query_u64(&req, "limit")
+                    .unwrap_or(MAX_PAGE_EVENTS as u64)
+                    .clamp(1, MAX_PAGE_EVENTS as u64) as usize;
                 let rows = self.store()?.events_after(after, limit + 1)?;
                 let has_more = rows.len() > limit;
                 let rows = &rows[..rows.len().min(limit)];
                 let next = after + rows.len() as u64;
-                let body = format!(r#"{{"events":[{}],"next_after_seq":{next},"has_more":{has_more}}}"#, rows.join(","));
+                let body = format!(
+                    r#"{{"events":[{}],"next_after_seq":{next},"has_more":{has_more}}}"#,
+                    rows.join(",")
+                );
                 Ok(Response::ok(body)?.with_headers(json_headers()))
             }
             (Method::Get, _, "ws") => self.accept_client(&req),
@@ -340,7 +432,10 @@ impl SessionObject {
         };
         self.store()?.set_meta("state", &persisted)?;
         *self.persisted.borrow_mut() = Some(persisted);
-        self.emit(vec![EventBody::Status { status: SessionStatus::Provisioning, reason: None }])?;
+        self.emit(vec![EventBody::Status {
+            status: SessionStatus::Provisioning,
+            reason: None,
+        }])?;
         if let Some(prompt) = init.prompt {
             if let Err(e) = self.submit_prompt(prompt, "initial".into()).await? {
                 return error(&e);
@@ -352,8 +447,13 @@ impl SessionObject {
     fn accept_client(&self, req: &Request) -> Result<Response> {
         let after = query_u64(req, "after_seq").unwrap_or(0);
         let pair = WebSocketPair::new()?;
-        self.state.accept_websocket_with_tags(&pair.server, &["client"]);
-        pair.server.serialize_attachment(SocketInfo { role: Role::Client, conn: random_id(), instance: None })?;
+        self.state
+            .accept_websocket_with_tags(&pair.server, &["client"]);
+        pair.server.serialize_attachment(SocketInfo {
+            role: Role::Client,
+            conn: random_id(),
+            instance: None,
+        })?;
         // Replay and subscription happen in one synchronous stretch: no event can be appended
         // between the last replayed one and the first live one.
         let mut cursor = after;
@@ -375,16 +475,25 @@ impl SessionObject {
             return fail(ErrorCode::InvalidToken, "invalid runner token");
         }
         if persisted.lifecycle.terminated {
-            return fail(ErrorCode::SessionTerminated, "the session has been terminated");
+            return fail(
+                ErrorCode::SessionTerminated,
+                "the session has been terminated",
+            );
         }
         // One link at a time: a new connection replaces the old one.
         for ws in self.state.get_websockets_with_tag("runner") {
-            ws.close(Some(4000), Some("replaced by a newer runner connection")).ok();
+            ws.close(Some(4000), Some("replaced by a newer runner connection"))
+                .ok();
         }
         let conn = random_id();
         let pair = WebSocketPair::new()?;
-        self.state.accept_websocket_with_tags(&pair.server, &["runner"]);
-        pair.server.serialize_attachment(SocketInfo { role: Role::Runner, conn: conn.clone(), instance: None })?;
+        self.state
+            .accept_websocket_with_tags(&pair.server, &["runner"]);
+        pair.server.serialize_attachment(SocketInfo {
+            role: Role::Runner,
+            conn: conn.clone(),
+            instance: None,
+        })?;
         self.update(|p| p.runner_conn = Some(conn))?;
         Response::from_websocket(pair.client)
     }
@@ -392,7 +501,13 @@ impl SessionObject {
 
 impl DurableObject for SessionObject {
     fn new(state: State, env: Env) -> Self {
-        Self { state, env, store: OnceCell::new(), persisted: RefCell::new(None), last_seq: RefCell::new(None) }
+        Self {
+            state,
+            env,
+            store: OnceCell::new(),
+            persisted: RefCell::new(None),
+            last_seq: RefCell::new(None),
+        }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
@@ -409,12 +524,21 @@ impl DurableObject for SessionObject {
         Response::ok("")
     }
 
-    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
-        let Some(info) = ws.deserialize_attachment::<SocketInfo>()? else { return Ok(()) };
+    async fn websocket_message(
+        &self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        let Some(info) = ws.deserialize_attachment::<SocketInfo>()? else {
+            return Ok(());
+        };
         let text = match message {
             WebSocketIncomingMessage::String(s) => s,
             WebSocketIncomingMessage::Binary(_) => {
-                let err = ApiError::new(ErrorCode::MalformedFrame, "binary frames are not accepted; send JSON text");
+                let err = ApiError::new(
+                    ErrorCode::MalformedFrame,
+                    "binary frames are not accepted; send JSON text",
+                );
                 match info.role {
                     Role::Client => send(&ws, &ToClientFrame::Error(err)),
                     Role::Runner => send(&ws, &ToRunnerFrame::Error(err)),
@@ -428,7 +552,13 @@ impl DurableObject for SessionObject {
         }
     }
 
-    async fn websocket_close(&self, ws: WebSocket, _code: usize, _reason: String, _clean: bool) -> Result<()> {
+    async fn websocket_close(
+        &self,
+        ws: WebSocket,
+        _code: usize,
+        _reason: String,
+        _clean: bool,
+    ) -> Result<()> {
         self.socket_gone(&ws).await
     }
 
@@ -439,15 +569,24 @@ impl DurableObject for SessionObject {
 
 impl SessionObject {
     async fn socket_gone(&self, ws: &WebSocket) -> Result<()> {
-        let Some(info) = ws.deserialize_attachment::<SocketInfo>()? else { return Ok(()) };
+        let Some(info) = ws.deserialize_attachment::<SocketInfo>()? else {
+            return Ok(());
+        };
         if info.role != Role::Runner {
             return Ok(());
         }
-        let current = self.load()?.and_then(|p| p.runner_conn).is_some_and(|c| c == info.conn);
+        let current = self
+            .load()?
+            .and_then(|p| p.runner_conn)
+            .is_some_and(|c| c == info.conn);
         if current {
             self.update(|p| p.runner_conn = None)?;
-            self.emit(vec![EventBody::RunnerDisconnected { reason: "runner connection closed".into() }])?;
-            self.feed(Input::RunnerDisconnected { now_ms: now_ms() }).await?.ok();
+            self.emit(vec![EventBody::RunnerDisconnected {
+                reason: "runner connection closed".into(),
+            }])?;
+            self.feed(Input::RunnerDisconnected { now_ms: now_ms() })
+                .await?
+                .ok();
         }
         Ok(())
     }
@@ -478,5 +617,9 @@ fn json_headers() -> worker::Headers {
 }
 
 fn query_u64(req: &Request, key: &str) -> Option<u64> {
-    req.url().ok()?.query_pairs().find(|(k, _)| k == key).and_then(|(_, v)| v.parse().ok())
+    req.url()
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .and_then(|(_, v)| v.parse().ok())
 }

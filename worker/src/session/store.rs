@@ -5,7 +5,7 @@
 use agent_ops_protocol::frames::Command;
 use agent_ops_protocol::{EventBody, SessionEvent};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use worker::{SqlStorage, SqlStorageValue, Result};
+use worker::{Result, SqlStorage, SqlStorageValue};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -83,7 +83,10 @@ impl Store {
         struct M {
             m: Option<u64>,
         }
-        let rows: Vec<M> = self.sql.exec("SELECT MAX(seq) AS m FROM events", None)?.to_array()?;
+        let rows: Vec<M> = self
+            .sql
+            .exec("SELECT MAX(seq) AS m FROM events", None)?
+            .to_array()?;
         Ok(rows.into_iter().next().and_then(|r| r.m).unwrap_or(0))
     }
 
@@ -129,7 +132,13 @@ impl Store {
         Ok(rows.into_iter().next().map(|r| r.id))
     }
 
-    pub fn insert_prompt(&self, id: &str, client_request_id: &str, text: &str, now: u64) -> Result<()> {
+    pub fn insert_prompt(
+        &self,
+        id: &str,
+        client_request_id: &str,
+        text: &str,
+        now: u64,
+    ) -> Result<()> {
         self.sql.exec(
             "INSERT INTO prompts (id, client_request_id, text, status, queued_at) VALUES (?, ?, ?, 'queued', ?)",
             vec![id.into(), client_request_id.into(), text.into(), int(now)],
@@ -180,7 +189,10 @@ impl Store {
         }
         let rows: Vec<C> = self
             .sql
-            .exec("SELECT id, body FROM commands WHERE state = 'pending' ORDER BY id", None)?
+            .exec(
+                "SELECT id, body FROM commands WHERE state = 'pending' ORDER BY id",
+                None,
+            )?
             .to_array()?;
         rows.into_iter()
             .map(|r| Ok((r.id, serde_json::from_str(&r.body)?)))
@@ -188,15 +200,19 @@ impl Store {
     }
 
     pub fn ack_command(&self, id: u64) -> Result<()> {
-        self.sql
-            .exec("UPDATE commands SET state = 'acked' WHERE id = ?", vec![int(id)])?;
+        self.sql.exec(
+            "UPDATE commands SET state = 'acked' WHERE id = ?",
+            vec![int(id)],
+        )?;
         Ok(())
     }
 
     /// A new runner instance must not receive what was meant for the one that died.
     pub fn drop_pending_commands(&self) -> Result<()> {
-        self.sql
-            .exec("UPDATE commands SET state = 'dropped' WHERE state = 'pending'", None)?;
+        self.sql.exec(
+            "UPDATE commands SET state = 'dropped' WHERE state = 'pending'",
+            None,
+        )?;
         Ok(())
     }
 }

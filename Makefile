@@ -1,0 +1,42 @@
+# Agent Ops. `make dev` runs the platform locally; `make test` runs every test. Both set up
+# whatever is missing first (scripts/setup.sh), so they work on a fresh machine.
+
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+export WRANGLER_SEND_METRICS := false
+BIN := $(CARGO_TARGET_DIR)/debug
+
+.PHONY: setup worker native dev test lint unit e2e bench clean
+
+setup:
+	@scripts/setup.sh
+
+# The Worker, compiled to wasm with the pinned local wasm-bindgen and wrangler's own esbuild.
+worker: setup
+	cd worker && WASM_BINDGEN_BIN=$$(command -v wasm-bindgen) ESBUILD_BIN=$(CURDIR)/node_modules/.bin/esbuild \
+		worker-build --release --no-opt
+
+native: setup
+	cargo build -p sandbox-runner -p scripted-model
+
+dev: worker native
+	@scripts/dev.sh
+
+lint: setup
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+unit: setup
+	cargo test --workspace --exclude e2e
+
+# End-to-end tests share loopback ports and the two cores: one at a time.
+e2e: worker native
+	cargo test -p e2e --tests -- --test-threads=1
+
+test: lint unit e2e
+
+bench: worker native
+	cargo run --release -p e2e --bin bench
+
+clean:
+	rm -rf target worker/build .state
