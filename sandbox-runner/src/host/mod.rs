@@ -74,13 +74,14 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-fn verify(
+/// The refusal for a request whose signature does not hold, if it does not.
+fn refuse_unsigned(
     host: &Host,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(), Response> {
+) -> Option<Response> {
     let h = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     verify_request(
@@ -92,7 +93,8 @@ fn verify(
         body,
         now_secs(),
     )
-    .map_err(|e| err(ErrorCode::Unauthorized, e.message()))
+    .err()
+    .map(|e| err(ErrorCode::Unauthorized, e.message()))
 }
 
 fn valid_session_id(id: &str) -> bool {
@@ -110,7 +112,7 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = verify(&host, &method, &uri, &headers, &body) {
+    if let Some(r) = refuse_unsigned(&host, &method, &uri, &headers, &body) {
         return r;
     }
     let req: CreateSandbox = match serde_json::from_slice(&body) {
@@ -164,7 +166,7 @@ async fn inspect(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = verify(&host, &method, &uri, &headers, b"") {
+    if let Some(r) = refuse_unsigned(&host, &method, &uri, &headers, b"") {
         return r;
     }
     let mut sandboxes = host.sandboxes.lock().await;
@@ -184,7 +186,7 @@ async fn terminate(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = verify(&host, &method, &uri, &headers, b"") {
+    if let Some(r) = refuse_unsigned(&host, &method, &uri, &headers, b"") {
         return r;
     }
     let mut sandboxes = host.sandboxes.lock().await;

@@ -35,22 +35,19 @@ pub enum ServerError {
 /// The OpenCode configuration for the session's model. Permissions are allowed because the
 /// sandbox, not the agent, is the security boundary.
 pub fn config_json(model: &ModelConfig, api_key: Option<&str>) -> Value {
-    let key = api_key.unwrap_or("none");
+    let mut options = json!({"apiKey": api_key.unwrap_or("none")});
+    if let Some(url) = &model.base_url {
+        options["baseURL"] = json!(url);
+    }
     let (provider_id, provider) = match model.provider.as_str() {
-        "anthropic" => (
-            "anthropic",
-            json!({"options": {"apiKey": key, "baseURL": model.base_url}}),
-        ),
-        "openai" => (
-            "openai",
-            json!({"options": {"apiKey": key, "baseURL": model.base_url}}),
-        ),
+        "anthropic" => ("anthropic", json!({ "options": options })),
+        "openai" => ("openai", json!({ "options": options })),
         _ => (
             "agentops",
             json!({
                 "npm": "@ai-sdk/openai-compatible",
                 "name": "Agent Ops model",
-                "options": {"baseURL": model.base_url, "apiKey": key},
+                "options": options,
                 "models": {model.model.clone(): {"name": model.model}},
             }),
         ),
@@ -304,5 +301,15 @@ mod tests {
             "http://m/v1"
         );
         assert_eq!(c["permission"]["*"], "allow");
+        let a = ModelConfig {
+            provider: "anthropic".into(),
+            base_url: None,
+            model: "claude".into(),
+        };
+        let c = config_json(&a, Some("k"));
+        assert_eq!(c["model"], "anthropic/claude");
+        assert!(c["provider"]["anthropic"]["options"]
+            .get("baseURL")
+            .is_none());
     }
 }

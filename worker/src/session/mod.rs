@@ -240,8 +240,12 @@ impl SessionObject {
                 }
                 Job::Alarm(at) => {
                     // An absolute time: a bare integer would be read as an offset from now.
-                    let date = worker::js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at as f64));
-                    self.state.storage().set_alarm(worker::ScheduledTime::new(date)).await?
+                    let date =
+                        worker::js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at as f64));
+                    self.state
+                        .storage()
+                        .set_alarm(worker::ScheduledTime::new(date))
+                        .await?
                 }
                 Job::DestroySandbox => {
                     let id = self.load()?.map(|p| p.session_id).unwrap_or_default();
