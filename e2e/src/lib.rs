@@ -12,6 +12,13 @@ pub use stack::{Stack, StackOptions};
 
 use std::time::Duration;
 
+/// The runner binary of the same build profile as this harness: benchmarks measure release.
+pub const PROFILE: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
+
 /// Generous: a session's first turn includes starting OpenCode.
 pub const TURN_TIMEOUT: Duration = Duration::from_secs(90);
 

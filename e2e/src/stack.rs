@@ -16,6 +16,8 @@ pub struct StackOptions {
     pub proxy_runner: bool,
     pub runner_grace_ms: u64,
     pub heartbeat_stale_ms: u64,
+    /// Serve the bare echo Durable Object (the benchmark baseline).
+    pub bench_echo: bool,
 }
 
 impl Default for StackOptions {
@@ -24,6 +26,7 @@ impl Default for StackOptions {
             proxy_runner: false,
             runner_grace_ms: 4_000,
             heartbeat_stale_ms: 5_000,
+            bench_echo: false,
         }
     }
 }
@@ -97,7 +100,7 @@ impl Stack {
             .expect("run wrangler d1 migrations");
         assert!(status.success(), "D1 migrations failed");
 
-        let mut host_cmd = Command::new(target_dir().join("debug/sandbox-runner"));
+        let mut host_cmd = Command::new(target_dir().join(crate::PROFILE).join("sandbox-runner"));
         host_cmd
             .arg("host")
             .args(["--listen", &format!("127.0.0.1:{provider_port}")])
@@ -287,6 +290,25 @@ impl Stack {
             after = page.next_after_seq;
             if !page.has_more {
                 return all;
+            }
+        }
+    }
+
+    /// The sequence number of the newest event, from the history endpoint.
+    pub async fn history_tail_seq(&self, id: &str) -> u64 {
+        let mut after = 0;
+        loop {
+            let (_, v) = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/api/sessions/{id}/events?after_seq={after}"),
+                    None,
+                )
+                .await;
+            let page: EventPage = serde_json::from_value(v).expect("event page");
+            after = page.next_after_seq;
+            if !page.has_more {
+                return after;
             }
         }
     }

@@ -20,6 +20,8 @@ pub enum Route {
     Events(String),
     ClientSocket(String),
     RunnerSocket(String),
+    /// The benchmark baseline (see `echo.rs`).
+    BenchEcho,
 }
 
 /// Who may call a route.
@@ -46,6 +48,7 @@ impl Route {
             (Method::Get, ["api", "sessions", id, "events"]) => Route::Events(id.to_string()),
             (Method::Get, ["api", "sessions", id, "ws"]) => Route::ClientSocket(id.to_string()),
             (Method::Get, ["api", "sessions", id, "runner"]) => Route::RunnerSocket(id.to_string()),
+            (Method::Get, ["api", "bench", "echo"]) => Route::BenchEcho,
             _ => return None,
         };
         Some(route)
@@ -62,7 +65,8 @@ impl Route {
             | Route::PostPrompt(_)
             | Route::Abort(_)
             | Route::Events(_)
-            | Route::ClientSocket(_) => Access::User,
+            | Route::ClientSocket(_)
+            | Route::BenchEcho => Access::User,
         }
     }
 }
@@ -96,6 +100,21 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
             sessions_api::forward(req, &env, &user(), &id).await
         }
         Route::RunnerSocket(id) => sessions_api::forward_runner(req, &env, &id).await,
+        Route::BenchEcho => {
+            if env
+                .var("ENABLE_BENCH_ECHO")
+                .map(|v| v.to_string() == "1")
+                .unwrap_or(false)
+            {
+                env.durable_object("ECHO")?
+                    .id_from_name("echo")?
+                    .get_stub()?
+                    .fetch_with_request(req)
+                    .await
+            } else {
+                fail(ErrorCode::NotFound, "the benchmark echo is not enabled")
+            }
+        }
     }
 }
 
@@ -130,6 +149,7 @@ mod tests {
             Route::Events("x".into()),
             Route::ClientSocket("x".into()),
             Route::RunnerSocket("x".into()),
+            Route::BenchEcho,
         ];
         for r in all {
             let expected = match r {

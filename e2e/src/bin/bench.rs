@@ -1,0 +1,408 @@
+//! `make bench`: the spine's performance figures, each beside a baseline measured in the same
+//! run on the same machine (these machines are shared and noisy, so ratios are what compare).
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use agent_ops_protocol::frames::{RunnerFrame, ToClientFrame};
+use agent_ops_protocol::{EventBody, PROTOCOL_VERSION};
+use e2e::{ClientSocket, Stack, StackOptions, TURN_TIMEOUT};
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const RELAY_SAMPLES: usize = 2000;
+const THROUGHPUT_DELTAS: u64 = 20_000;
+const REPLAY_EVENTS: u64 = 10_000;
+
+struct Row {
+    name: &'static str,
+    value: f64,
+    baseline_name: &'static str,
+    baseline: f64,
+    unit: &'static str,
+    target: String,
+    ok: bool,
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+async fn connect(url: &str, token: &str) -> Ws {
+    let mut req = url.into_client_request().expect("url");
+    req.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+    );
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("websocket connects")
+        .0
+}
+
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+}
+
+fn children_rss_kb(pid: u32) -> u64 {
+    // The agent (OpenCode) is the runner's child: its memory is reported for context.
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    children
+        .split_whitespace()
+        .filter_map(|c| c.parse().ok())
+        .filter_map(rss_kb)
+        .sum()
+}
+
+async fn wait_connected(stack: &Stack, id: &str) -> ClientSocket {
+    let mut c = stack.client(id, 0).await;
+    c.until(TURN_TIMEOUT, |e| {
+        matches!(
+            e,
+            EventBody::AgentStatus {
+                state: agent_ops_protocol::events::AgentState::Ready,
+                ..
+            }
+        )
+    })
+    .await;
+    c
+}
+
+/// Session create -> runner connected, and the runner's memory, with the real runner.
+async fn startup_and_memory(stack: &Stack, rows: &mut Vec<Row>) {
+    let mut create = Vec::new();
+    let mut connect = Vec::new();
+    for _ in 0..5 {
+        let t0 = now_ms();
+        let started = Instant::now();
+        let info = stack.create_session(None).await;
+        create.push(started.elapsed().as_secs_f64() * 1000.0);
+        let mut c = stack.client(&info.id, 0).await;
+        let ev = c
+            .until(TURN_TIMEOUT, |e| {
+                matches!(e, EventBody::RunnerConnected { .. })
+            })
+            .await;
+        connect.push(ev.ts.saturating_sub(t0) as f64);
+        stack
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/api/sessions/{}", info.id),
+                None,
+            )
+            .await;
+    }
+    create.sort_by(f64::total_cmp);
+    connect.sort_by(f64::total_cmp);
+    rows.push(Row {
+        name: "session create -> runner connected, p50",
+        value: pct(&connect, 0.5),
+        baseline_name: "the create request alone",
+        baseline: pct(&create, 0.5),
+        unit: "ms",
+        target: "< 500 ms".into(),
+        ok: pct(&connect, 0.5) < 500.0,
+    });
+
+    let prompt = "@say streaming the runner's memory. \n@repeat 200\n@chunk 4\n@delay_ms 2";
+    let info = stack.create_session(None).await;
+    let mut c = wait_connected(stack, &info.id).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = *stack.runner_pids(&info.id).first().expect("runner pid");
+    let idle = rss_kb(pid).unwrap_or(0) as f64 / 1024.0;
+    let agent = children_rss_kb(pid) as f64 / 1024.0;
+    stack.prompt(&info.id, prompt, "mem").await;
+    let mut peak = idle;
+    loop {
+        peak = peak.max(rss_kb(pid).unwrap_or(0) as f64 / 1024.0);
+        match c.read_one(Duration::from_millis(50)).await {
+            Some(ToClientFrame::Events { events })
+                if events
+                    .iter()
+                    .any(|e| matches!(e.body, EventBody::TurnEnded { .. })) =>
+            {
+                break
+            }
+            _ => {}
+        }
+    }
+    rows.push(Row {
+        name: "runner resident memory, idle",
+        value: idle,
+        baseline_name: "the agent it supervises (OpenCode)",
+        baseline: agent,
+        unit: "MB",
+        target: "< 25 MB".into(),
+        ok: idle < 25.0,
+    });
+    rows.push(Row {
+        name: "runner resident memory, streaming (peak)",
+        value: peak,
+        baseline_name: "runner idle",
+        baseline: idle,
+        unit: "MB",
+        target: "(reported)".into(),
+        ok: true,
+    });
+    stack
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/sessions/{}", info.id),
+            None,
+        )
+        .await;
+}
+
+/// Takes over a session's runner link with the runner's own token, to inject events at will.
+async fn bench_runner(stack: &Stack) -> (String, Ws) {
+    let info = stack.create_session(None).await;
+    wait_connected(stack, &info.id).await;
+    let token = stack
+        .runner_env(&info.id, "AGENT_OPS_RUNNER_TOKEN")
+        .expect("runner token");
+    stack.kill_runner(&info.id);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut ws = connect(
+        &stack.ws_url(&format!("/api/sessions/{}/runner", info.id)),
+        &token,
+    )
+    .await;
+    let hello = RunnerFrame::Hello {
+        instance: "bench".into(),
+        protocol: PROTOCOL_VERSION,
+        agent: "bench".into(),
+    };
+    ws.send(Message::text(serde_json::to_string(&hello).unwrap()))
+        .await
+        .unwrap();
+    (info.id, ws)
+}
+
+fn delta_frame(first_rseq: u64, n: u64) -> String {
+    let events = (0..n)
+        .map(|i| EventBody::TextDelta {
+            message_id: "m".into(),
+            part_id: "p".into(),
+            delta: format!("d{}", first_rseq + i),
+        })
+        .collect();
+    serde_json::to_string(&RunnerFrame::Events { first_rseq, events }).unwrap()
+}
+
+fn count_deltas(frame: &ToClientFrame) -> (u64, bool) {
+    match frame {
+        ToClientFrame::Events { events } => (
+            events
+                .iter()
+                .filter(|e| matches!(e.body, EventBody::TextDelta { .. }))
+                .count() as u64,
+            true,
+        ),
+        _ => (0, false),
+    }
+}
+
+async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
+    let (id, runner) = bench_runner(stack).await;
+    let (mut tx, mut rx) = runner.split();
+    // Acknowledgements are read and dropped so the socket never backs up.
+    tokio::spawn(async move { while rx.next().await.is_some() {} });
+    let mut client = stack.client(&id, 0).await;
+    client
+        .until_frame(TURN_TIMEOUT, |f| {
+            matches!(f, ToClientFrame::CaughtUp { .. })
+        })
+        .await;
+    let mut echo = connect(&stack.ws_url("/api/bench/echo"), &stack.admin_key).await;
+
+    // Relay latency: one delta at a time, runner -> session object -> client.
+    let mut relay = Vec::with_capacity(RELAY_SAMPLES);
+    let mut rseq = 1;
+    for _ in 0..RELAY_SAMPLES {
+        let frame = delta_frame(rseq, 1);
+        rseq += 1;
+        let t = Instant::now();
+        tx.send(Message::text(frame)).await.unwrap();
+        loop {
+            let f = client.read_one(TURN_TIMEOUT).await.expect("relayed");
+            if count_deltas(&f).0 > 0 {
+                break;
+            }
+        }
+        relay.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    client.events.clear();
+    let mut bare = Vec::with_capacity(RELAY_SAMPLES);
+    let probe = delta_frame(1, 1);
+    for _ in 0..RELAY_SAMPLES {
+        let t = Instant::now();
+        echo.send(Message::text(probe.clone())).await.unwrap();
+        echo.next().await.expect("echo").expect("echo frame");
+        bare.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    relay.sort_by(f64::total_cmp);
+    bare.sort_by(f64::total_cmp);
+    let (r50, b50) = (pct(&relay, 0.5), pct(&bare, 0.5));
+    rows.push(Row {
+        name: "relay latency runner -> client, p50",
+        value: r50,
+        baseline_name: "bare DO echo round trip, p50",
+        baseline: b50,
+        unit: "ms",
+        target: "<= 1.5x baseline".into(),
+        ok: r50 <= 1.5 * b50,
+    });
+    rows.push(Row {
+        name: "relay latency runner -> client, p99",
+        value: pct(&relay, 0.99),
+        baseline_name: "bare DO echo round trip, p99",
+        baseline: pct(&bare, 0.99),
+        unit: "ms",
+        target: "(reported)".into(),
+        ok: true,
+    });
+
+    // Throughput: deltas in runner-sized batches, counted as they reach the client.
+    let batch = 256;
+    let started = Instant::now();
+    let sender = {
+        let frames: Vec<String> = (0..THROUGHPUT_DELTAS.div_ceil(batch))
+            .map(|i| delta_frame(rseq + i * batch, batch.min(THROUGHPUT_DELTAS - i * batch)))
+            .collect();
+        tokio::spawn(async move {
+            for f in frames {
+                tx.send(Message::text(f)).await.unwrap();
+            }
+            tx
+        })
+    };
+    let mut got = 0;
+    while got < THROUGHPUT_DELTAS {
+        let f = client
+            .read_one(TURN_TIMEOUT)
+            .await
+            .expect("deltas keep coming");
+        got += count_deltas(&f).0;
+        client.events.clear();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let _tx = sender.await.unwrap();
+    let frames = THROUGHPUT_DELTAS.div_ceil(batch);
+    let echo_started = Instant::now();
+    let payload = delta_frame(1, batch);
+    let (mut etx, mut erx) = echo.split();
+    let echo_sender = tokio::spawn(async move {
+        for _ in 0..frames {
+            etx.send(Message::text(payload.clone())).await.unwrap();
+        }
+    });
+    for _ in 0..frames {
+        erx.next().await.expect("echo").expect("echo frame");
+    }
+    echo_sender.await.unwrap();
+    let echo_secs = echo_started.elapsed().as_secs_f64();
+    let rate = THROUGHPUT_DELTAS as f64 / secs;
+    rows.push(Row {
+        name: "deltas per second through one session",
+        value: rate,
+        baseline_name: "same frames through the bare echo",
+        baseline: THROUGHPUT_DELTAS as f64 / echo_secs,
+        unit: "/s",
+        target: ">= 10,000/s".into(),
+        ok: rate >= 10_000.0,
+    });
+
+    // Replay: a new client asking for the last 10,000 events.
+    let last = stack.history_tail_seq(&id).await;
+    let after = last - REPLAY_EVENTS;
+    let started = Instant::now();
+    let mut fresh = stack.client(&id, after).await;
+    fresh
+        .until_frame(TURN_TIMEOUT, |f| {
+            matches!(f, ToClientFrame::CaughtUp { .. })
+        })
+        .await;
+    let replay_ms = started.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(
+        fresh.events.len() as u64,
+        REPLAY_EVENTS,
+        "the replay is whole"
+    );
+    let started = Instant::now();
+    let mut cursor = after;
+    while cursor < last {
+        let (_, v) = stack
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/sessions/{id}/events?after_seq={cursor}"),
+                None,
+            )
+            .await;
+        cursor = v["next_after_seq"].as_u64().expect("page");
+    }
+    let pages_ms = started.elapsed().as_secs_f64() * 1000.0;
+    rows.push(Row {
+        name: "replay of 10,000 events to a new client",
+        value: replay_ms,
+        baseline_name: "the same events over the HTTP history",
+        baseline: pages_ms,
+        unit: "ms",
+        target: "< 250 ms".into(),
+        ok: replay_ms < 250.0,
+    });
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let opts = StackOptions {
+        bench_echo: true,
+        runner_grace_ms: 60_000,
+        heartbeat_stale_ms: 120_000,
+        ..Default::default()
+    };
+    let stack = Stack::start(opts).await;
+    let mut rows = Vec::new();
+    startup_and_memory(&stack, &mut rows).await;
+    relay_and_throughput(&stack, &mut rows).await;
+
+    println!(
+        "\n{:<44} {:>12} {:>12} {:>8}  {:<40} target",
+        "figure", "value", "baseline", "ratio", "baseline is"
+    );
+    for r in &rows {
+        let ratio = if r.baseline > 0.0 {
+            r.value / r.baseline
+        } else {
+            f64::NAN
+        };
+        println!(
+            "{:<44} {:>9.2} {:<2} {:>9.2} {:<2} {:>7.2}x  {:<40} {} {}",
+            r.name,
+            r.value,
+            r.unit,
+            r.baseline,
+            r.unit,
+            ratio,
+            r.baseline_name,
+            r.target,
+            if r.ok { "ok" } else { "MISSED" }
+        );
+    }
+}
