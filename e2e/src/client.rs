@@ -29,7 +29,7 @@ impl ClientSocket {
             "authorization",
             HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
         );
-        let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await?;
         Ok(ClientSocket {
             ws,
             events: Vec::new(),

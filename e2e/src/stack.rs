@@ -153,6 +153,10 @@ impl Stack {
                 "HEARTBEAT_STALE_MS",
                 self.opts.heartbeat_stale_ms.to_string(),
             ),
+            (
+                "ENABLE_BENCH_ECHO",
+                if self.opts.bench_echo { "1" } else { "0" }.to_owned(),
+            ),
         ];
         let mut cmd = Command::new(wrangler_bin());
         cmd.args(["dev", "--ip", "127.0.0.1", "--port", &self.port.to_string()])

@@ -102,6 +102,11 @@ pub fn parse_frame<T: DeserializeOwned>(text: &str, max_bytes: usize) -> Result<
             ),
         ));
     }
+    // The common case, well-formed, pays for one parse; only a bad frame is parsed again to
+    // tell the sender exactly what is wrong with it.
+    if let Ok(frame) = serde_json::from_str::<T>(text) {
+        return Ok(frame);
+    }
     let value: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| ApiError::new(ErrorCode::MalformedFrame, format!("frame is not JSON: {e}")))?;
     let Some(kind) = value

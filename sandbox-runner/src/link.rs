@@ -113,7 +113,7 @@ async fn connect_once(
         "authorization",
         HeaderValue::from_str(&format!("Bearer {}", cfg.token))?,
     );
-    let (mut ws, _) = match tokio_tungstenite::connect_async(req).await {
+    let (mut ws, _) = match tokio_tungstenite::connect_async_with_config(req, None, true).await {
         Ok(ok) => ok,
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
             let status = resp.status().as_u16();

@@ -17,9 +17,13 @@ impl DurableObject for EchoObject {
         Self { state }
     }
 
-    async fn fetch(&self, _req: Request) -> Result<Response> {
+    async fn fetch(&self, req: Request) -> Result<Response> {
         let pair = WebSocketPair::new()?;
-        self.state.accept_web_socket(&pair.server);
+        // `?persist=1`: write each message to SQLite before echoing it, the least any relay that
+        // persists before it delivers must do.
+        let persist = req.url()?.query() == Some("persist=1");
+        let tag = if persist { "persist" } else { "bare" };
+        self.state.accept_websocket_with_tags(&pair.server, &[tag]);
         Response::from_websocket(pair.client)
     }
 

@@ -85,9 +85,7 @@ impl SessionObject {
             send(ws, &ToRunnerFrame::Error(e));
             return Ok(());
         }
-        self.feed(Input::RunnerSeen { now_ms: now_ms() })
-            .await?
-            .ok();
+        self.runner_seen().await?;
         match frame {
             RunnerFrame::Hello { .. } => unreachable!("handled above"),
             RunnerFrame::Heartbeat { .. } => Ok(()),

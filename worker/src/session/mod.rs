@@ -8,7 +8,7 @@
 mod link;
 mod store;
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 
 use agent_ops_protocol::api::PromptAccepted;
@@ -77,6 +77,8 @@ pub struct SessionObject {
     store: OnceCell<Store>,
     persisted: RefCell<Option<Persisted>>,
     last_seq: RefCell<Option<u64>>,
+    /// When the runner was last recorded alive (in memory; see `runner_seen`).
+    seen_at: Cell<u64>,
 }
 
 fn env_ms(env: &Env, name: &str, default: u64) -> u64 {
@@ -255,6 +257,18 @@ impl SessionObject {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Any frame proves the runner alive. Recording that at most once a second keeps the hot
+    /// path (a frame of deltas) to the one write it needs, while staleness is judged in seconds.
+    async fn runner_seen(&self) -> Result<()> {
+        let now = now_ms();
+        if now.saturating_sub(self.seen_at.get()) < 1000 {
+            return Ok(());
+        }
+        self.seen_at.set(now);
+        self.feed(Input::RunnerSeen { now_ms: now }).await?.ok();
         Ok(())
     }
 
@@ -511,6 +525,7 @@ impl DurableObject for SessionObject {
             store: OnceCell::new(),
             persisted: RefCell::new(None),
             last_seq: RefCell::new(None),
+            seen_at: Cell::new(0),
         }
     }
 
