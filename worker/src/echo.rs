@@ -1,6 +1,11 @@
-//! A bare Durable Object that echoes WebSocket messages: the baseline the relay benchmark is
-//! measured against (same runtime, same hops, none of the session's work). Reachable only when
-//! `ENABLE_BENCH_ECHO` is set, and only with valid credentials.
+//! Baselines for the relay benchmark: Durable Objects doing the least a relay could, in the same
+//! runtime over the same hops. Reachable only when `ENABLE_BENCH_ECHO` is set, and only with
+//! valid credentials.
+//!
+//! - `/api/bench/echo`: echo each message back.
+//! - `?persist=1`: write each message to SQLite first (the least a persist-before-deliver relay does).
+//! - `?relay=in` / `?relay=out`: a message on an `in` socket goes to every `out` socket (the least a
+//!   fan-out from a runner to a viewer does).
 
 use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
@@ -18,11 +23,13 @@ impl DurableObject for EchoObject {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
+        let tag = match req.url()?.query() {
+            Some("persist=1") => "persist",
+            Some("relay=in") => "relay-in",
+            Some("relay=out") => "relay-out",
+            _ => "echo",
+        };
         let pair = WebSocketPair::new()?;
-        // `?persist=1`: write each message to SQLite before echoing it, the least any relay that
-        // persists before it delivers must do.
-        let persist = req.url()?.query() == Some("persist=1");
-        let tag = if persist { "persist" } else { "bare" };
         self.state.accept_websocket_with_tags(&pair.server, &[tag]);
         Response::from_websocket(pair.client)
     }
@@ -32,9 +39,30 @@ impl DurableObject for EchoObject {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
-        match message {
-            WebSocketIncomingMessage::String(s) => ws.send_with_str(s),
-            WebSocketIncomingMessage::Binary(b) => ws.send_with_bytes(b),
+        let WebSocketIncomingMessage::String(text) = message else {
+            return Ok(());
+        };
+        let tags = self.state.get_tags(&ws);
+        match tags.first().map(String::as_str) {
+            Some("relay-in") => {
+                for out in self.state.get_websockets_with_tag("relay-out") {
+                    out.send_with_str(&text)?;
+                }
+                Ok(())
+            }
+            Some("persist") => {
+                let sql = self.state.storage().sql();
+                sql.exec(
+                    "CREATE TABLE IF NOT EXISTS echo (id INTEGER PRIMARY KEY, body TEXT)",
+                    None,
+                )?;
+                sql.exec(
+                    "INSERT INTO echo (body) VALUES (?)",
+                    vec![text.as_str().into()],
+                )?;
+                ws.send_with_str(text)
+            }
+            _ => ws.send_with_str(text),
         }
     }
 
