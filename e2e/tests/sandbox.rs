@@ -1,0 +1,230 @@
+//! The local sandbox provider: signed requests only, one isolated sandbox per session, logs kept,
+//! everything killed on terminate. Checked from inside a real sandbox, by the real agent.
+
+use std::path::Path;
+use std::time::Duration;
+
+use agent_ops_protocol::signing::{sign_request, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use agent_ops_protocol::{EventBody, SessionEvent, ToolStatus};
+use e2e::{Stack, StackOptions, TURN_TIMEOUT};
+use reqwest::Method;
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+async fn turn_events(stack: &Stack, id: &str) -> Vec<SessionEvent> {
+    let mut c = stack.client(id, 0).await;
+    c.until(TURN_TIMEOUT, |e| matches!(e, EventBody::TurnEnded { .. }))
+        .await;
+    c.events
+}
+
+fn tool_output(events: &[SessionEvent], tool_name: &str) -> String {
+    events
+        .iter()
+        .find_map(|e| match &e.body {
+            EventBody::ToolUpdated {
+                tool,
+                status: ToolStatus::Completed,
+                output,
+                ..
+            } if tool == tool_name => output.clone(),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no completed {tool_name} call in {events:#?}"))
+}
+
+/// PIDs of every process whose working directory is inside `dir`.
+fn processes_in(dir: &Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
+            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+            cwd.starts_with(dir).then_some(pid)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandboxes_are_isolated_logged_and_killed_on_terminate() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let a = stack
+        .create_session(Some("@write secret-a.txt top secret\n@say stored"))
+        .await;
+    turn_events(&stack, &a.id).await;
+    assert_eq!(
+        std::fs::read_to_string(stack.workspace(&a.id).join("secret-a.txt")).unwrap(),
+        "top secret"
+    );
+
+    let root = stack.dir.join("sandboxes");
+    let probe = format!(
+        "@bash ls {root}; cat {root}/{a}/workspace/secret-a.txt 2>&1; touch /usr/agent-ops-probe 2>&1; \
+         cat {wrangler}/x 2>&1; ls {wrangler} | wc -l; env | grep -c AGENT_OPS_RUNNER_TOKEN; echo probe-done\n@say checked",
+        root = root.display(),
+        a = a.id,
+        wrangler = stack.dir.join("wrangler").display(),
+    );
+    let b = stack.create_session(Some(&probe)).await;
+    let events = turn_events(&stack, &b.id).await;
+    let out = tool_output(&events, "bash");
+    assert!(out.contains("probe-done"), "the probe ran: {out}");
+    let listing: Vec<&str> = out
+        .lines()
+        .take_while(|l| !l.contains("No such file"))
+        .collect();
+    assert!(
+        listing.contains(&b.id.as_str()),
+        "a sandbox sees its own directory: {out}"
+    );
+    assert!(
+        !listing.iter().any(|l| l.contains(&a.id)),
+        "a sandbox cannot see another session: {out}"
+    );
+    assert!(!out.contains("top secret"));
+    assert!(
+        out.contains("Read-only file system"),
+        "the system is read-only: {out}"
+    );
+    assert!(!Path::new("/usr/agent-ops-probe").exists());
+    let counts: Vec<&str> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(
+        counts,
+        vec!["0", "0"],
+        "platform state hidden, runner token not in the agent's environment: {out}"
+    );
+
+    for id in [&a.id, &b.id] {
+        let log =
+            std::fs::read_to_string(root.join(id).join("runner.log")).expect("a log per session");
+        assert!(log.contains("runner starting"), "{log}");
+    }
+
+    let workspace = stack.workspace(&b.id);
+    assert!(!stack.runner_pids(&b.id).is_empty());
+    assert!(
+        !processes_in(&workspace).is_empty(),
+        "the agent runs in the workspace"
+    );
+    let (status, v) = stack
+        .call(Method::DELETE, &format!("/api/sessions/{}", b.id), None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while (!stack.runner_pids(&b.id).is_empty() || !processes_in(&workspace).is_empty())
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stack.runner_pids(&b.id).is_empty(), "runner killed");
+    assert!(
+        processes_in(&workspace).is_empty(),
+        "agent and its children killed"
+    );
+    assert!(
+        !stack.runner_pids(&a.id).is_empty(),
+        "the other session is untouched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_accepts_only_fresh_correctly_signed_requests() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let info = stack.create_session(None).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{}", stack.provider_port);
+    let secret = stack.provider_secret.as_bytes();
+    let path = format!("/v1/sandboxes/{}", info.id);
+    let send =
+        |method: Method, path: String, ts: Option<u64>, sig: Option<String>, body: Vec<u8>| {
+            let mut req = http.request(method, format!("{base}{path}")).body(body);
+            if let Some(ts) = ts {
+                req = req.header(TIMESTAMP_HEADER, ts.to_string());
+            }
+            if let Some(sig) = sig {
+                req = req.header(SIGNATURE_HEADER, sig);
+            }
+            async move {
+                let r = req.send().await.expect("provider reachable");
+                let status = r.status().as_u16();
+                (
+                    status,
+                    r.json::<serde_json::Value>().await.unwrap_or_default(),
+                )
+            }
+        };
+    let now = now_secs();
+    let good = sign_request(secret, "GET", &path, now, b"");
+    let (s, v) = send(
+        Method::GET,
+        path.clone(),
+        Some(now),
+        Some(good.clone()),
+        vec![],
+    )
+    .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("running")), "{v}");
+
+    let cases = [
+        ("unsigned", None, None),
+        (
+            "wrong secret",
+            Some(now),
+            Some(sign_request(b"not-the-secret", "GET", &path, now, b"")),
+        ),
+        (
+            "stale",
+            Some(now - 1_000),
+            Some(sign_request(secret, "GET", &path, now - 1_000, b"")),
+        ),
+        (
+            "from the future",
+            Some(now + 1_000),
+            Some(sign_request(secret, "GET", &path, now + 1_000, b"")),
+        ),
+        (
+            "other path",
+            Some(now),
+            Some(sign_request(secret, "GET", "/v1/sandboxes/other", now, b"")),
+        ),
+        (
+            "other method",
+            Some(now),
+            Some(sign_request(secret, "DELETE", &path, now, b"")),
+        ),
+    ];
+    for (name, ts, sig) in cases {
+        let (s, v) = send(Method::GET, path.clone(), ts, sig, vec![]).await;
+        assert_eq!(
+            (s, v["code"].as_str()),
+            (401, Some("unauthorized")),
+            "{name}: {v}"
+        );
+    }
+    // A signature binds the body: the same headers over another body are refused.
+    let body = br#"{"session_id":"x"}"#.to_vec();
+    let sig = sign_request(secret, "POST", "/v1/sandboxes", now, &body);
+    let (s, _) = send(
+        Method::POST,
+        "/v1/sandboxes".into(),
+        Some(now),
+        Some(sig),
+        br#"{"session_id":"y"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 401);
+    // And nothing was terminated by any of the refused requests.
+    let (s, v) = send(Method::GET, path.clone(), Some(now), Some(good), vec![]).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("running")));
+}
