@@ -48,6 +48,9 @@ struct RunArgs {
     opencode_bin: PathBuf,
     #[arg(long, env = "AGENT_OPS_HEARTBEAT_MS", default_value_t = 5000)]
     heartbeat_ms: u64,
+    /// A repository to clone into the (empty) workspace first.
+    #[arg(long, env = "AGENT_OPS_REPO")]
+    repo: Option<String>,
 }
 
 fn random_instance() -> String {
@@ -69,6 +72,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         state_dir: args.state_dir.join("opencode"),
         model,
         api_key: args.model_api_key,
+        repo: args.repo,
     };
     let agent = tokio::spawn(opencode::drive(cfg, cmd_rx, event_tx));
     let link = link::LinkConfig {

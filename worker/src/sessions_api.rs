@@ -1,7 +1,9 @@
 //! The sessions REST API. D1 holds the index (who owns what, its status); everything about a
 //! session's activity is forwarded to its Durable Object.
 
-use agent_ops_protocol::api::{CreateSession, ModelConfig, SessionInfo, SessionList};
+use agent_ops_protocol::api::{
+    clone_url, AgentKind, CreateSession, ModelConfig, SessionInfo, SessionList,
+};
 use agent_ops_protocol::signing::hash_token;
 use agent_ops_protocol::{ApiError, ErrorCode, SessionStatus, MAX_PROMPT_BYTES};
 use serde::Deserialize;
@@ -12,8 +14,6 @@ use crate::auth::Principal;
 use crate::http::{error, fail, into_api_error, json, now_ms, random_hex, random_id, read_json};
 use crate::provider;
 use crate::session::InitSession;
-
-const MAX_REPO_LEN: usize = 256;
 
 /// A row of the `sessions` table.
 #[derive(Deserialize)]
@@ -80,15 +80,21 @@ fn validate(body: &CreateSession) -> std::result::Result<(), ApiError> {
         ));
     }
     if let Some(repo) = &body.repo {
-        let ok = repo.len() <= MAX_REPO_LEN
-            && !repo.is_empty()
-            && !repo.chars().any(char::is_whitespace);
-        if !ok {
+        if clone_url(repo, "https://github.com").is_none() {
             return Err(ApiError::new(
                 ErrorCode::InvalidBody,
-                "repo must be a URL or owner/name without spaces",
+                "repo must be owner/name or an https, ssh or file URL",
             ));
         }
+    }
+    if let Some(agent) = body.agent.filter(|a| *a != AgentKind::Opencode) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            format!(
+                "agent `{}` is not available yet; available: opencode",
+                agent.as_str()
+            ),
+        ));
     }
     Ok(())
 }
@@ -165,7 +171,12 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
         runner_token,
         agent,
         model: model.clone(),
-        repo: body.repo.clone(),
+        repo: body.repo.as_deref().and_then(|r| {
+            clone_url(
+                r,
+                &var(env, "GITHUB_BASE_URL").unwrap_or_else(|| "https://github.com".into()),
+            )
+        }),
     };
     if let Err(e) = provider::create(env, &sandbox).await {
         // The session cannot run without a sandbox: end it rather than leave it provisioning.

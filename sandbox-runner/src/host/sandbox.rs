@@ -118,6 +118,9 @@ impl Sandbox {
             .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true);
+        if let Some(repo) = &req.repo {
+            cmd.env("AGENT_OPS_REPO", repo);
+        }
         if let Some(key) = cfg.model_api_key {
             cmd.env("AGENT_OPS_MODEL_API_KEY", key);
         }

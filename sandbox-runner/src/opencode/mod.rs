@@ -39,6 +39,9 @@ pub async fn drive(
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<EventBody>,
 ) {
+    if let Some(url) = &cfg.repo {
+        prepare_workspace(url, &cfg.workspace, &events).await;
+    }
     let mut backoff = Duration::from_millis(250);
     loop {
         let status = |state, detail: Option<String>| EventBody::AgentStatus { state, detail };
@@ -236,4 +239,39 @@ async fn send_end(
         })
         .await
         .ok();
+}
+
+/// Clones the session's repository into an empty workspace, reporting progress (and failure,
+/// which leaves the agent an empty workspace rather than no agent at all).
+async fn prepare_workspace(
+    url: &str,
+    workspace: &std::path::Path,
+    events: &mpsc::Sender<EventBody>,
+) {
+    let empty = std::fs::read_dir(workspace)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    if !empty {
+        return;
+    }
+    let status = |detail: String| EventBody::AgentStatus {
+        state: AgentState::Starting,
+        detail: Some(detail),
+    };
+    events.send(status(format!("cloning {url}"))).await.ok();
+    let out = tokio::process::Command::new("git")
+        .args(["clone", "--quiet", "--", url, "."])
+        .current_dir(workspace)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .await;
+    let detail = match out {
+        Ok(o) if o.status.success() => format!("cloned {url}"),
+        Ok(o) => format!(
+            "clone of {url} failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+        Err(e) => format!("clone of {url} failed: {e}"),
+    };
+    events.send(status(detail)).await.ok();
 }

@@ -18,6 +18,8 @@ pub struct ServerConfig {
     pub state_dir: PathBuf,
     pub model: ModelConfig,
     pub api_key: Option<String>,
+    /// Cloned into the workspace before the agent starts, if the workspace is empty.
+    pub repo: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
