@@ -330,48 +330,29 @@ impl Stack {
         self.dir.join("sandboxes").join(id).join("workspace")
     }
 
-    /// PIDs of this session's runner process (not bubblewrap, not the agent).
+    /// This session's runner process (not bubblewrap, not the agent).
+    pub fn runners(&self, id: &str) -> Vec<crate::procs::Proc> {
+        crate::procs::all()
+            .into_iter()
+            .filter(|p| {
+                p.program_is("sandbox-runner") && p.argv.get(1).map(String::as_str) == Some("run")
+            })
+            .filter(|p| p.env("AGENT_OPS_SESSION_ID").as_deref() == Some(id))
+            .collect()
+    }
+
     pub fn runner_pids(&self, id: &str) -> Vec<u32> {
-        let needle = format!("AGENT_OPS_SESSION_ID={id}");
-        let mut pids = Vec::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            let is_runner = args.first().is_some_and(|a| a.ends_with(b"sandbox-runner"))
-                && args.get(1) == Some(&&b"run"[..]);
-            if !is_runner {
-                continue;
-            }
-            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-            if environ.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
-                pids.push(pid);
-            }
-        }
-        pids
+        self.runners(id).iter().map(|p| p.pid).collect()
     }
 
     pub fn runner_env(&self, id: &str, key: &str) -> Option<String> {
-        let pid = *self.runner_pids(id).first()?;
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-        let prefix = format!("{key}=");
-        environ.split(|b| *b == 0).find_map(|kv| {
-            kv.strip_prefix(prefix.as_bytes())
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-        })
+        self.runners(id).first()?.env(key)
     }
 
     pub fn kill_runner(&self, id: &str) {
-        let pids = self.runner_pids(id);
-        assert!(!pids.is_empty(), "no runner process for session {id}");
-        for pid in pids {
-            Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status()
-                .expect("kill");
-        }
+        let runners = self.runners(id);
+        assert!(!runners.is_empty(), "no runner process for session {id}");
+        runners.iter().for_each(crate::procs::Proc::kill);
     }
 }
 

@@ -91,22 +91,14 @@ async fn unsupported_agents_and_repos_are_refused_plainly() {
     assert_eq!(v["sessions"].as_array().map(Vec::len), Some(0));
 }
 
-/// PIDs of `opencode serve` processes working in `dir`.
-fn agent_pids(dir: &std::path::Path) -> Vec<u32> {
-    std::fs::read_dir("/proc")
+/// The `opencode serve` processes working in `dir`.
+fn agents(dir: &std::path::Path) -> Vec<e2e::procs::Proc> {
+    e2e::procs::all()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let is_agent = cmdline
-                .split(|b| *b == 0)
-                .next()
-                .is_some_and(|a| a.ends_with(b"opencode"))
-                && cmdline.windows(5).any(|w| w == b"serve");
-            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
-            (is_agent && cwd == dir).then_some(pid)
+        .filter(|p| {
+            p.program_is("opencode")
+                && p.argv.iter().any(|a| a == "serve")
+                && p.cwd.as_deref() == Some(dir)
         })
         .collect()
 }
@@ -122,14 +114,9 @@ async fn a_dead_agent_fails_its_turn_and_is_restarted() {
     let mut c = stack.client(&info.id, 0).await;
     c.until(TURN_TIMEOUT, |e| matches!(e, EventBody::TextDelta { .. }))
         .await;
-    let pids = agent_pids(&stack.workspace(&info.id));
-    assert!(!pids.is_empty(), "the agent is running");
-    for pid in pids {
-        Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()
-            .unwrap();
-    }
+    let running = agents(&stack.workspace(&info.id));
+    assert!(!running.is_empty(), "the agent is running");
+    running.iter().for_each(e2e::procs::Proc::kill);
     let end = c
         .until(TURN_TIMEOUT, |e| matches!(e, EventBody::TurnEnded { .. }))
         .await;
@@ -176,7 +163,7 @@ async fn a_dead_agent_fails_its_turn_and_is_restarted() {
     assert!(text_of(&c.events[seen..]).contains("You said: still there?"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
-        agent_pids(&stack.workspace(&info.id)).len(),
+        agents(&stack.workspace(&info.id)).len(),
         1,
         "exactly one agent again"
     );

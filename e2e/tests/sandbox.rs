@@ -40,15 +40,10 @@ fn tool_output(events: &[SessionEvent], tool_name: &str) -> String {
 
 /// PIDs of every process whose working directory is inside `dir`.
 fn processes_in(dir: &Path) -> Vec<u32> {
-    std::fs::read_dir("/proc")
+    e2e::procs::all()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
-            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
-            cwd.starts_with(dir).then_some(pid)
-        })
+        .filter(|p| p.cwd.as_ref().is_some_and(|c| c.starts_with(dir)))
+        .map(|p| p.pid)
         .collect()
 }
 

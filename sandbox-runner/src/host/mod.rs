@@ -159,6 +159,32 @@ async fn create(
     }
 }
 
+/// A signed request about one session's sandbox: check the signature, find the sandbox, act on it
+/// and answer with its state.
+struct SandboxRequest {
+    id: String,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl SandboxRequest {
+    async fn handle(self, host: &Host, act: impl AsyncFnOnce(&mut Sandbox)) -> Response {
+        if let Some(r) = refuse_unsigned(host, &self.method, &self.uri, &self.headers, b"") {
+            return r;
+        }
+        let mut sandboxes = host.sandboxes.lock().await;
+        let Some(sb) = sandboxes.get_mut(&self.id) else {
+            return err(
+                ErrorCode::NotFound,
+                format!("no sandbox for session {}", self.id),
+            );
+        };
+        act(sb).await;
+        Json(sb.info(&self.id)).into_response()
+    }
+}
+
 async fn inspect(
     State(host): State<Shared>,
     Path(id): Path<String>,
@@ -166,17 +192,13 @@ async fn inspect(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = refuse_unsigned(&host, &method, &uri, &headers, b"") {
-        return r;
-    }
-    let mut sandboxes = host.sandboxes.lock().await;
-    match sandboxes.get_mut(&id) {
-        Some(sb) => {
-            sb.poll();
-            Json(sb.info(&id)).into_response()
-        }
-        None => err(ErrorCode::NotFound, format!("no sandbox for session {id}")),
-    }
+    let req = SandboxRequest {
+        id,
+        method,
+        uri,
+        headers,
+    };
+    req.handle(&host, async |sb| sb.poll()).await
 }
 
 async fn terminate(
@@ -186,32 +208,53 @@ async fn terminate(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = refuse_unsigned(&host, &method, &uri, &headers, b"") {
-        return r;
-    }
-    let mut sandboxes = host.sandboxes.lock().await;
-    match sandboxes.get_mut(&id) {
-        Some(sb) => {
-            sb.terminate().await;
-            tracing::info!(session = %id, "sandbox terminated");
-            Json(sb.info(&id)).into_response()
-        }
-        None => err(ErrorCode::NotFound, format!("no sandbox for session {id}")),
-    }
+    let req = SandboxRequest {
+        id: id.clone(),
+        method,
+        uri,
+        headers,
+    };
+    req.handle(&host, async |sb| {
+        sb.terminate().await;
+        tracing::info!(session = %id, "sandbox terminated");
+    })
+    .await
+}
+
+/// The real file behind a program name or path (looked up on PATH when it has no slash), so it
+/// can be mounted into sandboxes as itself.
+fn resolve_program(program: &std::path::Path) -> Result<PathBuf, String> {
+    let found = if program.components().count() > 1 {
+        Some(program.to_owned())
+    } else {
+        std::env::var_os("PATH")
+            .iter()
+            .flat_map(std::env::split_paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    };
+    found
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .ok_or_else(|| format!("{} not found", program.display()))
 }
 
 pub async fn serve(args: HostArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.root).map_err(|e| format!("sandbox root: {e}"))?;
     let root = std::fs::canonicalize(&args.root).map_err(|e| format!("sandbox root: {e}"))?;
     let runner_bin = match &args.runner_bin {
-        Some(p) => p.clone(),
+        Some(p) => resolve_program(p)?,
         None => std::env::current_exe().map_err(|e| e.to_string())?,
     };
+    let opencode_bin = resolve_program(&args.opencode_bin)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("listen {}: {e}", args.listen))?;
     let host = Arc::new(Host {
-        args: HostArgs { root, ..args },
+        args: HostArgs {
+            root,
+            opencode_bin,
+            ..args
+        },
         runner_bin,
         sandboxes: Mutex::new(HashMap::new()),
     });

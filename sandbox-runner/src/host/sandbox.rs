@@ -35,7 +35,14 @@ impl Layout {
 
 /// The bubblewrap arguments that isolate one session's runner. Pure, so the isolation rules are
 /// tested without starting anything.
-pub fn bwrap_args(layout: &Layout, hidden: &[PathBuf], program: &Path) -> Vec<OsString> {
+/// `exposed` are host paths the sandbox must read even where a private mount covers them (the
+/// runner and agent binaries, a local repository), e.g. when the platform lives under `/tmp`.
+pub fn bwrap_args(
+    layout: &Layout,
+    hidden: &[PathBuf],
+    exposed: &[PathBuf],
+    program: &Path,
+) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |items: &[&dyn AsRef<std::ffi::OsStr>]| {
         for i in items {
@@ -56,6 +63,9 @@ pub fn bwrap_args(layout: &Layout, hidden: &[PathBuf], program: &Path) -> Vec<Os
         } else {
             push(&[&"--ro-bind", &"/dev/null", path]);
         }
+    }
+    for path in exposed.iter().filter(|p| p.exists()) {
+        push(&[&"--ro-bind", path, path]);
     }
     // Hide every session, then give this one back, writable.
     push(&[&"--tmpfs", &layout.root]);
@@ -94,7 +104,11 @@ impl Sandbox {
             .append(true)
             .open(&layout.log)?;
         let mut cmd = Command::new("bwrap");
-        cmd.args(bwrap_args(&layout, cfg.hidden, cfg.runner_bin))
+        let mut exposed = vec![cfg.runner_bin.to_owned(), cfg.opencode_bin.to_owned()];
+        if let Some(path) = req.repo.as_deref().and_then(|r| r.strip_prefix("file://")) {
+            exposed.push(PathBuf::from(path));
+        }
+        cmd.args(bwrap_args(&layout, cfg.hidden, &exposed, cfg.runner_bin))
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", &layout.home)
@@ -178,8 +192,12 @@ mod tests {
                 PathBuf::from("/etc/hostname"),
                 PathBuf::from("/nonexistent"),
             ],
+            &[PathBuf::from("/bin/sh")],
             Path::new("/bin/runner"),
         );
+        let tmp = pos(&args, &["--tmpfs", "/tmp"]).expect("private /tmp");
+        let exposed = pos(&args, &["--ro-bind", "/bin/sh", "/bin/sh"]).expect("exposed read-only");
+        assert!(tmp < exposed, "exposed paths survive the private mounts");
         let ro = pos(&args, &["--ro-bind", "/", "/"]).expect("system read-only");
         let hide_all = pos(&args, &["--tmpfs", "/srv/sb"]).expect("other sessions hidden");
         let own = pos(&args, &["--bind", "/srv/sb/abc", "/srv/sb/abc"]).expect("own dir writable");
