@@ -20,10 +20,17 @@ impl Proc {
         })
     }
 
+    /// Whether the program's file name is `name`, give or take an extension.
     pub fn program_is(&self, name: &str) -> bool {
-        self.argv
+        let file = self
+            .argv
             .first()
-            .is_some_and(|a| a.rsplit('/').next() == Some(name))
+            .and_then(|a| a.rsplit('/').next())
+            .unwrap_or_default();
+        file == name
+            || file
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('.'))
     }
 
     pub fn kill(&self) {
