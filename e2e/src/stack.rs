@@ -35,6 +35,9 @@ pub struct Stack {
     pub dir: PathBuf,
     pub port: u16,
     pub admin_key: String,
+    /// The vault's master key ring (`id:hex,...`, newest first); change it and restart the worker
+    /// to rotate.
+    pub vault_keys: String,
     pub model_url: String,
     pub recorder: scripted_model::Recorder,
     pub proxy: Option<Proxy>,
@@ -120,6 +123,7 @@ impl Stack {
             dir,
             port,
             admin_key: random_hex(24),
+            vault_keys: format!("k1:{}", random_hex(32)),
             model_url: format!("http://{model_addr}/v1"),
             recorder,
             proxy,
@@ -142,6 +146,7 @@ impl Stack {
         let vars = [
             ("ADMIN_API_KEY", self.admin_key.clone()),
             ("PROVIDER_SECRET", self.provider_secret.clone()),
+            ("VAULT_KEYS", self.vault_keys.clone()),
             (
                 "SANDBOX_PROVIDER_URL",
                 format!("http://127.0.0.1:{}", self.provider_port),

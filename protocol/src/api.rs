@@ -147,6 +147,27 @@ pub fn clone_url(repo: &str, github_base: &str) -> Option<String> {
     }
 }
 
+/// `PUT /api/credentials/:kind`. The secret goes in and never comes out again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutCredential {
+    pub secret: String,
+}
+
+/// What the API says of a stored credential: never its value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialInfo {
+    pub kind: String,
+    /// The master key it is sealed with (it changes when keys rotate).
+    pub key_id: String,
+    pub updated_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialList {
+    pub credentials: Vec<CredentialInfo>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,12 +2,14 @@
 //! Durable Object (`SessionObject`) that owns each session's log, queue and runner link.
 
 mod auth;
+mod credentials_api;
 mod echo;
 mod http;
 mod provider;
 mod routes;
 mod session;
 mod sessions_api;
+mod vault;
 
 pub use echo::EchoObject;
 pub use session::SessionObject;

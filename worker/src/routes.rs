@@ -6,7 +6,7 @@ use worker::{Env, Method, Request, Response, Result};
 
 use crate::auth;
 use crate::http::{error, fail, json};
-use crate::sessions_api;
+use crate::{credentials_api, sessions_api};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -20,6 +20,10 @@ pub enum Route {
     Events(String),
     ClientSocket(String),
     RunnerSocket(String),
+    ListCredentials,
+    PutCredential(String),
+    DeleteCredential(String),
+    RotateVault,
     /// The benchmark baseline (see `echo.rs`).
     BenchEcho,
 }
@@ -48,6 +52,12 @@ impl Route {
             (Method::Get, ["api", "sessions", id, "events"]) => Route::Events(id.to_string()),
             (Method::Get, ["api", "sessions", id, "ws"]) => Route::ClientSocket(id.to_string()),
             (Method::Get, ["api", "sessions", id, "runner"]) => Route::RunnerSocket(id.to_string()),
+            (Method::Get, ["api", "credentials"]) => Route::ListCredentials,
+            (Method::Put, ["api", "credentials", kind]) => Route::PutCredential(kind.to_string()),
+            (Method::Delete, ["api", "credentials", kind]) => {
+                Route::DeleteCredential(kind.to_string())
+            }
+            (Method::Post, ["api", "admin", "vault", "rotate"]) => Route::RotateVault,
             (Method::Get, ["api", "bench", "echo"]) => Route::BenchEcho,
             _ => return None,
         };
@@ -66,6 +76,10 @@ impl Route {
             | Route::Abort(_)
             | Route::Events(_)
             | Route::ClientSocket(_)
+            | Route::ListCredentials
+            | Route::PutCredential(_)
+            | Route::DeleteCredential(_)
+            | Route::RotateVault
             | Route::BenchEcho => Access::User,
         }
     }
@@ -100,6 +114,10 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
             sessions_api::forward(req, &env, &user(), &id).await
         }
         Route::RunnerSocket(id) => sessions_api::forward_runner(req, &env, &id).await,
+        Route::ListCredentials => credentials_api::list(&env, &user()).await,
+        Route::PutCredential(kind) => credentials_api::put(req, &env, &user(), &kind).await,
+        Route::DeleteCredential(kind) => credentials_api::delete(&env, &user(), &kind).await,
+        Route::RotateVault => credentials_api::rotate(&env).await,
         Route::BenchEcho => {
             if env
                 .var("ENABLE_BENCH_ECHO")
@@ -149,6 +167,10 @@ mod tests {
             Route::Events("x".into()),
             Route::ClientSocket("x".into()),
             Route::RunnerSocket("x".into()),
+            Route::ListCredentials,
+            Route::PutCredential("x".into()),
+            Route::DeleteCredential("x".into()),
+            Route::RotateVault,
             Route::BenchEcho,
         ];
         for r in all {

@@ -1,0 +1,211 @@
+//! The credentials vault API: users store model provider keys and GitHub tokens; the values are
+//! sealed (see `vault.rs`) before they reach D1, and no route ever returns one.
+
+use agent_ops_protocol::api::{CredentialInfo, CredentialList, PutCredential};
+use agent_ops_protocol::{ApiError, ErrorCode};
+use serde::Deserialize;
+use worker::{Env, Request, Response, Result};
+
+use crate::auth::Principal;
+use crate::http::{error, fail, json, now_ms, random_hex, read_json};
+use crate::vault::{self, Binding, KeyRing, NONCE_LEN};
+
+pub const KINDS: [&str; 3] = ["anthropic_api_key", "openai_api_key", "github_token"];
+const MAX_SECRET_BYTES: usize = 8 * 1024;
+const PURPOSE: &str = "credentials";
+
+fn key_ring(env: &Env) -> std::result::Result<KeyRing, ApiError> {
+    let spec = env
+        .secret("VAULT_KEYS")
+        .map(|s| s.to_string())
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::Internal,
+                "the vault has no master key (VAULT_KEYS)",
+            )
+        })?;
+    KeyRing::parse(&spec).map_err(|_| ApiError::new(ErrorCode::Internal, "VAULT_KEYS is malformed"))
+}
+
+fn check_kind(kind: &str) -> std::result::Result<(), ApiError> {
+    if KINDS.contains(&kind) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            format!(
+                "unknown credential kind `{kind}`; known: {}",
+                KINDS.join(", ")
+            ),
+        ))
+    }
+}
+
+pub async fn put(mut req: Request, env: &Env, user: &Principal, kind: &str) -> Result<Response> {
+    if let Err(e) = check_kind(kind) {
+        return error(&e);
+    }
+    let body: PutCredential = match read_json(&mut req, MAX_SECRET_BYTES + 256).await {
+        Ok(b) => b,
+        Err(e) => return error(&e),
+    };
+    if body.secret.trim().is_empty() || body.secret.len() > MAX_SECRET_BYTES {
+        return fail(
+            ErrorCode::InvalidBody,
+            format!("secret must be 1 to {MAX_SECRET_BYTES} bytes"),
+        );
+    }
+    let ring = match key_ring(env) {
+        Ok(r) => r,
+        Err(e) => return error(&e),
+    };
+    let nonce = new_nonce();
+    let binding = Binding {
+        purpose: PURPOSE,
+        owner: &user.user_id,
+        kind,
+    };
+    let Ok(sealed) = vault::seal(&ring, binding, body.secret.as_bytes(), nonce) else {
+        return fail(ErrorCode::Internal, "the credential could not be sealed");
+    };
+    let now = now_ms();
+    env.d1("DB")?
+        .prepare(
+            "INSERT INTO credentials (owner_id, kind, key_id, nonce, ciphertext, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (owner_id, kind) DO UPDATE SET key_id = excluded.key_id, nonce = excluded.nonce, \
+             ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+        )
+        .bind(&[
+            user.user_id.clone().into(),
+            kind.into(),
+            sealed.key_id.clone().into(),
+            hex::encode(sealed.nonce).into(),
+            hex::encode(&sealed.ciphertext).into(),
+            (now as f64).into(),
+        ])?
+        .run()
+        .await?;
+    json(
+        200,
+        &CredentialInfo {
+            kind: kind.to_owned(),
+            key_id: sealed.key_id,
+            updated_at: now,
+        },
+    )
+}
+
+pub async fn list(env: &Env, user: &Principal) -> Result<Response> {
+    #[derive(Deserialize)]
+    struct Row {
+        kind: String,
+        key_id: String,
+        updated_at: f64,
+    }
+    let rows: Vec<Row> = env
+        .d1("DB")?
+        .prepare(
+            "SELECT kind, key_id, updated_at FROM credentials WHERE owner_id = ?1 ORDER BY kind",
+        )
+        .bind(&[user.user_id.clone().into()])?
+        .all()
+        .await?
+        .results()?;
+    let credentials = rows
+        .into_iter()
+        .map(|r| CredentialInfo {
+            kind: r.kind,
+            key_id: r.key_id,
+            updated_at: r.updated_at as u64,
+        })
+        .collect();
+    json(200, &CredentialList { credentials })
+}
+
+pub async fn delete(env: &Env, user: &Principal, kind: &str) -> Result<Response> {
+    if let Err(e) = check_kind(kind) {
+        return error(&e);
+    }
+    let result = env
+        .d1("DB")?
+        .prepare("DELETE FROM credentials WHERE owner_id = ?1 AND kind = ?2")
+        .bind(&[user.user_id.clone().into(), kind.into()])?
+        .run()
+        .await?;
+    let changed = result.meta()?.and_then(|m| m.changes).unwrap_or(0);
+    if changed == 0 {
+        return fail(ErrorCode::NotFound, format!("no stored {kind}"));
+    }
+    Ok(Response::empty()?.with_status(204))
+}
+
+/// Re-seals every stored credential still under an older master key with the current one, so an
+/// old key can then be dropped from `VAULT_KEYS`.
+pub async fn rotate(env: &Env) -> Result<Response> {
+    #[derive(Deserialize)]
+    struct Row {
+        owner_id: String,
+        kind: String,
+        key_id: String,
+        nonce: String,
+        ciphertext: String,
+    }
+    let ring = match key_ring(env) {
+        Ok(r) => r,
+        Err(e) => return error(&e),
+    };
+    let db = env.d1("DB")?;
+    let rows: Vec<Row> = db
+        .prepare(
+            "SELECT owner_id, kind, key_id, nonce, ciphertext FROM credentials WHERE key_id != ?1",
+        )
+        .bind(&[ring.current_id().into()])?
+        .all()
+        .await?
+        .results()?;
+    let mut resealed = 0;
+    let mut failed = Vec::new();
+    for row in rows {
+        let sealed = vault::Sealed {
+            key_id: row.key_id,
+            nonce: hex::decode(&row.nonce)
+                .ok()
+                .and_then(|n| n.try_into().ok())
+                .unwrap_or_default(),
+            ciphertext: hex::decode(&row.ciphertext).unwrap_or_default(),
+        };
+        let binding = Binding {
+            purpose: PURPOSE,
+            owner: &row.owner_id,
+            kind: &row.kind,
+        };
+        match vault::reseal(&ring, binding, &sealed, new_nonce()) {
+            Ok(Some(fresh)) => {
+                db.prepare("UPDATE credentials SET key_id = ?1, nonce = ?2, ciphertext = ?3 WHERE owner_id = ?4 AND kind = ?5")
+                    .bind(&[
+                        fresh.key_id.into(),
+                        hex::encode(fresh.nonce).into(),
+                        hex::encode(&fresh.ciphertext).into(),
+                        row.owner_id.clone().into(),
+                        row.kind.clone().into(),
+                    ])?
+                    .run()
+                    .await?;
+                resealed += 1;
+            }
+            Ok(None) => {}
+            Err(e) => failed.push(format!("{}/{}: {e:?}", row.owner_id, row.kind)),
+        }
+    }
+    json(
+        200,
+        &serde_json::json!({ "resealed": resealed, "failed": failed }),
+    )
+}
+
+fn new_nonce() -> [u8; NONCE_LEN] {
+    hex::decode(random_hex(NONCE_LEN))
+        .ok()
+        .and_then(|n| n.try_into().ok())
+        .expect("random_hex yields NONCE_LEN bytes")
+}
