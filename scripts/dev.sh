@@ -25,7 +25,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT INT TERM
 
-vars=(--var "SANDBOX_PROVIDER_URL:http://127.0.0.1:$PROVIDER_PORT")
+vars=(--var "SANDBOX_PROVIDER_URL:http://127.0.0.1:$PROVIDER_PORT" --var ENVIRONMENT:development)
 model_key=""
 if [ -n "${ANTHROPIC_API_KEY:-}" ]; then
   vars+=(--var MODEL_PROVIDER:anthropic --var "DEFAULT_MODEL:${DEFAULT_MODEL:-claude-sonnet-4-5}")

@@ -147,6 +147,7 @@ impl Stack {
             ("ADMIN_API_KEY", self.admin_key.clone()),
             ("PROVIDER_SECRET", self.provider_secret.clone()),
             ("VAULT_KEYS", self.vault_keys.clone()),
+            ("ENVIRONMENT", "development".to_owned()),
             (
                 "SANDBOX_PROVIDER_URL",
                 format!("http://127.0.0.1:{}", self.provider_port),

@@ -4,12 +4,14 @@
 //! Pure decision logic that both ends must agree on (the session lifecycle, the reliable-delivery
 //! bookkeeping, request signing) lives here too, free of I/O, so it is unit-tested natively.
 
+pub mod access;
 pub mod api;
 pub mod delivery;
 pub mod errors;
 pub mod events;
 pub mod frames;
 pub mod lifecycle;
+pub mod routes;
 pub mod signing;
 
 pub use errors::{ApiError, ErrorCode};

@@ -1,52 +1,180 @@
-//! Authentication, behind one seam: `authenticate` turns a request into a `Principal` or refuses
-//! it. Today the only credential is the bootstrap admin API key from configuration; the account
-//! system plugs in here without touching the routes.
+//! Authentication: a bearer token (header, `bearer.<token>` WebSocket subprotocol, or the SPA's
+//! cookie) becomes a `Principal`, or is refused. Tokens are stored only as SHA-256 hashes.
+//!
+//! Three kinds: the bootstrap administrator key from configuration, login sessions (`aos_...`,
+//! 7 days, revocable) and API keys (`aok_<prefix>_...`, scoped, optionally expiring, revocable).
 
+use agent_ops_protocol::access::{Caller, OrgRole, Scope};
 use agent_ops_protocol::signing::{ct_eq, hash_token};
 use agent_ops_protocol::{ApiError, ErrorCode};
+use serde::Deserialize;
 use worker::{Env, Request};
+
+use crate::http::now_ms;
+
+pub const LOGIN_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+pub const COOKIE: &str = "aops_session";
 
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user_id: String,
+    pub login: String,
+    pub caller: Caller,
+    /// The login session's token hash, when that is how the principal authenticated.
+    pub login_session: Option<String>,
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(ErrorCode::Unauthorized, message)
 }
 
 /// Browsers cannot set headers on a WebSocket, so the token may also arrive as the
-/// subprotocol `bearer.<token>` (never in the URL, where it would be logged).
+/// subprotocol `bearer.<token>`, or as the SPA's HttpOnly cookie (never in the URL).
 pub fn bearer_token(req: &Request) -> Option<String> {
     let headers = req.headers();
     if let Ok(Some(value)) = headers.get("authorization") {
         return value.strip_prefix("Bearer ").map(|t| t.trim().to_owned());
     }
     if let Ok(Some(protocols)) = headers.get("sec-websocket-protocol") {
-        return protocols
+        if let Some(t) = protocols
             .split(',')
             .map(str::trim)
             .find_map(|p| p.strip_prefix("bearer."))
-            .map(str::to_owned);
+        {
+            return Some(t.to_owned());
+        }
     }
-    None
+    let cookies = headers.get("cookie").ok().flatten()?;
+    cookies
+        .split(';')
+        .map(str::trim)
+        .find_map(|c| c.strip_prefix(COOKIE).and_then(|v| v.strip_prefix('=')))
+        .map(str::to_owned)
 }
 
-pub fn authenticate(req: &Request, env: &Env) -> Result<Principal, ApiError> {
-    let token = bearer_token(req)
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "missing bearer token"))?;
-    let admin_key = env
-        .secret("ADMIN_API_KEY")
-        .map(|s| s.to_string())
-        .map_err(|_| ApiError::new(ErrorCode::Internal, "ADMIN_API_KEY is not configured"))?;
-    // Compare hashes so the comparison is constant-time and independent of the key's length.
-    if ct_eq(
-        hash_token(&token).as_bytes(),
-        hash_token(&admin_key).as_bytes(),
-    ) {
-        Ok(Principal {
-            user_id: "admin".into(),
-        })
+fn role_of(s: &str) -> OrgRole {
+    if s == "admin" {
+        OrgRole::Admin
     } else {
-        Err(ApiError::new(
-            ErrorCode::Unauthorized,
-            "invalid credentials",
-        ))
+        OrgRole::Member
     }
+}
+
+fn all_scopes(role: OrgRole) -> Vec<Scope> {
+    Scope::ALL.into_iter().filter(|s| role.allows(*s)).collect()
+}
+
+/// `Ok(None)` for a request without credentials; an error for credentials that are not valid.
+pub async fn authenticate(req: &Request, env: &Env) -> Result<Option<Principal>, ApiError> {
+    let Some(token) = bearer_token(req) else {
+        return Ok(None);
+    };
+    let hash = hash_token(&token);
+    if let Ok(admin_key) = env.secret("ADMIN_API_KEY") {
+        // Hashes compared: constant-time and independent of the key's length.
+        if ct_eq(
+            hash.as_bytes(),
+            hash_token(&admin_key.to_string()).as_bytes(),
+        ) {
+            return Ok(Some(Principal {
+                user_id: "admin".into(),
+                login: "admin".into(),
+                caller: Caller {
+                    role: OrgRole::Admin,
+                    scopes: all_scopes(OrgRole::Admin),
+                },
+                login_session: None,
+            }));
+        }
+    }
+    let db = env
+        .d1("DB")
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "no database"))?;
+    let internal =
+        |e: worker::Error| ApiError::new(ErrorCode::Internal, format!("auth lookup: {e}"));
+    let now = now_ms() as f64;
+    if token.starts_with("aos_") {
+        #[derive(Deserialize)]
+        struct Row {
+            id: String,
+            login: String,
+            role: String,
+        }
+        let row: Option<Row> = db
+            .prepare(
+                "SELECT u.id, u.login, u.role FROM auth_sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.token_hash = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2",
+            )
+            .bind(&[hash.clone().into(), now.into()])
+            .map_err(internal)?
+            .first(None)
+            .await
+            .map_err(internal)?;
+        let row =
+            row.ok_or_else(|| unauthorized("the login session is unknown, expired or revoked"))?;
+        let role = role_of(&row.role);
+        return Ok(Some(Principal {
+            user_id: row.id,
+            login: row.login,
+            caller: Caller {
+                role,
+                scopes: all_scopes(role),
+            },
+            login_session: Some(hash),
+        }));
+    }
+    if token.starts_with("aok_") {
+        #[derive(Deserialize)]
+        struct Row {
+            key_id: String,
+            id: String,
+            login: String,
+            role: String,
+            scopes: String,
+        }
+        let row: Option<Row> = db
+            .prepare(
+                "SELECT k.id AS key_id, u.id, u.login, u.role, k.scopes FROM api_keys k JOIN users u ON u.id = k.user_id \
+                 WHERE k.token_hash = ?1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?2)",
+            )
+            .bind(&[hash.into(), now.into()])
+            .map_err(internal)?
+            .first(None)
+            .await
+            .map_err(internal)?;
+        let row = row.ok_or_else(|| unauthorized("the API key is unknown, expired or revoked"))?;
+        db.prepare("UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2")
+            .bind(&[now.into(), row.key_id.into()])
+            .map_err(internal)?
+            .run()
+            .await
+            .map_err(internal)?;
+        let role = role_of(&row.role);
+        // A key never carries more than its owner has now (a demoted owner's keys shrink too).
+        let scopes: Vec<Scope> = serde_json::from_str::<Vec<Scope>>(&row.scopes)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| role.allows(*s))
+            .collect();
+        return Ok(Some(Principal {
+            user_id: row.id,
+            login: row.login,
+            caller: Caller { role, scopes },
+            login_session: None,
+        }));
+    }
+    Err(unauthorized("invalid credentials"))
+}
+
+/// Issues a login session for a user: the token is returned once and stored only as a hash.
+pub async fn start_login(env: &Env, user_id: &str) -> worker::Result<(String, u64)> {
+    let token = format!("aos_{}", crate::http::random_hex(32));
+    let now = now_ms();
+    let expires = now + LOGIN_TTL_MS;
+    env.d1("DB")?
+        .prepare("INSERT INTO auth_sessions (token_hash, user_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)")
+        .bind(&[hash_token(&token).into(), user_id.into(), (expires as f64).into(), (now as f64).into()])?
+        .run()
+        .await?;
+    Ok((token, expires))
 }

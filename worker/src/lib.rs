@@ -1,6 +1,7 @@
 //! The Agent Ops Worker: REST and WebSocket routing, authentication, and the per-session
 //! Durable Object (`SessionObject`) that owns each session's log, queue and runner link.
 
+mod accounts_api;
 mod auth;
 mod credentials_api;
 mod echo;

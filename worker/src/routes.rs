@@ -1,124 +1,125 @@
-//! The route table. Every route names how it is authorized, so no route can be added without
-//! deciding who may call it.
+//! Dispatch from the route table (`agent_ops_protocol::routes`): authenticate, authorize by the
+//! route's rule, then hand over to the handler. No handler runs before its rule has passed.
 
-use agent_ops_protocol::ErrorCode;
-use worker::{Env, Method, Request, Response, Result};
+use agent_ops_protocol::access::{decide, Denial, Need, SessionRole};
+use agent_ops_protocol::routes::{match_route, RouteId};
+use agent_ops_protocol::{ApiError, ErrorCode};
+use serde::Deserialize;
+use worker::{Env, Request, Response, Result};
 
-use crate::auth;
+use crate::auth::{self, Principal};
 use crate::http::{error, fail, json};
-use crate::{credentials_api, sessions_api};
+use crate::{accounts_api, credentials_api, sessions_api};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
-    Health,
-    CreateSession,
-    ListSessions,
-    GetSession(String),
-    DeleteSession(String),
-    PostPrompt(String),
-    Abort(String),
-    Events(String),
-    ClientSocket(String),
-    RunnerSocket(String),
-    ListCredentials,
-    PutCredential(String),
-    DeleteCredential(String),
-    RotateVault,
-    /// The benchmark baseline (see `echo.rs`).
-    BenchEcho,
-}
-
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Public,
-    /// Any authenticated principal (per-session roles arrive with the account system).
-    User,
-    /// The session's runner, holding its per-session token; checked by the session object.
-    Runner,
-}
-
-impl Route {
-    pub fn parse(method: &Method, path: &str) -> Option<Route> {
-        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-        let route = match (method, segs.as_slice()) {
-            (Method::Get, ["health"]) => Route::Health,
-            (Method::Post, ["api", "sessions"]) => Route::CreateSession,
-            (Method::Get, ["api", "sessions"]) => Route::ListSessions,
-            (Method::Get, ["api", "sessions", id]) => Route::GetSession(id.to_string()),
-            (Method::Delete, ["api", "sessions", id]) => Route::DeleteSession(id.to_string()),
-            (Method::Post, ["api", "sessions", id, "prompts"]) => Route::PostPrompt(id.to_string()),
-            (Method::Post, ["api", "sessions", id, "abort"]) => Route::Abort(id.to_string()),
-            (Method::Get, ["api", "sessions", id, "events"]) => Route::Events(id.to_string()),
-            (Method::Get, ["api", "sessions", id, "ws"]) => Route::ClientSocket(id.to_string()),
-            (Method::Get, ["api", "sessions", id, "runner"]) => Route::RunnerSocket(id.to_string()),
-            (Method::Get, ["api", "credentials"]) => Route::ListCredentials,
-            (Method::Put, ["api", "credentials", kind]) => Route::PutCredential(kind.to_string()),
-            (Method::Delete, ["api", "credentials", kind]) => {
-                Route::DeleteCredential(kind.to_string())
-            }
-            (Method::Post, ["api", "admin", "vault", "rotate"]) => Route::RotateVault,
-            (Method::Get, ["api", "bench", "echo"]) => Route::BenchEcho,
-            _ => return None,
-        };
-        Some(route)
+/// The caller's role on a session: owner, a member's role, or none (org admins act as owners).
+async fn session_role(
+    env: &Env,
+    user: &Principal,
+    session_id: &str,
+) -> Result<Option<SessionRole>> {
+    if !sessions_api::is_session_id(session_id) {
+        return Ok(None);
     }
-
-    pub fn access(&self) -> Access {
-        match self {
-            Route::Health => Access::Public,
-            Route::RunnerSocket(_) => Access::Runner,
-            Route::CreateSession
-            | Route::ListSessions
-            | Route::GetSession(_)
-            | Route::DeleteSession(_)
-            | Route::PostPrompt(_)
-            | Route::Abort(_)
-            | Route::Events(_)
-            | Route::ClientSocket(_)
-            | Route::ListCredentials
-            | Route::PutCredential(_)
-            | Route::DeleteCredential(_)
-            | Route::RotateVault
-            | Route::BenchEcho => Access::User,
+    #[derive(Deserialize)]
+    struct Row {
+        owner_id: String,
+        member_role: Option<String>,
+    }
+    let row: Option<Row> = env
+        .d1("DB")?
+        .prepare(
+            "SELECT s.owner_id, m.role AS member_role FROM sessions s \
+             LEFT JOIN session_members m ON m.session_id = s.id AND m.user_id = ?2 WHERE s.id = ?1",
+        )
+        .bind(&[session_id.into(), user.user_id.clone().into()])?
+        .first(None)
+        .await?;
+    Ok(row.and_then(|r| {
+        if r.owner_id == user.user_id {
+            Some(SessionRole::Owner)
+        } else {
+            r.member_role
+                .and_then(|m| serde_json::from_value(m.into()).ok())
         }
+    }))
+}
+
+fn denial(d: Denial, path: &str) -> ApiError {
+    match d {
+        Denial::Unauthenticated => {
+            ApiError::new(ErrorCode::Unauthorized, "sign in or present an API key")
+        }
+        Denial::MissingScope(s) => ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "these credentials lack the `{}` scope",
+                serde_json::to_value(s)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ),
+        ),
+        Denial::RoleTooLow(r) => ApiError::new(
+            ErrorCode::Forbidden,
+            format!("this needs the {r:?} role on the session").to_lowercase(),
+        ),
+        Denial::NotAMember => ApiError::new(ErrorCode::NotFound, format!("{path} not found")),
     }
 }
 
 pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
     let path = req.path();
-    let Some(route) = Route::parse(&req.method(), &path) else {
-        return fail(
-            ErrorCode::NotFound,
-            format!("no route for {} {path}", req.method()),
-        );
+    let method = req.method().to_string();
+    let Some((route, params)) = match_route(&method, &path) else {
+        return fail(ErrorCode::NotFound, format!("no route for {method} {path}"));
     };
-    let principal = match route.access() {
-        Access::Public | Access::Runner => None,
-        Access::User => match auth::authenticate(&req, &env) {
-            Ok(p) => Some(p),
+    let need = route.spec().need;
+    let principal = match need {
+        Need::Public | Need::Runner => None,
+        _ => match auth::authenticate(&req, &env).await {
+            Ok(p) => p,
             Err(e) => return error(&e),
         },
     };
-    let user = || principal.clone().expect("authenticated above");
+    let param = params.first().cloned().unwrap_or_default();
+    let role = match (&principal, need) {
+        (Some(p), Need::Session(..)) => session_role(&env, p, &param).await?,
+        _ => None,
+    };
+    if let Err(d) = decide(need, principal.as_ref().map(|p| &p.caller), role) {
+        return error(&denial(d, &path));
+    }
+    let Some(user) = principal else {
+        return public(route, req, &env, &param).await;
+    };
+    // The effective role, for the session object to authorize each WebSocket message.
+    let role = if user.caller.role == agent_ops_protocol::access::OrgRole::Admin {
+        Some(SessionRole::Owner)
+    } else {
+        role
+    };
     match route {
-        Route::Health => json(
-            200,
-            &serde_json::json!({"ok": true, "service": "agent-ops"}),
-        ),
-        Route::CreateSession => sessions_api::create(req, &env, &user()).await,
-        Route::ListSessions => sessions_api::list(&env, &user()).await,
-        Route::GetSession(id) => sessions_api::get(&env, &user(), &id).await,
-        Route::DeleteSession(id) => sessions_api::delete(&env, &user(), &id).await,
-        Route::PostPrompt(id) | Route::Abort(id) | Route::Events(id) | Route::ClientSocket(id) => {
-            sessions_api::forward(req, &env, &user(), &id).await
+        RouteId::Health | RouteId::DevLogin | RouteId::RunnerSocket => {
+            public(route, req, &env, &param).await
         }
-        Route::RunnerSocket(id) => sessions_api::forward_runner(req, &env, &id).await,
-        Route::ListCredentials => credentials_api::list(&env, &user()).await,
-        Route::PutCredential(kind) => credentials_api::put(req, &env, &user(), &kind).await,
-        Route::DeleteCredential(kind) => credentials_api::delete(&env, &user(), &kind).await,
-        Route::RotateVault => credentials_api::rotate(&env).await,
-        Route::BenchEcho => {
+        RouteId::Logout => accounts_api::logout(&env, &user).await,
+        RouteId::Me => accounts_api::me(&user),
+        RouteId::CreateSession => sessions_api::create(req, &env, &user).await,
+        RouteId::ListSessions => sessions_api::list(&env, &user).await,
+        RouteId::GetSession => sessions_api::get(&env, &param).await,
+        RouteId::DeleteSession => sessions_api::delete(&env, &user, &param).await,
+        RouteId::PostPrompt | RouteId::Abort | RouteId::Events | RouteId::ClientSocket => {
+            sessions_api::forward(req, &env, &user, role, &param).await
+        }
+        RouteId::AddMember => accounts_api::add_member(req, &env, &user, &param).await,
+        RouteId::ListKeys => accounts_api::list_keys(&env, &user).await,
+        RouteId::CreateKey => accounts_api::create_key(req, &env, &user).await,
+        RouteId::RevokeKey => accounts_api::revoke_key(&env, &user, &param).await,
+        RouteId::ListCredentials => credentials_api::list(&env, &user).await,
+        RouteId::PutCredential => credentials_api::put(req, &env, &user, &param).await,
+        RouteId::DeleteCredential => credentials_api::delete(&env, &user, &param).await,
+        RouteId::RotateVault => credentials_api::rotate(&env).await,
+        RouteId::BenchEcho => {
             if env
                 .var("ENABLE_BENCH_ECHO")
                 .map(|v| v.to_string() == "1")
@@ -136,50 +137,15 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_routes_and_rejects_unknown() {
-        assert_eq!(Route::parse(&Method::Get, "/health"), Some(Route::Health));
-        assert_eq!(
-            Route::parse(&Method::Post, "/api/sessions/abc/prompts"),
-            Some(Route::PostPrompt("abc".into()))
-        );
-        assert_eq!(
-            Route::parse(&Method::Put, "/api/sessions/abc/prompts"),
-            None
-        );
-        assert_eq!(Route::parse(&Method::Get, "/api/sessions/a/b/c"), None);
-    }
-
-    #[test]
-    fn only_health_is_public_and_only_runner_socket_is_runner() {
-        let all = [
-            Route::Health,
-            Route::CreateSession,
-            Route::ListSessions,
-            Route::GetSession("x".into()),
-            Route::DeleteSession("x".into()),
-            Route::PostPrompt("x".into()),
-            Route::Abort("x".into()),
-            Route::Events("x".into()),
-            Route::ClientSocket("x".into()),
-            Route::RunnerSocket("x".into()),
-            Route::ListCredentials,
-            Route::PutCredential("x".into()),
-            Route::DeleteCredential("x".into()),
-            Route::RotateVault,
-            Route::BenchEcho,
-        ];
-        for r in all {
-            let expected = match r {
-                Route::Health => Access::Public,
-                Route::RunnerSocket(_) => Access::Runner,
-                _ => Access::User,
-            };
-            assert_eq!(r.access(), expected, "{r:?}");
-        }
+/// Routes that need no user: health, development sign-in, and the runner's own link.
+async fn public(route: RouteId, req: Request, env: &Env, param: &str) -> Result<Response> {
+    match route {
+        RouteId::Health => json(
+            200,
+            &serde_json::json!({"ok": true, "service": "agent-ops"}),
+        ),
+        RouteId::DevLogin => accounts_api::dev_login(req, env).await,
+        RouteId::RunnerSocket => sessions_api::forward_runner(req, env, param).await,
+        _ => fail(ErrorCode::Internal, "route needs a user"),
     }
 }

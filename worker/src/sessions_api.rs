@@ -1,6 +1,7 @@
 //! The sessions REST API. D1 holds the index (who owns what, its status); everything about a
 //! session's activity is forwarded to its Durable Object.
 
+use agent_ops_protocol::access::{OrgRole, SessionAccess, SessionRole, ACCESS_HEADER};
 use agent_ops_protocol::api::{
     clone_url, AgentKind, CreateSession, ModelConfig, SessionInfo, SessionList,
 };
@@ -210,14 +211,14 @@ pub async fn set_status(env: &Env, id: &str, status: SessionStatus) -> Result<()
     Ok(())
 }
 
-async fn find(env: &Env, user: &Principal, id: &str) -> Result<Option<SessionInfo>> {
+async fn find(env: &Env, id: &str) -> Result<Option<SessionInfo>> {
     if !is_session_id(id) {
         return Ok(None);
     }
     let row: Option<Row> = env
         .d1("DB")?
-        .prepare("SELECT * FROM sessions WHERE id = ?1 AND owner_id = ?2")
-        .bind(&[id.into(), user.user_id.clone().into()])?
+        .prepare("SELECT * FROM sessions WHERE id = ?1")
+        .bind(&[id.into()])?
         .first(None)
         .await?;
     Ok(row.map(Row::into_info))
@@ -227,11 +228,15 @@ fn not_found(id: &str) -> Result<Response> {
     fail(ErrorCode::NotFound, format!("session {id} not found"))
 }
 
+/// The caller's sessions: owned or shared with them (administrators see every session).
 pub async fn list(env: &Env, user: &Principal) -> Result<Response> {
+    let all = user.caller.role == OrgRole::Admin;
     let rows: Vec<Row> = env
         .d1("DB")?
-        .prepare("SELECT * FROM sessions WHERE owner_id = ?1 ORDER BY created_at DESC LIMIT 200")
-        .bind(&[user.user_id.clone().into()])?
+        .prepare(
+            "SELECT * FROM sessions WHERE ?2 OR owner_id = ?1              OR id IN (SELECT session_id FROM session_members WHERE user_id = ?1)              ORDER BY created_at DESC LIMIT 200",
+        )
+        .bind(&[user.user_id.clone().into(), all.into()])?
         .all()
         .await?
         .results()?;
@@ -243,31 +248,51 @@ pub async fn list(env: &Env, user: &Principal) -> Result<Response> {
     )
 }
 
-pub async fn get(env: &Env, user: &Principal, id: &str) -> Result<Response> {
-    match find(env, user, id).await? {
+pub async fn get(env: &Env, id: &str) -> Result<Response> {
+    match find(env, id).await? {
         Some(info) => json(200, &info),
         None => not_found(id),
     }
 }
 
 pub async fn delete(env: &Env, user: &Principal, id: &str) -> Result<Response> {
-    let Some(mut info) = find(env, user, id).await? else {
+    let Some(mut info) = find(env, id).await? else {
         return not_found(id);
     };
     let resp = call(env, id, Method::Post, "/terminate", None).await?;
     if resp.status_code() != 200 {
         return error(&into_api_error(resp).await);
     }
+    crate::accounts_api::audit(env, &user.user_id, "session_terminated", id, "").await?;
     info.status = SessionStatus::Terminated;
     json(200, &info)
 }
 
-/// Hands a session-scoped request (prompt, abort, history, client socket) to its object.
-pub async fn forward(req: Request, env: &Env, user: &Principal, id: &str) -> Result<Response> {
-    if find(env, user, id).await?.is_none() {
+/// Hands a session-scoped request (prompt, abort, history, client socket) to its object, with
+/// the caller's access to the session, which the object uses to authorize each socket message.
+pub async fn forward(
+    req: Request,
+    env: &Env,
+    user: &Principal,
+    role: Option<SessionRole>,
+    id: &str,
+) -> Result<Response> {
+    if find(env, id).await?.is_none() {
         return not_found(id);
     }
-    stub(env, id)?.fetch_with_request(req).await
+    let Some(role) = role else {
+        return not_found(id);
+    };
+    let access = SessionAccess {
+        role,
+        scopes: user.caller.scopes.clone(),
+    };
+    let mut forwarded = req.clone_mut()?;
+    // Set, never trusted from outside: this overwrites whatever the client sent.
+    forwarded
+        .headers_mut()?
+        .set(ACCESS_HEADER, &serde_json::to_string(&access)?)?;
+    stub(env, id)?.fetch_with_request(forwarded).await
 }
 
 /// The runner authenticates to the session object itself, with its per-session token.

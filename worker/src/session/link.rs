@@ -1,5 +1,6 @@
 //! Frames arriving on the session's sockets: viewers' commands and the runner's events.
 
+use agent_ops_protocol::access::STEER;
 use agent_ops_protocol::delivery::{accept_batch, Accept};
 use agent_ops_protocol::events::AgentState;
 use agent_ops_protocol::frames::{
@@ -16,7 +17,12 @@ use super::{prompt_state, send, SessionObject, SocketInfo};
 use crate::http::now_ms;
 
 impl SessionObject {
-    pub(super) async fn client_message(&self, ws: &WebSocket, text: &str) -> Result<()> {
+    pub(super) async fn client_message(
+        &self,
+        ws: &WebSocket,
+        info: &SocketInfo,
+        text: &str,
+    ) -> Result<()> {
         let frame = match parse_frame::<ClientFrame>(text, MAX_CLIENT_FRAME_BYTES) {
             Ok(f) => f,
             Err(e) => {
@@ -24,6 +30,16 @@ impl SessionObject {
                 return Ok(());
             }
         };
+        // Every message is authorized, not just the connection: a viewer watches, it does not steer.
+        let steers = matches!(frame, ClientFrame::Prompt { .. } | ClientFrame::Abort {});
+        if steers && info.access.as_ref().is_none_or(|a| a.check(STEER).is_err()) {
+            let e = ApiError::new(
+                ErrorCode::Forbidden,
+                "only collaborators and owners with write access can prompt or abort",
+            );
+            send(ws, &ToClientFrame::Error(e));
+            return Ok(());
+        }
         match frame {
             ClientFrame::Ping {} => send(ws, &ToClientFrame::Pong {}),
             ClientFrame::Prompt {

@@ -11,6 +11,7 @@ mod store;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 
+use agent_ops_protocol::access::{SessionAccess, ACCESS_HEADER};
 use agent_ops_protocol::api::PromptAccepted;
 use agent_ops_protocol::frames::{Command, ToClientFrame, ToRunnerFrame};
 use agent_ops_protocol::lifecycle::{Effect, Input, Lifecycle, Policy, Rejection};
@@ -61,6 +62,9 @@ struct SocketInfo {
     conn: String,
     #[serde(default)]
     instance: Option<String>,
+    /// A viewer's access, as the worker vouched for it when the socket opened.
+    #[serde(default)]
+    access: Option<SessionAccess>,
 }
 
 /// I/O that must wait until the synchronous part of an event is done.
@@ -467,10 +471,15 @@ impl SessionObject {
         let pair = WebSocketPair::new()?;
         self.state
             .accept_websocket_with_tags(&pair.server, &["client"]);
+        let access = req
+            .headers()
+            .get(ACCESS_HEADER)?
+            .and_then(|h| serde_json::from_str::<SessionAccess>(&h).ok());
         pair.server.serialize_attachment(SocketInfo {
             role: Role::Client,
             conn: random_id(),
             instance: None,
+            access,
         })?;
         // Replay and subscription happen in one synchronous stretch: no event can be appended
         // between the last replayed one and the first live one.
@@ -511,6 +520,7 @@ impl SessionObject {
             role: Role::Runner,
             conn: conn.clone(),
             instance: None,
+            access: None,
         })?;
         self.update(|p| p.runner_conn = Some(conn))?;
         Response::from_websocket(pair.client)
@@ -566,7 +576,7 @@ impl DurableObject for SessionObject {
             }
         };
         match info.role {
-            Role::Client => self.client_message(&ws, &text).await,
+            Role::Client => self.client_message(&ws, &info, &text).await,
             Role::Runner => self.runner_message(&ws, info, &text).await,
         }
     }

@@ -1,0 +1,246 @@
+//! Who may do what: API key scopes, organisation roles, session roles, and the one pure decision
+//! every route and every WebSocket message goes through.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    #[serde(rename = "sessions:read")]
+    SessionsRead,
+    #[serde(rename = "sessions:write")]
+    SessionsWrite,
+    #[serde(rename = "workflows:read")]
+    WorkflowsRead,
+    #[serde(rename = "workflows:write")]
+    WorkflowsWrite,
+    #[serde(rename = "admin")]
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 5] = [
+        Scope::SessionsRead,
+        Scope::SessionsWrite,
+        Scope::WorkflowsRead,
+        Scope::WorkflowsWrite,
+        Scope::Admin,
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgRole {
+    Admin,
+    Member,
+}
+
+impl OrgRole {
+    /// The scopes a principal of this role can hold; a key never carries more than its owner.
+    pub fn allows(self, scope: Scope) -> bool {
+        self == OrgRole::Admin || scope != Scope::Admin
+    }
+}
+
+/// Ordered: each role can do everything the ones before it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionRole {
+    Viewer,
+    Collaborator,
+    Owner,
+}
+
+/// What a route or message requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Public,
+    /// The session's runner, by its per-session token (checked by the session object).
+    Runner,
+    /// An authenticated principal holding the scope.
+    Scope(Scope),
+    /// The scope, and at least this role on the session named in the path.
+    Session(Scope, SessionRole),
+}
+
+/// An authenticated caller, as far as authorization cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub role: OrgRole,
+    pub scopes: Vec<Scope>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// 401: no valid credentials.
+    Unauthenticated,
+    /// 403: the credentials lack the scope.
+    MissingScope(Scope),
+    /// 403: the caller's session role is too low.
+    RoleTooLow(SessionRole),
+    /// 404: the caller has no role on the session (its existence is not revealed).
+    NotAMember,
+}
+
+/// The decision. `session_role` is the caller's role on the session in question, if any (org
+/// admins act as owners everywhere).
+pub fn decide(
+    need: Need,
+    caller: Option<&Caller>,
+    session_role: Option<SessionRole>,
+) -> Result<(), Denial> {
+    let (scope, min_role) = match need {
+        Need::Public | Need::Runner => return Ok(()),
+        Need::Scope(scope) => (scope, None),
+        Need::Session(scope, role) => (scope, Some(role)),
+    };
+    let caller = caller.ok_or(Denial::Unauthenticated)?;
+    if !caller.scopes.contains(&scope) || !caller.role.allows(scope) {
+        return Err(Denial::MissingScope(scope));
+    }
+    let Some(min_role) = min_role else {
+        return Ok(());
+    };
+    let role = if caller.role == OrgRole::Admin {
+        Some(SessionRole::Owner)
+    } else {
+        session_role
+    };
+    match role {
+        None => Err(Denial::NotAMember),
+        Some(r) if r < min_role => Err(Denial::RoleTooLow(min_role)),
+        Some(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(scopes: &[Scope]) -> Caller {
+        Caller {
+            role: OrgRole::Member,
+            scopes: scopes.to_vec(),
+        }
+    }
+
+    #[test]
+    fn public_and_runner_need_nothing() {
+        assert_eq!(decide(Need::Public, None, None), Ok(()));
+        assert_eq!(decide(Need::Runner, None, None), Ok(()));
+    }
+
+    #[test]
+    fn scopes_are_enforced() {
+        let need = Need::Scope(Scope::SessionsWrite);
+        assert_eq!(decide(need, None, None), Err(Denial::Unauthenticated));
+        assert_eq!(
+            decide(need, Some(&member(&[Scope::SessionsRead])), None),
+            Err(Denial::MissingScope(Scope::SessionsWrite))
+        );
+        assert_eq!(
+            decide(need, Some(&member(&[Scope::SessionsWrite])), None),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_member_never_wields_admin_even_if_a_key_claims_it() {
+        let need = Need::Scope(Scope::Admin);
+        assert_eq!(
+            decide(need, Some(&member(&[Scope::Admin])), None),
+            Err(Denial::MissingScope(Scope::Admin))
+        );
+        let admin = Caller {
+            role: OrgRole::Admin,
+            scopes: vec![Scope::Admin],
+        };
+        assert_eq!(decide(need, Some(&admin), None), Ok(()));
+    }
+
+    #[test]
+    fn session_roles_are_ordered_and_strangers_see_nothing() {
+        let write = Need::Session(Scope::SessionsWrite, SessionRole::Collaborator);
+        let read = Need::Session(Scope::SessionsRead, SessionRole::Viewer);
+        let c = member(&Scope::ALL);
+        assert_eq!(decide(read, Some(&c), Some(SessionRole::Viewer)), Ok(()));
+        assert_eq!(
+            decide(write, Some(&c), Some(SessionRole::Viewer)),
+            Err(Denial::RoleTooLow(SessionRole::Collaborator))
+        );
+        assert_eq!(
+            decide(write, Some(&c), Some(SessionRole::Collaborator)),
+            Ok(())
+        );
+        assert_eq!(decide(write, Some(&c), Some(SessionRole::Owner)), Ok(()));
+        assert_eq!(decide(read, Some(&c), None), Err(Denial::NotAMember));
+        let admin = Caller {
+            role: OrgRole::Admin,
+            scopes: Scope::ALL.to_vec(),
+        };
+        assert_eq!(
+            decide(write, Some(&admin), None),
+            Ok(()),
+            "admins act as owners"
+        );
+    }
+
+    #[test]
+    fn scope_names_are_stable() {
+        assert_eq!(
+            serde_json::to_string(&Scope::SessionsRead).unwrap(),
+            "\"sessions:read\""
+        );
+        assert_eq!(serde_json::to_string(&Scope::Admin).unwrap(), "\"admin\"");
+    }
+}
+
+/// What the worker tells a session object about a viewer it hands over (in [`ACCESS_HEADER`],
+/// always set by the worker itself), so each WebSocket message is authorized too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionAccess {
+    pub role: SessionRole,
+    pub scopes: Vec<Scope>,
+}
+
+pub const ACCESS_HEADER: &str = "x-agent-ops-access";
+
+impl SessionAccess {
+    pub fn check(&self, need: Need) -> Result<(), Denial> {
+        let caller = Caller {
+            role: OrgRole::Member,
+            scopes: self.scopes.clone(),
+        };
+        decide(need, Some(&caller), Some(self.role))
+    }
+}
+
+/// What sending a prompt or an abort over a session's socket requires.
+pub const STEER: Need = Need::Session(Scope::SessionsWrite, SessionRole::Collaborator);
+
+#[cfg(test)]
+mod access_tests {
+    use super::*;
+
+    #[test]
+    fn viewers_watch_collaborators_steer() {
+        let all = Scope::ALL.to_vec();
+        let viewer = SessionAccess {
+            role: SessionRole::Viewer,
+            scopes: all.clone(),
+        };
+        assert!(viewer.check(STEER).is_err());
+        let collaborator = SessionAccess {
+            role: SessionRole::Collaborator,
+            scopes: all,
+        };
+        assert!(collaborator.check(STEER).is_ok());
+        let read_only_owner = SessionAccess {
+            role: SessionRole::Owner,
+            scopes: vec![Scope::SessionsRead],
+        };
+        assert!(
+            read_only_owner.check(STEER).is_err(),
+            "a read-only key cannot steer"
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! The route table: every route of the public API, with what it requires. The worker dispatches
+//! from it and the authorization matrix test is generated from it, so a route cannot exist
+//! without a rule (adding a `RouteId` does not compile until `spec` gives it one).
+
+use crate::access::{Need, Scope, SessionRole};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteId {
+    Health,
+    DevLogin,
+    Logout,
+    Me,
+    CreateSession,
+    ListSessions,
+    GetSession,
+    DeleteSession,
+    PostPrompt,
+    Abort,
+    Events,
+    ClientSocket,
+    RunnerSocket,
+    AddMember,
+    ListKeys,
+    CreateKey,
+    RevokeKey,
+    ListCredentials,
+    PutCredential,
+    DeleteCredential,
+    RotateVault,
+    BenchEcho,
+}
+
+pub struct RouteSpec {
+    pub method: &'static str,
+    /// `{name}` segments are parameters.
+    pub path: &'static str,
+    pub need: Need,
+}
+
+impl RouteId {
+    pub const ALL: [RouteId; 22] = [
+        RouteId::Health,
+        RouteId::DevLogin,
+        RouteId::Logout,
+        RouteId::Me,
+        RouteId::CreateSession,
+        RouteId::ListSessions,
+        RouteId::GetSession,
+        RouteId::DeleteSession,
+        RouteId::PostPrompt,
+        RouteId::Abort,
+        RouteId::Events,
+        RouteId::ClientSocket,
+        RouteId::RunnerSocket,
+        RouteId::AddMember,
+        RouteId::ListKeys,
+        RouteId::CreateKey,
+        RouteId::RevokeKey,
+        RouteId::ListCredentials,
+        RouteId::PutCredential,
+        RouteId::DeleteCredential,
+        RouteId::RotateVault,
+        RouteId::BenchEcho,
+    ];
+
+    pub fn spec(self) -> RouteSpec {
+        use Scope::*;
+        use SessionRole::*;
+        let (method, path, need) = match self {
+            RouteId::Health => ("GET", "/health", Need::Public),
+            RouteId::DevLogin => ("POST", "/auth/dev/login", Need::Public),
+            RouteId::Logout => ("POST", "/auth/logout", Need::Scope(SessionsRead)),
+            RouteId::Me => ("GET", "/api/me", Need::Scope(SessionsRead)),
+            RouteId::CreateSession => ("POST", "/api/sessions", Need::Scope(SessionsWrite)),
+            RouteId::ListSessions => ("GET", "/api/sessions", Need::Scope(SessionsRead)),
+            RouteId::GetSession => (
+                "GET",
+                "/api/sessions/{id}",
+                Need::Session(SessionsRead, Viewer),
+            ),
+            RouteId::DeleteSession => (
+                "DELETE",
+                "/api/sessions/{id}",
+                Need::Session(SessionsWrite, Owner),
+            ),
+            RouteId::PostPrompt => (
+                "POST",
+                "/api/sessions/{id}/prompts",
+                Need::Session(SessionsWrite, Collaborator),
+            ),
+            RouteId::Abort => (
+                "POST",
+                "/api/sessions/{id}/abort",
+                Need::Session(SessionsWrite, Collaborator),
+            ),
+            RouteId::Events => (
+                "GET",
+                "/api/sessions/{id}/events",
+                Need::Session(SessionsRead, Viewer),
+            ),
+            RouteId::ClientSocket => (
+                "GET",
+                "/api/sessions/{id}/ws",
+                Need::Session(SessionsRead, Viewer),
+            ),
+            RouteId::RunnerSocket => ("GET", "/api/sessions/{id}/runner", Need::Runner),
+            RouteId::AddMember => (
+                "POST",
+                "/api/sessions/{id}/members",
+                Need::Session(SessionsWrite, Owner),
+            ),
+            RouteId::ListKeys => ("GET", "/api/keys", Need::Scope(SessionsRead)),
+            RouteId::CreateKey => ("POST", "/api/keys", Need::Scope(SessionsWrite)),
+            RouteId::RevokeKey => ("DELETE", "/api/keys/{id}", Need::Scope(SessionsWrite)),
+            RouteId::ListCredentials => ("GET", "/api/credentials", Need::Scope(SessionsRead)),
+            RouteId::PutCredential => {
+                ("PUT", "/api/credentials/{kind}", Need::Scope(SessionsWrite))
+            }
+            RouteId::DeleteCredential => (
+                "DELETE",
+                "/api/credentials/{kind}",
+                Need::Scope(SessionsWrite),
+            ),
+            RouteId::RotateVault => ("POST", "/api/admin/vault/rotate", Need::Scope(Admin)),
+            RouteId::BenchEcho => ("GET", "/api/bench/echo", Need::Scope(Admin)),
+        };
+        RouteSpec { method, path, need }
+    }
+}
+
+/// The route for a request, with its path parameters in order.
+pub fn match_route(method: &str, path: &str) -> Option<(RouteId, Vec<String>)> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    RouteId::ALL.into_iter().find_map(|id| {
+        let spec = id.spec();
+        if !spec.method.eq_ignore_ascii_case(method) {
+            return None;
+        }
+        let pattern: Vec<&str> = spec.path.split('/').collect();
+        if pattern.len() != segments.len() {
+            return None;
+        }
+        let mut params = Vec::new();
+        for (p, s) in pattern.iter().zip(&segments) {
+            if p.starts_with('{') {
+                if s.is_empty() {
+                    return None;
+                }
+                params.push((*s).to_owned());
+            } else if p != s {
+                return None;
+            }
+        }
+        Some((id, params))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_listed_once_and_matches_itself() {
+        for id in RouteId::ALL {
+            let spec = id.spec();
+            let path = spec
+                .path
+                .replace("{id}", "abc")
+                .replace("{kind}", "github_token");
+            assert_eq!(
+                match_route(spec.method, &path).map(|m| m.0),
+                Some(id),
+                "{}",
+                spec.path
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        assert!(RouteId::ALL
+            .iter()
+            .all(|id| seen.insert((id.spec().method, id.spec().path))));
+    }
+
+    #[test]
+    fn parameters_and_misses() {
+        assert_eq!(
+            match_route("POST", "/api/sessions/s1/prompts"),
+            Some((RouteId::PostPrompt, vec!["s1".to_owned()]))
+        );
+        assert_eq!(match_route("PUT", "/api/sessions/s1/prompts"), None);
+        assert_eq!(match_route("GET", "/api/sessions/s1/nope"), None);
+        assert_eq!(match_route("GET", "/api/sessions//events"), None);
+    }
+}
