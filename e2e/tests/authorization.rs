@@ -1,0 +1,340 @@
+//! The authorization matrix, generated from the route table: every route x every kind of caller
+//! gets the status its rule implies. The same for WebSocket messages by session role.
+
+use agent_ops_protocol::access::{Need, OrgRole, Scope, SessionRole};
+use agent_ops_protocol::frames::{ClientFrame, ToClientFrame};
+use agent_ops_protocol::routes::RouteId;
+use agent_ops_protocol::signing::hash_token;
+use e2e::{ClientSocket, Stack, StackOptions};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    ExpiredSession,
+    RevokedKey,
+    KeyWithoutScope,
+    Viewer,
+    Collaborator,
+    Owner,
+    Admin,
+}
+
+/// What the rule says, derived independently of the worker's code.
+fn expected(need: Need, who: Who) -> Option<(u16, &'static str)> {
+    let (scope, min_role) = match need {
+        Need::Public => return None,
+        Need::Runner => return Some((401, "invalid_token")),
+        Need::Scope(s) => (s, None),
+        Need::Session(s, r) => (s, Some(r)),
+    };
+    let (org, role) = match who {
+        Who::Anonymous | Who::ExpiredSession | Who::RevokedKey => {
+            return Some((401, "unauthorized"))
+        }
+        Who::KeyWithoutScope => return Some((403, "forbidden")),
+        Who::Viewer => (OrgRole::Member, SessionRole::Viewer),
+        Who::Collaborator => (OrgRole::Member, SessionRole::Collaborator),
+        Who::Owner => (OrgRole::Member, SessionRole::Owner),
+        Who::Admin => (OrgRole::Admin, SessionRole::Owner),
+    };
+    if scope == Scope::Admin && org != OrgRole::Admin {
+        return Some((403, "forbidden"));
+    }
+    match min_role {
+        Some(min) if role < min => Some((403, "forbidden")),
+        _ => None,
+    }
+}
+
+/// A request for each route (exhaustive: a new route does not compile until it is here).
+fn request_for(route: RouteId, session: &str) -> (String, Option<Value>) {
+    let s = session;
+    match route {
+        RouteId::Health => ("/health".into(), None),
+        RouteId::DevLogin => ("/auth/dev/login".into(), Some(json!({"login": "matrix"}))),
+        RouteId::Logout => ("/auth/logout".into(), None),
+        RouteId::Me => ("/api/me".into(), None),
+        RouteId::CreateSession => ("/api/sessions".into(), Some(json!({"agent": "codex"}))),
+        RouteId::ListSessions => ("/api/sessions".into(), None),
+        RouteId::GetSession => (format!("/api/sessions/{s}"), None),
+        RouteId::DeleteSession => (format!("/api/sessions/{s}"), None),
+        RouteId::PostPrompt => (
+            format!("/api/sessions/{s}/prompts"),
+            Some(json!({"text": "hello"})),
+        ),
+        RouteId::Abort => (format!("/api/sessions/{s}/abort"), None),
+        RouteId::Events => (format!("/api/sessions/{s}/events"), None),
+        RouteId::ClientSocket => (format!("/api/sessions/{s}/ws"), None),
+        RouteId::RunnerSocket => (format!("/api/sessions/{s}/runner"), None),
+        RouteId::AddMember => (
+            format!("/api/sessions/{s}/members"),
+            Some(json!({"login": "stranger", "role": "viewer"})),
+        ),
+        RouteId::ListKeys => ("/api/keys".into(), None),
+        RouteId::CreateKey => (
+            "/api/keys".into(),
+            Some(json!({"name": "m", "scopes": ["sessions:read"]})),
+        ),
+        RouteId::RevokeKey => ("/api/keys/0123456789abcdef0123456789abcdef".into(), None),
+        RouteId::ListCredentials => ("/api/credentials".into(), None),
+        RouteId::PutCredential => (
+            "/api/credentials/github_token".into(),
+            Some(json!({"secret": "ghp_x"})),
+        ),
+        RouteId::DeleteCredential => ("/api/credentials/github_token".into(), None),
+        RouteId::RotateVault => ("/api/admin/vault/rotate".into(), None),
+        RouteId::BenchEcho => ("/api/bench/echo".into(), None),
+    }
+}
+
+async fn login(stack: &Stack, name: &str) -> String {
+    let (status, v) = stack
+        .call_as(
+            None,
+            Method::POST,
+            "/auth/dev/login",
+            Some(json!({"login": name}).to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    v["token"].as_str().unwrap().to_owned()
+}
+
+async fn key(stack: &Stack, token: &str, scopes: Value) -> (String, String) {
+    let body = json!({"name": "k", "scopes": scopes}).to_string();
+    let (status, v) = stack
+        .call_as(Some(token), Method::POST, "/api/keys", Some(body))
+        .await;
+    assert_eq!(status, 201, "{v}");
+    (
+        v["id"].as_str().unwrap().to_owned(),
+        v["key"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn websocket_status(stack: &Stack, path: &str, token: Option<&str>) -> u16 {
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Error};
+    let mut req = stack.ws_url(path).into_client_request().unwrap();
+    if let Some(t) = token {
+        req.headers_mut().insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {t}")).unwrap(),
+        );
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => 101,
+        Err(Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("{path}: {e}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_by_every_kind_of_caller() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let admin = login(&stack, "root").await; // the first person to sign in administers
+    let owner = login(&stack, "olivia").await;
+    let collaborator = login(&stack, "carl").await;
+    let viewer = login(&stack, "vera").await;
+    login(&stack, "stranger").await;
+    let expired = login(&stack, "eve").await;
+    let status = std::process::Command::new(e2e::repo_root().join("node_modules/.bin/wrangler"))
+        .args(["d1", "execute", "DB", "--local", "--persist-to"])
+        .arg(stack.dir.join("wrangler"))
+        .arg("--command")
+        .arg(format!(
+            "UPDATE auth_sessions SET expires_at = 1 WHERE token_hash = '{}'",
+            hash_token(&expired)
+        ))
+        .current_dir(e2e::repo_root())
+        .env("WRANGLER_SEND_METRICS", "false")
+        .output()
+        .expect("wrangler d1 execute");
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+
+    let (_, v) = stack
+        .call_as(
+            Some(&owner),
+            Method::POST,
+            "/api/sessions",
+            Some("{}".into()),
+        )
+        .await;
+    let session = v["id"]
+        .as_str()
+        .expect("owner created a session")
+        .to_owned();
+    for (who, role) in [("carl", "collaborator"), ("vera", "viewer")] {
+        let body = json!({"login": who, "role": role}).to_string();
+        let (s, v) = stack
+            .call_as(
+                Some(&owner),
+                Method::POST,
+                &format!("/api/sessions/{session}/members"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let (_, no_scope) = key(&stack, &owner, json!(["workflows:read"])).await;
+    let (revoked_id, revoked) =
+        key(&stack, &owner, json!(["sessions:read", "sessions:write"])).await;
+    let (s, _) = stack
+        .call_as(
+            Some(&owner),
+            Method::DELETE,
+            &format!("/api/keys/{revoked_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+
+    let callers: Vec<(Who, Option<&str>)> = vec![
+        (Who::Anonymous, None),
+        (Who::ExpiredSession, Some(&expired)),
+        (Who::RevokedKey, Some(&revoked)),
+        (Who::KeyWithoutScope, Some(&no_scope)),
+        (Who::Viewer, Some(&viewer)),
+        (Who::Collaborator, Some(&collaborator)),
+        (Who::Owner, Some(&owner)),
+        (Who::Admin, Some(&admin)),
+    ];
+    // Logging out and deleting the session change what follows: they go last.
+    let mut routes: Vec<RouteId> = RouteId::ALL
+        .into_iter()
+        .filter(|r| !matches!(r, RouteId::Logout | RouteId::DeleteSession))
+        .collect();
+    routes.extend([RouteId::DeleteSession, RouteId::Logout]);
+    let mut checked = 0;
+    for route in routes {
+        let spec = route.spec();
+        for (who, token) in &callers {
+            let (path, body) = request_for(route, &session);
+            let websocket = matches!(route, RouteId::ClientSocket | RouteId::RunnerSocket);
+            let (status, v) = if websocket {
+                (websocket_status(&stack, &path, *token).await, Value::Null)
+            } else {
+                let method = Method::from_bytes(spec.method.as_bytes()).unwrap();
+                stack
+                    .call_as(*token, method, &path, body.map(|b| b.to_string()))
+                    .await
+            };
+            match expected(spec.need, *who) {
+                Some((want, code)) => {
+                    assert_eq!(status, want, "{route:?} as {who:?}: {v}");
+                    if !websocket {
+                        assert_eq!(v["code"].as_str(), Some(code), "{route:?} as {who:?}: {v}");
+                    }
+                }
+                None => assert!(
+                    !matches!(status, 401 | 403) && status < 500,
+                    "{route:?} as {who:?} should pass authorization, got {status}: {v}"
+                ),
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, RouteId::ALL.len() * callers.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_messages_by_session_role() {
+    let stack = Stack::start(StackOptions::default()).await;
+    login(&stack, "root").await;
+    let owner = login(&stack, "olivia").await;
+    let collaborator = login(&stack, "carl").await;
+    let viewer = login(&stack, "vera").await;
+    let (_, v) = stack
+        .call_as(
+            Some(&owner),
+            Method::POST,
+            "/api/sessions",
+            Some("{}".into()),
+        )
+        .await;
+    let session = v["id"].as_str().unwrap().to_owned();
+    for (who, role) in [("carl", "collaborator"), ("vera", "viewer")] {
+        let body = json!({"login": who, "role": role}).to_string();
+        stack
+            .call_as(
+                Some(&owner),
+                Method::POST,
+                &format!("/api/sessions/{session}/members"),
+                Some(body),
+            )
+            .await;
+    }
+    let (_, read_only) = key(&stack, &owner, json!(["sessions:read"])).await;
+    let url = stack.ws_url(&format!("/api/sessions/{session}/ws"));
+    let t = Duration::from_secs(10);
+
+    for (name, token, may_steer) in [
+        ("viewer", viewer.as_str(), false),
+        ("owner with a read-only key", read_only.as_str(), false),
+        ("collaborator", collaborator.as_str(), true),
+        ("owner", owner.as_str(), true),
+    ] {
+        let mut ws = ClientSocket::connect(&url, token)
+            .await
+            .unwrap_or_else(|e| panic!("{name} connects: {e}"));
+        ws.send(&ClientFrame::Ping {}).await;
+        ws.until_frame(t, |f| matches!(f, ToClientFrame::Pong {}))
+            .await;
+        let crid = format!("from-{}", name.replace(' ', "-"));
+        ws.send(&ClientFrame::Prompt {
+            text: "hi".into(),
+            client_request_id: crid.clone(),
+        })
+        .await;
+        let reply = ws
+            .until_frame(t, |f| {
+                matches!(
+                    f,
+                    ToClientFrame::Error(_) | ToClientFrame::PromptAccepted { .. }
+                )
+            })
+            .await;
+        match (may_steer, reply) {
+            (
+                true,
+                ToClientFrame::PromptAccepted {
+                    client_request_id, ..
+                },
+            ) => assert_eq!(client_request_id, crid),
+            (false, ToClientFrame::Error(e)) => assert_eq!(e.code.as_str(), "forbidden", "{name}"),
+            (_, other) => panic!("{name}: {other:?}"),
+        }
+        if !may_steer {
+            ws.others.clear();
+            ws.send(&ClientFrame::Abort {}).await;
+            let ToClientFrame::Error(e) = ws
+                .until_frame(t, |f| matches!(f, ToClientFrame::Error(_)))
+                .await
+            else {
+                unreachable!()
+            };
+            assert_eq!(e.code.as_str(), "forbidden", "{name} cannot abort");
+        }
+    }
+    let history = stack.history(&session).await;
+    let queued: Vec<_> = history
+        .iter()
+        .filter_map(|e| match &e.body {
+            agent_ops_protocol::EventBody::PromptQueued {
+                client_request_id, ..
+            } => Some(client_request_id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        queued,
+        vec!["from-collaborator", "from-owner"],
+        "only permitted prompts were queued"
+    );
+}
