@@ -5,15 +5,15 @@
 //! session's lifecycle are made by the pure `Lifecycle` machine; this module only performs the
 //! I/O its effects call for.
 
+mod effects;
 mod link;
 mod store;
 
 use std::cell::{Cell, OnceCell, RefCell};
-use std::collections::VecDeque;
 
 use agent_ops_protocol::access::{SessionAccess, ACCESS_HEADER};
 use agent_ops_protocol::api::PromptAccepted;
-use agent_ops_protocol::frames::{Command, ToClientFrame, ToRunnerFrame};
+use agent_ops_protocol::frames::{ToClientFrame, ToRunnerFrame};
 use agent_ops_protocol::lifecycle::{Effect, Input, Lifecycle, Policy, Rejection};
 use agent_ops_protocol::{
     ApiError, ErrorCode, EventBody, SessionStatus, TurnOutcome, MAX_PAGE_EVENTS, MAX_PROMPT_BYTES,
@@ -65,13 +65,6 @@ struct SocketInfo {
     /// A viewer's access, as the worker vouched for it when the socket opened.
     #[serde(default)]
     access: Option<SessionAccess>,
-}
-
-/// I/O that must wait until the synchronous part of an event is done.
-enum Job {
-    IndexStatus(SessionStatus),
-    Alarm(u64),
-    DestroySandbox,
 }
 
 #[durable_object]
@@ -171,143 +164,6 @@ impl SessionObject {
             }
             Err(r) => Ok(Err(r)),
         }
-    }
-
-    async fn apply(&self, effects: Vec<Effect>) -> Result<()> {
-        let mut queue: VecDeque<Effect> = effects.into();
-        let mut jobs = Vec::new();
-        while let Some(effect) = queue.pop_front() {
-            match effect {
-                Effect::Status(status) => {
-                    self.emit(vec![EventBody::Status {
-                        status,
-                        reason: None,
-                    }])?;
-                    jobs.push(Job::IndexStatus(status));
-                }
-                Effect::StartNextPrompt => {
-                    let Some(prompt) = self.store()?.next_queued()? else {
-                        continue;
-                    };
-                    self.store()?
-                        .set_prompt_state(&prompt.id, PromptState::Running)?;
-                    self.emit(vec![EventBody::TurnStarted {
-                        prompt_id: prompt.id.clone(),
-                    }])?;
-                    self.send_command(Command::Prompt {
-                        prompt_id: prompt.id.clone(),
-                        text: prompt.text,
-                    })?;
-                    if let Ok(more) = self.step(Input::TurnStarted {
-                        prompt_id: prompt.id,
-                    })? {
-                        queue.extend(more);
-                    }
-                }
-                Effect::EndTurn {
-                    prompt_id,
-                    outcome,
-                    reason,
-                } => {
-                    self.store()?
-                        .set_prompt_state(&prompt_id, prompt_state(outcome))?;
-                    self.emit(vec![EventBody::TurnEnded {
-                        prompt_id: prompt_id.clone(),
-                        outcome,
-                        reason: Some(reason),
-                    }])?;
-                    if let Ok(more) = self.step(Input::TurnEnded { prompt_id })? {
-                        queue.extend(more);
-                    }
-                }
-                Effect::SendAbort { prompt_id } => {
-                    self.send_command(Command::Abort { prompt_id })?
-                }
-                Effect::DropRunner => {
-                    // A runner that dies without closing its socket is noticed here, by silence.
-                    self.emit(vec![EventBody::RunnerDisconnected {
-                        reason: "runner stopped sending heartbeats".into(),
-                    }])?;
-                    self.close_runner(4408, "runner heartbeat timed out")?;
-                }
-                Effect::ArmAlarm { at_ms } => jobs.push(Job::Alarm(at_ms)),
-                Effect::StopSandbox => {
-                    self.send_command(Command::Stop)?;
-                    self.close_runner(4001, "session terminated")?;
-                    jobs.push(Job::DestroySandbox);
-                }
-            }
-        }
-        for job in jobs {
-            match job {
-                Job::IndexStatus(status) => {
-                    let id = self.load()?.map(|p| p.session_id).unwrap_or_default();
-                    crate::sessions_api::set_status(&self.env, &id, status).await?;
-                }
-                Job::Alarm(at) => {
-                    // An absolute time: a bare integer would be read as an offset from now.
-                    let date =
-                        worker::js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at as f64));
-                    self.state
-                        .storage()
-                        .set_alarm(worker::ScheduledTime::new(date))
-                        .await?
-                }
-                Job::DestroySandbox => {
-                    let id = self.load()?.map(|p| p.session_id).unwrap_or_default();
-                    if let Err(e) = crate::provider::destroy(&self.env, &id).await {
-                        worker::console_error!("destroying sandbox {id}: {e}");
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Any frame proves the runner alive. Recording that at most once a second keeps the hot
-    /// path (a frame of deltas) to the one write it needs, while staleness is judged in seconds.
-    async fn runner_seen(&self) -> Result<()> {
-        let now = now_ms();
-        if now.saturating_sub(self.seen_at.get()) < 1000 {
-            return Ok(());
-        }
-        self.seen_at.set(now);
-        self.feed(Input::RunnerSeen { now_ms: now }).await?.ok();
-        Ok(())
-    }
-
-    /// Records the command, then sends it if a runner is connected; unacknowledged commands are
-    /// sent again when the runner comes back.
-    fn send_command(&self, command: Command) -> Result<()> {
-        let id = self.store()?.enqueue_command(&command)?;
-        if let Some(ws) = self.runner_socket()? {
-            send(&ws, &ToRunnerFrame::Command { id, command });
-        }
-        Ok(())
-    }
-
-    fn runner_socket(&self) -> Result<Option<WebSocket>> {
-        let Some(conn) = self.load()?.and_then(|p| p.runner_conn) else {
-            return Ok(None);
-        };
-        Ok(self
-            .state
-            .get_websockets_with_tag("runner")
-            .into_iter()
-            .find(|ws| {
-                ws.deserialize_attachment::<SocketInfo>()
-                    .ok()
-                    .flatten()
-                    .is_some_and(|i| i.conn == conn && i.instance.is_some())
-            }))
-    }
-
-    fn close_runner(&self, code: u16, reason: &str) -> Result<()> {
-        self.update(|p| p.runner_conn = None)?;
-        for ws in self.state.get_websockets_with_tag("runner") {
-            ws.close(Some(code), Some(reason)).ok();
-        }
-        Ok(())
     }
 
     pub async fn submit_prompt(
