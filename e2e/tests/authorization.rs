@@ -115,6 +115,35 @@ async fn key(stack: &Stack, token: &str, scopes: Value) -> (String, String) {
     )
 }
 
+/// A session of `owner`'s, shared with carl (collaborator) and vera (viewer).
+async fn shared_session(stack: &Stack, owner: &str) -> String {
+    let (_, v) = stack
+        .call_as(
+            Some(owner),
+            Method::POST,
+            "/api/sessions",
+            Some("{}".into()),
+        )
+        .await;
+    let session = v["id"]
+        .as_str()
+        .expect("owner created a session")
+        .to_owned();
+    for (who, role) in [("carl", "collaborator"), ("vera", "viewer")] {
+        let body = json!({"login": who, "role": role}).to_string();
+        let (s, v) = stack
+            .call_as(
+                Some(owner),
+                Method::POST,
+                &format!("/api/sessions/{session}/members"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, 201, "{v}");
+    }
+    session
+}
+
 async fn websocket_status(stack: &Stack, path: &str, token: Option<&str>) -> u16 {
     use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Error};
     let mut req = stack.ws_url(path).into_client_request().unwrap();
@@ -158,30 +187,7 @@ async fn every_route_by_every_kind_of_caller() {
         String::from_utf8_lossy(&status.stderr)
     );
 
-    let (_, v) = stack
-        .call_as(
-            Some(&owner),
-            Method::POST,
-            "/api/sessions",
-            Some("{}".into()),
-        )
-        .await;
-    let session = v["id"]
-        .as_str()
-        .expect("owner created a session")
-        .to_owned();
-    for (who, role) in [("carl", "collaborator"), ("vera", "viewer")] {
-        let body = json!({"login": who, "role": role}).to_string();
-        let (s, v) = stack
-            .call_as(
-                Some(&owner),
-                Method::POST,
-                &format!("/api/sessions/{session}/members"),
-                Some(body),
-            )
-            .await;
-        assert_eq!(s, 201, "{v}");
-    }
+    let session = shared_session(&stack, &owner).await;
     let (_, no_scope) = key(&stack, &owner, json!(["workflows:read"])).await;
     let (revoked_id, revoked) =
         key(&stack, &owner, json!(["sessions:read", "sessions:write"])).await;
@@ -250,26 +256,7 @@ async fn websocket_messages_by_session_role() {
     let owner = login(&stack, "olivia").await;
     let collaborator = login(&stack, "carl").await;
     let viewer = login(&stack, "vera").await;
-    let (_, v) = stack
-        .call_as(
-            Some(&owner),
-            Method::POST,
-            "/api/sessions",
-            Some("{}".into()),
-        )
-        .await;
-    let session = v["id"].as_str().unwrap().to_owned();
-    for (who, role) in [("carl", "collaborator"), ("vera", "viewer")] {
-        let body = json!({"login": who, "role": role}).to_string();
-        stack
-            .call_as(
-                Some(&owner),
-                Method::POST,
-                &format!("/api/sessions/{session}/members"),
-                Some(body),
-            )
-            .await;
-    }
+    let session = shared_session(&stack, &owner).await;
     let (_, read_only) = key(&stack, &owner, json!(["sessions:read"])).await;
     let url = stack.ws_url(&format!("/api/sessions/{session}/ws"));
     let t = Duration::from_secs(10);
