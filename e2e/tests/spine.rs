@@ -47,6 +47,13 @@ fn deltas(events: &[SessionEvent]) -> usize {
         .count()
 }
 
+/// Reads until at least `n` text deltas have arrived.
+async fn until_deltas(client: &mut e2e::ClientSocket, n: usize) {
+    while deltas(&client.events) < n {
+        client.read_one(TURN_TIMEOUT).await.expect("more deltas");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prompt_writes_a_file_and_streams_the_answer() {
     let stack = Stack::start(StackOptions::default()).await;
@@ -109,12 +116,7 @@ async fn a_client_resumes_from_its_last_sequence_number() {
     let stack = Stack::start(StackOptions::default()).await;
     let info = stack.create_session(Some(&slow_prompt(6))).await;
     let mut first = stack.client(&info.id, 0).await;
-    first
-        .until(TURN_TIMEOUT, |e| matches!(e, EventBody::TextDelta { .. }))
-        .await;
-    while deltas(&first.events) < 5 {
-        first.read_one(TURN_TIMEOUT).await.expect("more deltas");
-    }
+    until_deltas(&mut first, 5).await;
     let seen = first.events.clone();
     let last = first.last_seq();
     first.close().await;
@@ -138,12 +140,7 @@ async fn runner_link_cut_mid_turn_loses_nothing() {
     .await;
     let info = stack.create_session(Some(&slow_prompt(8))).await;
     let mut client = stack.client(&info.id, 0).await;
-    client
-        .until(TURN_TIMEOUT, |e| matches!(e, EventBody::TextDelta { .. }))
-        .await;
-    while deltas(&client.events) < 5 {
-        client.read_one(TURN_TIMEOUT).await.expect("more deltas");
-    }
+    until_deltas(&mut client, 5).await;
     stack.proxy.as_ref().expect("proxy").cut();
     let end = client.until(TURN_TIMEOUT, is_turn_end).await;
     assert_eq!(outcome(&end), (TurnOutcome::Completed, None));
