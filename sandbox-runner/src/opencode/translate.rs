@@ -21,8 +21,25 @@ enum PartKind {
 struct Part {
     kind: PartKind,
     message_id: String,
+    /// What has been emitted for this part.
     streamed: String,
+    /// What the event stream's deltas add up to, which may lag behind `streamed` when a
+    /// reconciliation already emitted text the stream delivers later.
+    from_stream: String,
     tool: Option<(ToolStatus, Value)>,
+}
+
+impl Part {
+    /// Learns that the part's text is at least `known`; returns what was not emitted yet. Both
+    /// the stream and the stored messages report through here, so neither can repeat the other.
+    fn advance(&mut self, known: &str) -> Option<String> {
+        let missing = known
+            .strip_prefix(self.streamed.as_str())
+            .filter(|m| !m.is_empty())?
+            .to_owned();
+        self.streamed.push_str(&missing);
+        Some(missing)
+    }
 }
 
 /// Signals about the agent's own state that drive the turn, apart from the events it emits.
@@ -106,13 +123,13 @@ impl Translator {
                         .get_mut(part_id)
                         .filter(|p| p.kind == PartKind::Text)
                     {
-                        let delta = str_of(props, "delta");
-                        if !delta.is_empty() {
-                            part.streamed.push_str(delta);
+                        part.from_stream.push_str(str_of(props, "delta"));
+                        let known = part.from_stream.clone();
+                        if let Some(delta) = part.advance(&known) {
                             out.push(EventBody::TextDelta {
                                 message_id: part.message_id.clone(),
                                 part_id: part_id.to_owned(),
-                                delta: delta.to_owned(),
+                                delta,
                             });
                         }
                     }
@@ -151,18 +168,14 @@ impl Translator {
                     kind: PartKind::Text,
                     message_id: message_id.to_owned(),
                     streamed: String::new(),
+                    from_stream: String::new(),
                     tool: None,
                 });
-                let full = str_of(part, "text");
-                if let Some(missing) = full
-                    .strip_prefix(entry.streamed.as_str())
-                    .filter(|m| !m.is_empty())
-                {
-                    entry.streamed.push_str(missing);
+                if let Some(delta) = entry.advance(str_of(part, "text")) {
                     out.push(EventBody::TextDelta {
                         message_id: message_id.to_owned(),
                         part_id: id,
-                        delta: missing.to_owned(),
+                        delta,
                     });
                 }
             }
@@ -174,6 +187,7 @@ impl Translator {
                     kind: PartKind::Other,
                     message_id: message_id.to_owned(),
                     streamed: String::new(),
+                    from_stream: String::new(),
                     tool: None,
                 });
                 if entry.tool.as_ref() == Some(&(status, input.clone())) {
@@ -201,6 +215,7 @@ impl Translator {
                     kind: PartKind::Other,
                     message_id: message_id.to_owned(),
                     streamed: String::new(),
+                    from_stream: String::new(),
                     tool: None,
                 });
             }
@@ -353,6 +368,27 @@ mod tests {
             t.reconcile(&stored).is_empty(),
             "reconciling twice adds nothing"
         );
+    }
+
+    #[test]
+    fn a_delta_arriving_after_reconciliation_is_not_repeated() {
+        let mut t = Translator::new("p", "s");
+        let mut out = Vec::new();
+        for e in [
+            assistant("m1"),
+            text_part("m1", "t1", ""),
+            delta("m1", "t1", "Hello "),
+        ] {
+            out.extend(t.on_event(&e).0);
+        }
+        let stored = vec![json!({"info": {"id": "m1", "role": "assistant"},
+            "parts": [{"id": "t1", "messageID": "m1", "type": "text", "text": "Hello world"}]})];
+        out.extend(t.reconcile(&stored));
+        // The stream was only late: its deltas now bring nothing new.
+        out.extend(t.on_event(&delta("m1", "t1", "wor")).0);
+        out.extend(t.on_event(&delta("m1", "t1", "ld")).0);
+        out.extend(t.on_event(&delta("m1", "t1", "!")).0);
+        assert_eq!(all_text(&out), "Hello world!");
     }
 
     #[test]
