@@ -65,6 +65,8 @@ Try it:
   curl -s -X POST http://127.0.0.1:$WORKER_PORT/api/sessions -H "authorization: Bearer $ADMIN_API_KEY" \\
        -d '{"prompt": "Write a greeting.\n@write hello.txt Hello!\n@say I wrote hello.txt."}'
   curl -s http://127.0.0.1:$WORKER_PORT/api/sessions/<id>/events -H "authorization: Bearer $ADMIN_API_KEY"
+  # sign in as a person (development only; the first one becomes the admin):
+  curl -s -X POST http://127.0.0.1:$WORKER_PORT/auth/dev/login -d '{"login": "you"}'
 
 MSG
 
