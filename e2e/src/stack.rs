@@ -18,6 +18,7 @@ pub struct StackOptions {
     pub heartbeat_stale_ms: u64,
     /// Serve the bare echo Durable Object (the benchmark baseline).
     pub bench_echo: bool,
+    pub max_active_sessions: u32,
 }
 
 impl Default for StackOptions {
@@ -27,6 +28,7 @@ impl Default for StackOptions {
             runner_grace_ms: 4_000,
             heartbeat_stale_ms: 5_000,
             bench_echo: false,
+            max_active_sessions: 10,
         }
     }
 }
@@ -148,6 +150,10 @@ impl Stack {
             ("PROVIDER_SECRET", self.provider_secret.clone()),
             ("VAULT_KEYS", self.vault_keys.clone()),
             ("ENVIRONMENT", "development".to_owned()),
+            (
+                "MAX_ACTIVE_SESSIONS",
+                self.opts.max_active_sessions.to_string(),
+            ),
             (
                 "SANDBOX_PROVIDER_URL",
                 format!("http://127.0.0.1:{}", self.provider_port),

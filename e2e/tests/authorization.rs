@@ -86,6 +86,7 @@ fn request_for(route: RouteId, session: &str) -> (String, Option<Value>) {
         ),
         RouteId::DeleteCredential => ("/api/credentials/github_token".into(), None),
         RouteId::RotateVault => ("/api/admin/vault/rotate".into(), None),
+        RouteId::ListAudit => ("/api/admin/audit".into(), None),
         RouteId::BenchEcho => ("/api/bench/echo".into(), None),
     }
 }

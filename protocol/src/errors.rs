@@ -17,6 +17,9 @@ pub enum ErrorCode {
     SessionTerminated,
     NothingToAbort,
     Conflict,
+    /// A per-user limit (e.g. active sessions) is reached; the message says which and how to
+    /// get under it.
+    LimitExceeded,
     ProviderError,
     ProtocolViolation,
     Internal,
@@ -36,6 +39,7 @@ impl ErrorCode {
             Self::SessionTerminated => "session_terminated",
             Self::NothingToAbort => "nothing_to_abort",
             Self::Conflict => "conflict",
+            Self::LimitExceeded => "limit_exceeded",
             Self::ProviderError => "provider_error",
             Self::ProtocolViolation => "protocol_violation",
             Self::Internal => "internal",
@@ -52,7 +56,10 @@ impl ErrorCode {
             | Self::UnknownFrameType
             | Self::ProtocolViolation => 400,
             Self::PayloadTooLarge => 413,
-            Self::SessionTerminated | Self::NothingToAbort | Self::Conflict => 409,
+            Self::SessionTerminated
+            | Self::NothingToAbort
+            | Self::Conflict
+            | Self::LimitExceeded => 409,
             Self::ProviderError => 502,
             Self::Internal => 500,
         }

@@ -27,6 +27,7 @@ pub enum RouteId {
     PutCredential,
     DeleteCredential,
     RotateVault,
+    ListAudit,
     BenchEcho,
 }
 
@@ -38,7 +39,7 @@ pub struct RouteSpec {
 }
 
 impl RouteId {
-    pub const ALL: [RouteId; 22] = [
+    pub const ALL: [RouteId; 23] = [
         RouteId::Health,
         RouteId::DevLogin,
         RouteId::Logout,
@@ -60,6 +61,7 @@ impl RouteId {
         RouteId::PutCredential,
         RouteId::DeleteCredential,
         RouteId::RotateVault,
+        RouteId::ListAudit,
         RouteId::BenchEcho,
     ];
 
@@ -122,6 +124,7 @@ impl RouteId {
                 Need::Scope(SessionsWrite),
             ),
             RouteId::RotateVault => ("POST", "/api/admin/vault/rotate", Need::Scope(Admin)),
+            RouteId::ListAudit => ("GET", "/api/admin/audit", Need::Scope(Admin)),
             RouteId::BenchEcho => ("GET", "/api/bench/echo", Need::Scope(Admin)),
         };
         RouteSpec { method, path, need }

@@ -316,3 +316,30 @@ pub async fn add_member(
         &serde_json::json!({"session_id": session_id, "user": target, "role": role}),
     )
 }
+
+/// The newest security-relevant actions first (administrators only).
+pub async fn list_audit(env: &Env) -> Result<Response> {
+    #[derive(Serialize, Deserialize)]
+    struct Entry {
+        id: f64,
+        at: f64,
+        actor_id: String,
+        action: String,
+        target: Option<String>,
+        detail: Option<String>,
+    }
+    let rows: Vec<Entry> = env
+        .d1("DB")?
+        .prepare("SELECT id, at, actor_id, action, target, detail FROM audit_log ORDER BY id DESC LIMIT 500")
+        .all()
+        .await?
+        .results()?;
+    let entries: Vec<serde_json::Value> = rows
+        .into_iter()
+        .map(|e| {
+            serde_json::json!({"id": e.id as u64, "at": e.at as u64, "actor_id": e.actor_id,
+                "action": e.action, "target": e.target, "detail": e.detail})
+        })
+        .collect();
+    json(200, &serde_json::json!({ "entries": entries }))
+}

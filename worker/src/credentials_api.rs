@@ -85,6 +85,14 @@ pub async fn put(mut req: Request, env: &Env, user: &Principal, kind: &str) -> R
         ])?
         .run()
         .await?;
+    crate::accounts_api::audit(
+        env,
+        &user.user_id,
+        "credential_stored",
+        kind,
+        &sealed.key_id,
+    )
+    .await?;
     json(
         200,
         &CredentialInfo {
@@ -136,6 +144,7 @@ pub async fn delete(env: &Env, user: &Principal, kind: &str) -> Result<Response>
     if changed == 0 {
         return fail(ErrorCode::NotFound, format!("no stored {kind}"));
     }
+    crate::accounts_api::audit(env, &user.user_id, "credential_deleted", kind, "").await?;
     Ok(Response::empty()?.with_status(204))
 }
 

@@ -119,6 +119,7 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         RouteId::PutCredential => credentials_api::put(req, &env, &user, &param).await,
         RouteId::DeleteCredential => credentials_api::delete(&env, &user, &param).await,
         RouteId::RotateVault => credentials_api::rotate(&env).await,
+        RouteId::ListAudit => accounts_api::list_audit(&env).await,
         RouteId::BenchEcho => {
             if env
                 .var("ENABLE_BENCH_ECHO")

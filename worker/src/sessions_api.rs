@@ -122,6 +122,22 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
             .unwrap_or_else(|| "scripted".into()),
     };
     let db = env.d1("DB")?;
+    let limit: f64 = var(env, "MAX_ACTIVE_SESSIONS")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10.0);
+    let active: Option<f64> = db
+        .prepare(
+            "SELECT COUNT(*) AS n FROM sessions WHERE owner_id = ?1 AND status != 'terminated'",
+        )
+        .bind(&[user.user_id.clone().into()])?
+        .first(Some("n"))
+        .await?;
+    if active.unwrap_or(0.0) >= limit {
+        return fail(
+            ErrorCode::LimitExceeded,
+            format!("you have {limit} active sessions, the most allowed; terminate one to start another"),
+        );
+    }
     db.prepare(
         "INSERT INTO sessions (id, owner_id, title, repo, agent, model, status, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'provisioning', ?7, ?7)",

@@ -1,0 +1,190 @@
+//! Accounts end to end: sign-in sessions (bearer and cookie), API keys that never exceed their
+//! owner, logout, per-user limits with a clear error, and the audit log.
+
+use e2e::{Stack, StackOptions};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+async fn login(stack: &Stack, name: &str) -> (String, String) {
+    let resp = reqwest::Client::new()
+        .post(stack.url("/auth/dev/login"))
+        .body(json!({"login": name}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let v: Value = resp.json().await.unwrap();
+    (v["token"].as_str().unwrap().to_owned(), cookie)
+}
+
+async fn call(
+    stack: &Stack,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    stack
+        .call_as(Some(token), method, path, body.map(|b| b.to_string()))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_keys_limits_and_audit() {
+    let stack = Stack::start(StackOptions {
+        max_active_sessions: 2,
+        ..Default::default()
+    })
+    .await;
+    let (alice, _) = login(&stack, "alice").await;
+    let (bob, cookie) = login(&stack, "bob").await;
+
+    let (_, me) = call(&stack, &alice, Method::GET, "/api/me", None).await;
+    assert_eq!(
+        (me["login"].as_str(), me["role"].as_str()),
+        (Some("alice"), Some("admin")),
+        "first person is admin"
+    );
+    let (_, me) = call(&stack, &bob, Method::GET, "/api/me", None).await;
+    assert_eq!(me["role"], "member");
+    assert!(!me["scopes"].as_array().unwrap().contains(&json!("admin")));
+
+    // The SPA's cookie: HttpOnly, SameSite, and it authenticates.
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let token_cookie = cookie.split(';').next().unwrap().to_owned();
+    let resp = reqwest::Client::new()
+        .get(stack.url("/api/me"))
+        .header("cookie", &token_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // Keys: shown once, never more than the owner has, refused once revoked.
+    let (s, v) = call(
+        &stack,
+        &bob,
+        Method::POST,
+        "/api/keys",
+        Some(json!({"name": "ci", "scopes": ["admin"]})),
+    )
+    .await;
+    assert_eq!((s, v["code"].as_str()), (403, Some("forbidden")), "{v}");
+    let (s, k) = call(
+        &stack,
+        &bob,
+        Method::POST,
+        "/api/keys",
+        Some(json!({"name": "ci", "scopes": ["sessions:read"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{k}");
+    let key = k["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with(k["prefix"].as_str().unwrap()));
+    let (s, _) = call(&stack, &key, Method::GET, "/api/sessions", None).await;
+    assert_eq!(s, 200);
+    let (s, v) = call(&stack, &key, Method::POST, "/api/sessions", Some(json!({}))).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (403, Some("forbidden")),
+        "a read key cannot create"
+    );
+    let (_, keys) = call(&stack, &bob, Method::GET, "/api/keys", None).await;
+    assert!(
+        !keys.to_string().contains(&key),
+        "listing never shows a key"
+    );
+    assert!(keys["keys"][0]["last_used_at"].as_u64().is_some(), "{keys}");
+    let (s, _) = call(
+        &stack,
+        &bob,
+        Method::DELETE,
+        &format!("/api/keys/{}", k["id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (s, _) = call(&stack, &key, Method::GET, "/api/sessions", None).await;
+    assert_eq!(s, 401);
+
+    // Limits: a clear error, not a silent pause.
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (s, v) = call(&stack, &bob, Method::POST, "/api/sessions", Some(json!({}))).await;
+        assert_eq!(s, 201, "{v}");
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let (s, v) = call(&stack, &bob, Method::POST, "/api/sessions", Some(json!({}))).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (409, Some("limit_exceeded")),
+        "{v}"
+    );
+    assert!(v["message"].as_str().unwrap().contains("terminate one"));
+    let (s, _) = call(
+        &stack,
+        &bob,
+        Method::DELETE,
+        &format!("/api/sessions/{}", ids[0]),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, v) = call(&stack, &bob, Method::POST, "/api/sessions", Some(json!({}))).await;
+    assert_eq!(s, 201, "room again after terminating one: {v}");
+
+    let body = json!({"login": "alice", "role": "viewer"});
+    let (s, _) = call(
+        &stack,
+        &bob,
+        Method::POST,
+        &format!("/api/sessions/{}/members", ids[1]),
+        Some(body),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (s, _) = call(
+        &stack,
+        &bob,
+        Method::PUT,
+        "/api/credentials/github_token",
+        Some(json!({"secret": "ghp_x"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+
+    // Logout revokes the login session.
+    let (s, _) = call(&stack, &bob, Method::POST, "/auth/logout", None).await;
+    assert_eq!(s, 204);
+    let (s, _) = call(&stack, &bob, Method::GET, "/api/me", None).await;
+    assert_eq!(s, 401);
+
+    let (s, audit) = call(&stack, &alice, Method::GET, "/api/admin/audit", None).await;
+    assert_eq!(s, 200);
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for expected in [
+        "sign_in",
+        "api_key_created",
+        "api_key_revoked",
+        "session_terminated",
+        "role_changed",
+        "credential_stored",
+        "sign_out",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    let (s, _) = call(&stack, &key, Method::GET, "/api/admin/audit", None).await;
+    assert_eq!(s, 401);
+}
