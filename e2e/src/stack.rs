@@ -19,6 +19,9 @@ pub struct StackOptions {
     /// Serve the bare echo Durable Object (the benchmark baseline).
     pub bench_echo: bool,
     pub max_active_sessions: u32,
+    /// Generous by default so only the rate-limit test meets them.
+    pub rate_limit_api_per_min: u32,
+    pub rate_limit_signin_per_min: u32,
 }
 
 impl Default for StackOptions {
@@ -29,6 +32,8 @@ impl Default for StackOptions {
             heartbeat_stale_ms: 5_000,
             bench_echo: false,
             max_active_sessions: 10,
+            rate_limit_api_per_min: 100_000,
+            rate_limit_signin_per_min: 100_000,
         }
     }
 }
@@ -153,6 +158,14 @@ impl Stack {
             (
                 "MAX_ACTIVE_SESSIONS",
                 self.opts.max_active_sessions.to_string(),
+            ),
+            (
+                "RATE_LIMIT_API_PER_MIN",
+                self.opts.rate_limit_api_per_min.to_string(),
+            ),
+            (
+                "RATE_LIMIT_SIGNIN_PER_MIN",
+                self.opts.rate_limit_signin_per_min.to_string(),
             ),
             (
                 "SANDBOX_PROVIDER_URL",

@@ -20,6 +20,8 @@ pub enum ErrorCode {
     /// A per-user limit (e.g. active sessions) is reached; the message says which and how to
     /// get under it.
     LimitExceeded,
+    /// Too many requests for this token or address; `Retry-After` says when to come back.
+    RateLimited,
     ProviderError,
     ProtocolViolation,
     Internal,
@@ -40,6 +42,7 @@ impl ErrorCode {
             Self::NothingToAbort => "nothing_to_abort",
             Self::Conflict => "conflict",
             Self::LimitExceeded => "limit_exceeded",
+            Self::RateLimited => "rate_limited",
             Self::ProviderError => "provider_error",
             Self::ProtocolViolation => "protocol_violation",
             Self::Internal => "internal",
@@ -60,6 +63,7 @@ impl ErrorCode {
             | Self::NothingToAbort
             | Self::Conflict
             | Self::LimitExceeded => 409,
+            Self::RateLimited => 429,
             Self::ProviderError => 502,
             Self::Internal => 500,
         }

@@ -58,41 +58,22 @@ pub async fn dev_login(mut req: Request, env: &Env) -> Result<Response> {
         );
     }
     let db = env.d1("DB")?;
-    let existing: Option<UserRow> = db
+    // One statement, so concurrent sign-ins neither collide nor both become the first person
+    // (who administers the organisation).
+    db.prepare(
+        "INSERT INTO users (id, login, role, created_at) \
+         SELECT ?1, ?2, CASE WHEN EXISTS (SELECT 1 FROM users WHERE id != 'admin') THEN 'member' ELSE 'admin' END, ?3 \
+         ON CONFLICT (login) DO NOTHING",
+    )
+    .bind(&[random_id().into(), body.login.clone().into(), (now_ms() as f64).into()])?
+    .run()
+    .await?;
+    let user: UserRow = db
         .prepare("SELECT id, login, role FROM users WHERE login = ?1")
-        .bind(&[body.login.clone().into()])?
+        .bind(&[body.login.into()])?
         .first(None)
-        .await?;
-    let user = match existing {
-        Some(u) => u,
-        None => {
-            // The first person to sign in administers the organisation.
-            let people: Option<f64> = db
-                .prepare("SELECT COUNT(*) AS n FROM users WHERE id != 'admin'")
-                .first(Some("n"))
-                .await?;
-            let role = if people.unwrap_or(0.0) == 0.0 {
-                "admin"
-            } else {
-                "member"
-            };
-            let user = UserRow {
-                id: random_id(),
-                login: body.login,
-                role: role.into(),
-            };
-            db.prepare("INSERT INTO users (id, login, role, created_at) VALUES (?1, ?2, ?3, ?4)")
-                .bind(&[
-                    user.id.clone().into(),
-                    user.login.clone().into(),
-                    role.into(),
-                    (now_ms() as f64).into(),
-                ])?
-                .run()
-                .await?;
-            user
-        }
-    };
+        .await?
+        .ok_or_else(|| worker::Error::RustError("user vanished after upsert".into()))?;
     let (token, expires_at) = auth::start_login(env, &user.id).await?;
     audit(env, &user.id, "sign_in", &user.id, "development").await?;
     let cookie = format!(

@@ -7,12 +7,14 @@ mod credentials_api;
 mod echo;
 mod http;
 mod provider;
+mod rate_limit;
 mod routes;
 mod session;
 mod sessions_api;
 mod vault;
 
 pub use echo::EchoObject;
+pub use rate_limit::RateLimiter;
 pub use session::SessionObject;
 
 use worker::{event, Context, Env, Request, Response, Result};

@@ -3,13 +3,14 @@
 
 use agent_ops_protocol::access::{decide, Denial, Need, SessionRole};
 use agent_ops_protocol::routes::{match_route, RouteId};
+use agent_ops_protocol::signing::hash_token;
 use agent_ops_protocol::{ApiError, ErrorCode};
 use serde::Deserialize;
 use worker::{Env, Request, Response, Result};
 
 use crate::auth::{self, Principal};
 use crate::http::{error, fail, json};
-use crate::{accounts_api, credentials_api, sessions_api};
+use crate::{accounts_api, credentials_api, rate_limit, sessions_api};
 
 /// The caller's role on a session: owner, a member's role, or none (org admins act as owners).
 async fn session_role(
@@ -73,6 +74,9 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
     let Some((route, params)) = match_route(&method, &path) else {
         return fail(ErrorCode::NotFound, format!("no route for {method} {path}"));
     };
+    if let Some(refused) = limit(&req, &env, route).await? {
+        return Ok(refused);
+    }
     let need = route.spec().need;
     let principal = match need {
         Need::Public | Need::Runner => None,
@@ -149,4 +153,34 @@ async fn public(route: RouteId, req: Request, env: &Env, param: &str) -> Result<
         RouteId::RunnerSocket => sessions_api::forward_runner(req, env, param).await,
         _ => fail(ErrorCode::Internal, "route needs a user"),
     }
+}
+
+/// The bucket a request counts against, and its limit: sign-in by client address, the API by
+/// token (or address when there is none). Health checks and runner links are not limited.
+async fn limit(req: &Request, env: &Env, route: RouteId) -> Result<Option<Response>> {
+    let per_min = |name: &str, default: u32| {
+        env.var(name)
+            .ok()
+            .and_then(|v| v.to_string().parse().ok())
+            .unwrap_or(default)
+    };
+    let ip = req
+        .headers()
+        .get("cf-connecting-ip")?
+        .unwrap_or_else(|| "local".into());
+    let (bucket, limit) = match route {
+        RouteId::Health | RouteId::RunnerSocket => return Ok(None),
+        RouteId::DevLogin => (
+            format!("signin:{ip}"),
+            per_min("RATE_LIMIT_SIGNIN_PER_MIN", 20),
+        ),
+        _ => {
+            let api = per_min("RATE_LIMIT_API_PER_MIN", 600);
+            match auth::bearer_token(req) {
+                Some(token) => (format!("token:{}", &hash_token(&token)[..32]), api),
+                None => (format!("ip:{ip}"), api),
+            }
+        }
+    };
+    rate_limit::check(env, &bucket, limit).await
 }
