@@ -63,6 +63,28 @@ async fn sign_in_keys_limits_and_audit() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    // CSRF: a state-changing request on the cookie alone must come from our own origin.
+    let put = |origin: Option<String>| {
+        let mut r = reqwest::Client::new()
+            .put(stack.url("/api/credentials/github_token"))
+            .header("cookie", &token_cookie)
+            .body(json!({"secret": "ghp_csrf"}).to_string());
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send()
+    };
+    assert_eq!(put(None).await.unwrap().status(), 403, "no Origin");
+    assert_eq!(
+        put(Some("https://evil.example".into()))
+            .await
+            .unwrap()
+            .status(),
+        403,
+        "foreign Origin"
+    );
+    let ours = stack.url("").trim_end_matches('/').to_owned();
+    assert_eq!(put(Some(ours)).await.unwrap().status(), 200, "same origin");
 
     // Keys: shown once, never more than the owner has, refused once revoked.
     let (s, v) = call(
@@ -187,4 +209,111 @@ async fn sign_in_keys_limits_and_audit() {
     }
     let (s, _) = call(&stack, &key, Method::GET, "/api/admin/audit", None).await;
     assert_eq!(s, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_links_grant_a_role_until_they_expire_or_run_out() {
+    let stack = Stack::start(StackOptions::default()).await;
+    login(&stack, "root").await;
+    let (owner, _) = login(&stack, "olivia").await;
+    let (guest, _) = login(&stack, "gus").await;
+    let (late, _) = login(&stack, "lena").await;
+    let (_, v) = call(
+        &stack,
+        &owner,
+        Method::POST,
+        "/api/sessions",
+        Some(json!({})),
+    )
+    .await;
+    let session = v["id"].as_str().unwrap().to_owned();
+    let links = format!("/api/sessions/{session}/share-links");
+
+    let (s, v) = call(
+        &stack,
+        &owner,
+        Method::POST,
+        &links,
+        Some(json!({"role": "owner"})),
+    )
+    .await;
+    assert_eq!((s, v["code"].as_str()), (400, Some("invalid_body")));
+    let (s, link) = call(
+        &stack,
+        &owner,
+        Method::POST,
+        &links,
+        Some(json!({"role": "viewer", "max_uses": 1})),
+    )
+    .await;
+    assert_eq!(s, 201, "{link}");
+    let token = link["token"].as_str().unwrap().to_owned();
+
+    let (s, _) = call(
+        &stack,
+        &guest,
+        Method::GET,
+        &format!("/api/sessions/{session}/events"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404, "a stranger does not see the session");
+    let redeem = |who: String, token: String| {
+        let stack = &stack;
+        async move {
+            call(
+                stack,
+                &who,
+                Method::POST,
+                "/api/share-links/redeem",
+                Some(json!({"token": token})),
+            )
+            .await
+        }
+    };
+    let (s, v) = redeem(guest.clone(), token.clone()).await;
+    assert_eq!((s, v["role"].as_str()), (200, Some("viewer")), "{v}");
+    let (s, _) = call(
+        &stack,
+        &guest,
+        Method::GET,
+        &format!("/api/sessions/{session}/events"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "the viewer watches");
+    let (s, v) = call(
+        &stack,
+        &guest,
+        Method::POST,
+        &format!("/api/sessions/{session}/prompts"),
+        Some(json!({"text": "hi"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (403, Some("forbidden")),
+        "a viewer cannot prompt"
+    );
+    let (s, v) = redeem(late.clone(), token).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (404, Some("not_found")),
+        "the single use is spent: {v}"
+    );
+
+    let (_, short) = call(
+        &stack,
+        &owner,
+        Method::POST,
+        &links,
+        Some(json!({"role": "collaborator", "expires_in_secs": 1})),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (s, _) = redeem(late, short["token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(s, 404, "an expired link is refused");
+
+    let (_, audit) = stack.call(Method::GET, "/api/admin/audit", None).await;
+    assert!(audit.to_string().contains("share_link_used"));
 }

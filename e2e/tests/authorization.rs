@@ -73,6 +73,14 @@ fn request_for(route: RouteId, session: &str) -> (String, Option<Value>) {
             format!("/api/sessions/{s}/members"),
             Some(json!({"login": "stranger", "role": "viewer"})),
         ),
+        RouteId::CreateShareLink => (
+            format!("/api/sessions/{s}/share-links"),
+            Some(json!({"role": "viewer"})),
+        ),
+        RouteId::RedeemShareLink => (
+            "/api/share-links/redeem".into(),
+            Some(json!({"token": "asl_unknown"})),
+        ),
         RouteId::ListKeys => ("/api/keys".into(), None),
         RouteId::CreateKey => (
             "/api/keys".into(),

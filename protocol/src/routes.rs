@@ -20,6 +20,8 @@ pub enum RouteId {
     ClientSocket,
     RunnerSocket,
     AddMember,
+    CreateShareLink,
+    RedeemShareLink,
     ListKeys,
     CreateKey,
     RevokeKey,
@@ -39,7 +41,7 @@ pub struct RouteSpec {
 }
 
 impl RouteId {
-    pub const ALL: [RouteId; 23] = [
+    pub const ALL: [RouteId; 25] = [
         RouteId::Health,
         RouteId::DevLogin,
         RouteId::Logout,
@@ -54,6 +56,8 @@ impl RouteId {
         RouteId::ClientSocket,
         RouteId::RunnerSocket,
         RouteId::AddMember,
+        RouteId::CreateShareLink,
+        RouteId::RedeemShareLink,
         RouteId::ListKeys,
         RouteId::CreateKey,
         RouteId::RevokeKey,
@@ -111,6 +115,14 @@ impl RouteId {
                 "/api/sessions/{id}/members",
                 Need::Session(SessionsWrite, Owner),
             ),
+            RouteId::CreateShareLink => (
+                "POST",
+                "/api/sessions/{id}/share-links",
+                Need::Session(SessionsWrite, Owner),
+            ),
+            RouteId::RedeemShareLink => {
+                ("POST", "/api/share-links/redeem", Need::Scope(SessionsRead))
+            }
             RouteId::ListKeys => ("GET", "/api/keys", Need::Scope(SessionsRead)),
             RouteId::CreateKey => ("POST", "/api/keys", Need::Scope(SessionsWrite)),
             RouteId::RevokeKey => ("DELETE", "/api/keys/{id}", Need::Scope(SessionsWrite)),

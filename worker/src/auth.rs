@@ -52,6 +52,14 @@ pub fn bearer_token(req: &Request) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Whether the request's only credential is the cookie, which a browser attaches by itself and
+/// which therefore needs protection from cross-site use.
+pub fn cookie_only(req: &Request) -> bool {
+    let h = req.headers();
+    let has = |name: &str| h.get(name).ok().flatten().is_some();
+    !has("authorization") && !has("sec-websocket-protocol") && has("cookie")
+}
+
 fn role_of(s: &str) -> OrgRole {
     if s == "admin" {
         OrgRole::Admin

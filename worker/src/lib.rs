@@ -11,6 +11,7 @@ mod rate_limit;
 mod routes;
 mod session;
 mod sessions_api;
+mod share_links;
 mod vault;
 
 pub use echo::EchoObject;

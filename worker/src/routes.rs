@@ -10,7 +10,7 @@ use worker::{Env, Request, Response, Result};
 
 use crate::auth::{self, Principal};
 use crate::http::{error, fail, json};
-use crate::{accounts_api, credentials_api, rate_limit, sessions_api};
+use crate::{accounts_api, credentials_api, rate_limit, sessions_api, share_links};
 
 /// The caller's role on a session: owner, a member's role, or none (org admins act as owners).
 async fn session_role(
@@ -77,6 +77,9 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
     if let Some(refused) = limit(&req, &env, route).await? {
         return Ok(refused);
     }
+    if let Some(e) = cross_site(&req, route) {
+        return error(&e);
+    }
     let need = route.spec().need;
     let principal = match need {
         Need::Public | Need::Runner => None,
@@ -116,6 +119,8 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
             sessions_api::forward(req, &env, &user, role, &param).await
         }
         RouteId::AddMember => accounts_api::add_member(req, &env, &user, &param).await,
+        RouteId::CreateShareLink => share_links::create(req, &env, &user, &param).await,
+        RouteId::RedeemShareLink => share_links::redeem(req, &env, &user).await,
         RouteId::ListKeys => accounts_api::list_keys(&env, &user).await,
         RouteId::CreateKey => accounts_api::create_key(req, &env, &user).await,
         RouteId::RevokeKey => accounts_api::revoke_key(&env, &user, &param).await,
@@ -183,4 +188,25 @@ async fn limit(req: &Request, env: &Env, route: RouteId) -> Result<Option<Respon
         }
     };
     rate_limit::check(env, &bucket, limit).await
+}
+
+/// CSRF protection for cookie-authenticated requests: a state-changing request (or a viewer's
+/// socket) must come from our own origin, as the browser's `Origin` header says.
+fn cross_site(req: &Request, route: RouteId) -> Option<ApiError> {
+    let method = route.spec().method;
+    let guarded = method != "GET" || route == RouteId::ClientSocket;
+    if !guarded || !auth::cookie_only(req) {
+        return None;
+    }
+    let url = req.url().ok()?;
+    let ours = url.origin().ascii_serialization();
+    let origin = req.headers().get("origin").ok().flatten();
+    if origin.as_deref() == Some(ours.as_str()) {
+        None
+    } else {
+        Some(ApiError::new(
+            ErrorCode::Forbidden,
+            "cross-site request refused: a cookie-authenticated request must come from this origin",
+        ))
+    }
 }

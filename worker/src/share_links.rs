@@ -1,0 +1,146 @@
+//! Share links: an owner mints a link carrying a session role, an expiry and a use limit; a
+//! signed-in user redeems it to become a member. The token is shown once and stored as a hash;
+//! each use is counted atomically, so a limit holds under concurrent redemptions.
+
+use agent_ops_protocol::access::SessionRole;
+use agent_ops_protocol::signing::hash_token;
+use agent_ops_protocol::ErrorCode;
+use serde::Deserialize;
+use worker::{Env, Request, Response, Result};
+
+use crate::accounts_api::audit;
+use crate::auth::Principal;
+use crate::http::{error, fail, json, now_ms, random_hex, random_id, read_json};
+
+const MAX_TTL_SECS: u64 = 30 * 24 * 3600;
+
+pub async fn create(
+    mut req: Request,
+    env: &Env,
+    user: &Principal,
+    session_id: &str,
+) -> Result<Response> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        role: SessionRole,
+        #[serde(default = "default_ttl")]
+        expires_in_secs: u64,
+        #[serde(default = "default_uses")]
+        max_uses: u32,
+    }
+    fn default_ttl() -> u64 {
+        7 * 24 * 3600
+    }
+    fn default_uses() -> u32 {
+        1
+    }
+    let body: Body = match read_json(&mut req, 1024).await {
+        Ok(b) => b,
+        Err(e) => return error(&e),
+    };
+    if body.role == SessionRole::Owner {
+        return fail(
+            ErrorCode::InvalidBody,
+            "a share link grants viewer or collaborator, never owner",
+        );
+    }
+    if !(1..=MAX_TTL_SECS).contains(&body.expires_in_secs) || !(1..=1000).contains(&body.max_uses) {
+        return fail(
+            ErrorCode::InvalidBody,
+            format!("expires_in_secs must be 1..={MAX_TTL_SECS} and max_uses 1..=1000"),
+        );
+    }
+    let token = format!("asl_{}", random_hex(32));
+    let id = random_id();
+    let now = now_ms();
+    let expires_at = now + body.expires_in_secs * 1000;
+    let role = serde_json::to_value(body.role)?
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    env.d1("DB")?
+        .prepare(
+            "INSERT INTO share_links (id, session_id, token_hash, role, expires_at, max_uses, created_by, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .bind(&[
+            id.clone().into(),
+            session_id.into(),
+            hash_token(&token).into(),
+            role.clone().into(),
+            (expires_at as f64).into(),
+            body.max_uses.into(),
+            user.user_id.clone().into(),
+            (now as f64).into(),
+        ])?
+        .run()
+        .await?;
+    audit(env, &user.user_id, "share_link_created", session_id, &role).await?;
+    json(
+        201,
+        &serde_json::json!({"id": id, "token": token, "session_id": session_id, "role": role,
+            "expires_at": expires_at, "max_uses": body.max_uses}),
+    )
+}
+
+pub async fn redeem(mut req: Request, env: &Env, user: &Principal) -> Result<Response> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        token: String,
+    }
+    let body: Body = match read_json(&mut req, 1024).await {
+        Ok(b) => b,
+        Err(e) => return error(&e),
+    };
+    let db = env.d1("DB")?;
+    let hash = hash_token(&body.token);
+    let now = now_ms() as f64;
+    // Count the use first, atomically: only a use within the limit and the expiry succeeds.
+    let used = db
+        .prepare("UPDATE share_links SET uses = uses + 1 WHERE token_hash = ?1 AND uses < max_uses AND expires_at > ?2")
+        .bind(&[hash.clone().into(), now.into()])?
+        .run()
+        .await?;
+    if used.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+        return fail(
+            ErrorCode::NotFound,
+            "this share link does not exist, has expired or has been used up",
+        );
+    }
+    #[derive(Deserialize)]
+    struct Link {
+        session_id: String,
+        role: String,
+    }
+    let link: Option<Link> = db
+        .prepare("SELECT session_id, role FROM share_links WHERE token_hash = ?1")
+        .bind(&[hash.into()])?
+        .first(None)
+        .await?;
+    let Some(link) = link else {
+        return fail(ErrorCode::NotFound, "this share link does not exist");
+    };
+    // Never lowers a role the user already has (an owner stays owner, a collaborator stays one).
+    db.prepare(
+        "INSERT INTO session_members (session_id, user_id, role, added_at) \
+         SELECT ?1, ?2, ?3, ?4 WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE id = ?1 AND owner_id = ?2) \
+         ON CONFLICT (session_id, user_id) DO UPDATE SET role = CASE WHEN role = 'collaborator' THEN role ELSE excluded.role END",
+    )
+    .bind(&[link.session_id.clone().into(), user.user_id.clone().into(), link.role.clone().into(), now.into()])?
+    .run()
+    .await?;
+    audit(
+        env,
+        &user.user_id,
+        "share_link_used",
+        &link.session_id,
+        &link.role,
+    )
+    .await?;
+    json(
+        200,
+        &serde_json::json!({"session_id": link.session_id, "role": link.role}),
+    )
+}
