@@ -15,6 +15,9 @@ if [ ! -f .dev.vars ]; then
   umask 077
   printf 'ADMIN_API_KEY=%s\nPROVIDER_SECRET=%s\n' "aok_$(openssl rand -hex 24)" "$(openssl rand -hex 32)" > .dev.vars
 fi
+if ! grep -q '^AUTH_SECRET=' .dev.vars; then
+  printf 'AUTH_SECRET=%s\n' "$(openssl rand -hex 32)" >> .dev.vars
+fi
 if ! grep -q '^VAULT_KEYS=' .dev.vars; then
   printf 'VAULT_KEYS=k1:%s\n' "$(openssl rand -hex 32)" >> .dev.vars
 fi

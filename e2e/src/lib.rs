@@ -3,6 +3,7 @@
 //! gives tests typed clients for the REST API and the session WebSocket.
 
 pub mod client;
+pub mod github;
 pub mod procs;
 pub mod proxy;
 pub mod stack;

@@ -47,6 +47,9 @@ pub struct Stack {
     pub vault_keys: String,
     pub model_url: String,
     pub recorder: scripted_model::Recorder,
+    pub github: crate::github::GithubStandIn,
+    /// Signs OAuth states (known here so tests can mint expired ones).
+    pub auth_secret: String,
     pub proxy: Option<Proxy>,
     pub provider_secret: String,
     pub provider_port: u16,
@@ -90,6 +93,7 @@ impl Stack {
         let (model_addr, recorder) = scripted_model::spawn("127.0.0.1:0".parse().expect("addr"))
             .await
             .expect("model server");
+        let github = crate::github::GithubStandIn::spawn().await;
         let port = free_port();
         let provider_port = free_port();
         let provider_secret = random_hex(32);
@@ -133,6 +137,8 @@ impl Stack {
             vault_keys: format!("k1:{}", random_hex(32)),
             model_url: format!("http://{model_addr}/v1"),
             recorder,
+            github,
+            auth_secret: random_hex(32),
             proxy,
             provider_secret,
             provider_port,
@@ -155,6 +161,11 @@ impl Stack {
             ("PROVIDER_SECRET", self.provider_secret.clone()),
             ("VAULT_KEYS", self.vault_keys.clone()),
             ("ENVIRONMENT", "development".to_owned()),
+            ("GITHUB_OAUTH_URL", self.github.base.clone()),
+            ("GITHUB_API_URL", self.github.base.clone()),
+            ("GITHUB_CLIENT_ID", self.github.client_id.clone()),
+            ("GITHUB_CLIENT_SECRET", self.github.client_secret.clone()),
+            ("AUTH_SECRET", self.auth_secret.clone()),
             (
                 "MAX_ACTIVE_SESSIONS",
                 self.opts.max_active_sessions.to_string(),

@@ -55,6 +55,8 @@ fn request_for(route: RouteId, session: &str) -> (String, Option<Value>) {
     match route {
         RouteId::Health => ("/health".into(), None),
         RouteId::DevLogin => ("/auth/dev/login".into(), Some(json!({"login": "matrix"}))),
+        RouteId::GithubStart => ("/auth/github".into(), None),
+        RouteId::GithubCallback => ("/auth/github/callback?code=c&state=s".into(), None),
         RouteId::Logout => ("/auth/logout".into(), None),
         RouteId::Me => ("/api/me".into(), None),
         RouteId::CreateSession => ("/api/sessions".into(), Some(json!({"agent": "codex"}))),

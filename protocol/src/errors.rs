@@ -22,6 +22,10 @@ pub enum ErrorCode {
     LimitExceeded,
     /// Too many requests for this token or address; `Retry-After` says when to come back.
     RateLimited,
+    /// A sign-in callback whose OAuth state is forged, expired, replayed or from another browser.
+    InvalidOauthState,
+    /// The identity provider (GitHub) refused or failed the sign-in.
+    SignInFailed,
     ProviderError,
     ProtocolViolation,
     Internal,
@@ -43,6 +47,8 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::LimitExceeded => "limit_exceeded",
             Self::RateLimited => "rate_limited",
+            Self::InvalidOauthState => "invalid_oauth_state",
+            Self::SignInFailed => "sign_in_failed",
             Self::ProviderError => "provider_error",
             Self::ProtocolViolation => "protocol_violation",
             Self::Internal => "internal",
@@ -57,14 +63,15 @@ impl ErrorCode {
             Self::InvalidBody
             | Self::MalformedFrame
             | Self::UnknownFrameType
-            | Self::ProtocolViolation => 400,
+            | Self::ProtocolViolation
+            | Self::InvalidOauthState => 400,
             Self::PayloadTooLarge => 413,
             Self::SessionTerminated
             | Self::NothingToAbort
             | Self::Conflict
             | Self::LimitExceeded => 409,
             Self::RateLimited => 429,
-            Self::ProviderError => 502,
+            Self::ProviderError | Self::SignInFailed => 502,
             Self::Internal => 500,
         }
     }

@@ -8,6 +8,8 @@ use crate::access::{Need, Scope, SessionRole};
 pub enum RouteId {
     Health,
     DevLogin,
+    GithubStart,
+    GithubCallback,
     Logout,
     Me,
     CreateSession,
@@ -41,9 +43,11 @@ pub struct RouteSpec {
 }
 
 impl RouteId {
-    pub const ALL: [RouteId; 25] = [
+    pub const ALL: [RouteId; 27] = [
         RouteId::Health,
         RouteId::DevLogin,
+        RouteId::GithubStart,
+        RouteId::GithubCallback,
         RouteId::Logout,
         RouteId::Me,
         RouteId::CreateSession,
@@ -75,6 +79,8 @@ impl RouteId {
         let (method, path, need) = match self {
             RouteId::Health => ("GET", "/health", Need::Public),
             RouteId::DevLogin => ("POST", "/auth/dev/login", Need::Public),
+            RouteId::GithubStart => ("GET", "/auth/github", Need::Public),
+            RouteId::GithubCallback => ("GET", "/auth/github/callback", Need::Public),
             RouteId::Logout => ("POST", "/auth/logout", Need::Scope(SessionsRead)),
             RouteId::Me => ("GET", "/api/me", Need::Scope(SessionsRead)),
             RouteId::CreateSession => ("POST", "/api/sessions", Need::Scope(SessionsWrite)),

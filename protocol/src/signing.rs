@@ -40,6 +40,13 @@ fn canonical(method: &str, path: &str, timestamp: u64, body: &[u8]) -> String {
     )
 }
 
+/// HMAC-SHA256 of `msg` under `key`, hex-encoded.
+pub fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts any key length");
+    mac.update(msg);
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// HMAC-SHA256 over method, path (with query), timestamp and the body's hash, hex-encoded.
 pub fn sign_request(
     secret: &[u8],
@@ -48,9 +55,7 @@ pub fn sign_request(
     timestamp: u64,
     body: &[u8],
 ) -> String {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");
-    mac.update(canonical(method, path, timestamp, body).as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+    hmac_hex(secret, canonical(method, path, timestamp, body).as_bytes())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,6 +5,7 @@ mod accounts_api;
 mod auth;
 mod credentials_api;
 mod echo;
+mod github_auth;
 mod http;
 mod provider;
 mod rate_limit;

@@ -10,7 +10,7 @@ use worker::{Env, Request, Response, Result};
 
 use crate::auth::{self, Principal};
 use crate::http::{error, fail, json};
-use crate::{accounts_api, credentials_api, rate_limit, sessions_api, share_links};
+use crate::{accounts_api, credentials_api, github_auth, rate_limit, sessions_api, share_links};
 
 /// The caller's role on a session: owner, a member's role, or none (org admins act as owners).
 async fn session_role(
@@ -106,9 +106,11 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         role
     };
     match route {
-        RouteId::Health | RouteId::DevLogin | RouteId::RunnerSocket => {
-            public(route, req, &env, &param).await
-        }
+        RouteId::Health
+        | RouteId::DevLogin
+        | RouteId::GithubStart
+        | RouteId::GithubCallback
+        | RouteId::RunnerSocket => public(route, req, &env, &param).await,
         RouteId::Logout => accounts_api::logout(&env, &user).await,
         RouteId::Me => accounts_api::me(&user),
         RouteId::CreateSession => sessions_api::create(req, &env, &user).await,
@@ -155,6 +157,8 @@ async fn public(route: RouteId, req: Request, env: &Env, param: &str) -> Result<
             &serde_json::json!({"ok": true, "service": "agent-ops"}),
         ),
         RouteId::DevLogin => accounts_api::dev_login(req, env).await,
+        RouteId::GithubStart => github_auth::start(req, env).await,
+        RouteId::GithubCallback => github_auth::callback(req, env).await,
         RouteId::RunnerSocket => sessions_api::forward_runner(req, env, param).await,
         _ => fail(ErrorCode::Internal, "route needs a user"),
     }
@@ -175,7 +179,7 @@ async fn limit(req: &Request, env: &Env, route: RouteId) -> Result<Option<Respon
         .unwrap_or_else(|| "local".into());
     let (bucket, limit) = match route {
         RouteId::Health | RouteId::RunnerSocket => return Ok(None),
-        RouteId::DevLogin => (
+        RouteId::DevLogin | RouteId::GithubStart | RouteId::GithubCallback => (
             format!("signin:{ip}"),
             per_min("RATE_LIMIT_SIGNIN_PER_MIN", 20),
         ),
