@@ -317,3 +317,88 @@ async fn share_links_grant_a_role_until_they_expire_or_run_out() {
     let (_, audit) = stack.call(Method::GET, "/api/admin/audit", None).await;
     assert!(audit.to_string().contains("share_link_used"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_grant_an_org_role_once_before_they_expire() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let (admin, _) = login(&stack, "root").await;
+    let (bob, _) = login(&stack, "bob").await;
+    let (carol, _) = login(&stack, "carol").await;
+    let (s, v) = call(
+        &stack,
+        &bob,
+        Method::POST,
+        "/api/admin/invites",
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (403, Some("forbidden")),
+        "members cannot invite"
+    );
+
+    let (s, invite) = call(
+        &stack,
+        &admin,
+        Method::POST,
+        "/api/admin/invites",
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{invite}");
+    let token = invite["token"].as_str().unwrap().to_owned();
+    let accept = |who: String, token: String| {
+        let stack = &stack;
+        async move {
+            call(
+                stack,
+                &who,
+                Method::POST,
+                "/api/invites/accept",
+                Some(json!({"token": token})),
+            )
+            .await
+        }
+    };
+    let (s, v) = accept(bob.clone(), token.clone()).await;
+    assert_eq!((s, v["role"].as_str()), (200, Some("admin")), "{v}");
+    let (_, me) = call(&stack, &bob, Method::GET, "/api/me", None).await;
+    assert_eq!(me["role"], "admin");
+    let (s, _) = accept(carol.clone(), token).await;
+    assert_eq!(s, 404, "an invite is used once");
+
+    let (_, short) = call(
+        &stack,
+        &admin,
+        Method::POST,
+        "/api/admin/invites",
+        Some(json!({"role": "admin", "expires_in_secs": 1})),
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (s, _) = accept(carol.clone(), short["token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(s, 404, "an expired invite is refused");
+    let (_, me) = call(&stack, &carol, Method::GET, "/api/me", None).await;
+    assert_eq!(me["role"], "member");
+
+    let (_, member_invite) = call(
+        &stack,
+        &admin,
+        Method::POST,
+        "/api/admin/invites",
+        Some(json!({"role": "member"})),
+    )
+    .await;
+    let (s, _) = accept(
+        bob.clone(),
+        member_invite["token"].as_str().unwrap().to_owned(),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, me) = call(&stack, &bob, Method::GET, "/api/me", None).await;
+    assert_eq!(
+        me["role"], "admin",
+        "a member invite never demotes an administrator"
+    );
+}

@@ -97,6 +97,11 @@ fn request_for(route: RouteId, session: &str) -> (String, Option<Value>) {
         RouteId::DeleteCredential => ("/api/credentials/github_token".into(), None),
         RouteId::RotateVault => ("/api/admin/vault/rotate".into(), None),
         RouteId::ListAudit => ("/api/admin/audit".into(), None),
+        RouteId::CreateInvite => ("/api/admin/invites".into(), Some(json!({"role": "member"}))),
+        RouteId::AcceptInvite => (
+            "/api/invites/accept".into(),
+            Some(json!({"token": "ainv_unknown"})),
+        ),
         RouteId::BenchEcho => ("/api/bench/echo".into(), None),
     }
 }

@@ -32,6 +32,8 @@ pub enum RouteId {
     DeleteCredential,
     RotateVault,
     ListAudit,
+    CreateInvite,
+    AcceptInvite,
     BenchEcho,
 }
 
@@ -43,7 +45,7 @@ pub struct RouteSpec {
 }
 
 impl RouteId {
-    pub const ALL: [RouteId; 27] = [
+    pub const ALL: [RouteId; 29] = [
         RouteId::Health,
         RouteId::DevLogin,
         RouteId::GithubStart,
@@ -70,6 +72,8 @@ impl RouteId {
         RouteId::DeleteCredential,
         RouteId::RotateVault,
         RouteId::ListAudit,
+        RouteId::CreateInvite,
+        RouteId::AcceptInvite,
         RouteId::BenchEcho,
     ];
 
@@ -143,6 +147,8 @@ impl RouteId {
             ),
             RouteId::RotateVault => ("POST", "/api/admin/vault/rotate", Need::Scope(Admin)),
             RouteId::ListAudit => ("GET", "/api/admin/audit", Need::Scope(Admin)),
+            RouteId::CreateInvite => ("POST", "/api/admin/invites", Need::Scope(Admin)),
+            RouteId::AcceptInvite => ("POST", "/api/invites/accept", Need::Scope(SessionsRead)),
             RouteId::BenchEcho => ("GET", "/api/bench/echo", Need::Scope(Admin)),
         };
         RouteSpec { method, path, need }

@@ -7,6 +7,7 @@ mod credentials_api;
 mod echo;
 mod github_auth;
 mod http;
+mod invites;
 mod provider;
 mod rate_limit;
 mod routes;

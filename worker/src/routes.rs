@@ -10,7 +10,9 @@ use worker::{Env, Request, Response, Result};
 
 use crate::auth::{self, Principal};
 use crate::http::{error, fail, json};
-use crate::{accounts_api, credentials_api, github_auth, rate_limit, sessions_api, share_links};
+use crate::{
+    accounts_api, credentials_api, github_auth, invites, rate_limit, sessions_api, share_links,
+};
 
 /// The caller's role on a session: owner, a member's role, or none (org admins act as owners).
 async fn session_role(
@@ -131,6 +133,8 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         RouteId::DeleteCredential => credentials_api::delete(&env, &user, &param).await,
         RouteId::RotateVault => credentials_api::rotate(&env).await,
         RouteId::ListAudit => accounts_api::list_audit(&env).await,
+        RouteId::CreateInvite => invites::create(req, &env, &user).await,
+        RouteId::AcceptInvite => invites::accept(req, &env, &user).await,
         RouteId::BenchEcho => {
             if env
                 .var("ENABLE_BENCH_ECHO")
