@@ -22,6 +22,8 @@ pub struct StackOptions {
     /// Generous by default so only the rate-limit test meets them.
     pub rate_limit_api_per_min: u32,
     pub rate_limit_signin_per_min: u32,
+    /// `development` enables the development sign-in.
+    pub environment: &'static str,
 }
 
 impl Default for StackOptions {
@@ -34,6 +36,7 @@ impl Default for StackOptions {
             max_active_sessions: 10,
             rate_limit_api_per_min: 100_000,
             rate_limit_signin_per_min: 100_000,
+            environment: "development",
         }
     }
 }
@@ -160,7 +163,7 @@ impl Stack {
             ("ADMIN_API_KEY", self.admin_key.clone()),
             ("PROVIDER_SECRET", self.provider_secret.clone()),
             ("VAULT_KEYS", self.vault_keys.clone()),
-            ("ENVIRONMENT", "development".to_owned()),
+            ("ENVIRONMENT", self.opts.environment.to_owned()),
             ("GITHUB_OAUTH_URL", self.github.base.clone()),
             ("GITHUB_API_URL", self.github.base.clone()),
             ("GITHUB_CLIENT_ID", self.github.client_id.clone()),

@@ -133,6 +133,37 @@ async fn sign_in_keys_limits_and_audit() {
     let (s, _) = call(&stack, &key, Method::GET, "/api/sessions", None).await;
     assert_eq!(s, 401);
 
+    // An expiring key works until its time, then is refused.
+    let soon = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 2_000;
+    let (s, short) = call(
+        &stack,
+        &bob,
+        Method::POST,
+        "/api/keys",
+        Some(json!({"name": "short", "scopes": ["sessions:read"], "expires_at": soon})),
+    )
+    .await;
+    assert_eq!(s, 201, "{short}");
+    let short = short["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call(&stack, &short, Method::GET, "/api/sessions", None)
+            .await
+            .0,
+        200
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert_eq!(
+        call(&stack, &short, Method::GET, "/api/sessions", None)
+            .await
+            .0,
+        401,
+        "expired key refused"
+    );
+
     // Limits: a clear error, not a silent pause.
     let mut ids = Vec::new();
     for _ in 0..2 {
@@ -401,4 +432,75 @@ async fn invites_grant_an_org_role_once_before_they_expire() {
         me["role"], "admin",
         "a member invite never demotes an administrator"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn development_sign_in_exists_only_in_development() {
+    let stack = Stack::start(StackOptions {
+        environment: "production",
+        ..Default::default()
+    })
+    .await;
+    let (s, v) = stack
+        .call_as(
+            None,
+            Method::POST,
+            "/auth/dev/login",
+            Some(json!({"login": "mallory"}).to_string()),
+        )
+        .await;
+    assert_eq!((s, v["code"].as_str()), (404, Some("not_found")), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_authenticate_sockets_without_a_token_in_the_url() {
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue};
+    let stack = Stack::start(StackOptions::default()).await;
+    let (owner, cookie) = login(&stack, "olivia").await;
+    let (_, v) = call(
+        &stack,
+        &owner,
+        Method::POST,
+        "/api/sessions",
+        Some(json!({})),
+    )
+    .await;
+    let url = stack.ws_url(&format!("/api/sessions/{}/ws", v["id"].as_str().unwrap()));
+    let connect = |headers: Vec<(&'static str, String)>| {
+        let mut req = url.as_str().into_client_request().unwrap();
+        for (k, v) in headers {
+            req.headers_mut()
+                .insert(k, HeaderValue::from_str(&v).unwrap());
+        }
+        async move {
+            match tokio_tungstenite::connect_async(req).await {
+                Ok((_, resp)) => (
+                    101,
+                    resp.headers()
+                        .get("sec-websocket-protocol")
+                        .map(|p| p.to_str().unwrap().to_owned()),
+                ),
+                Err(tokio_tungstenite::tungstenite::Error::Http(r)) => (r.status().as_u16(), None),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    // The subprotocol carries the token; the server answers with `agent-ops`, never the token.
+    let (s, proto) = connect(vec![(
+        "sec-websocket-protocol",
+        format!("agent-ops, bearer.{owner}"),
+    )])
+    .await;
+    assert_eq!((s, proto.as_deref()), (101, Some("agent-ops")));
+    // The HttpOnly cookie, from our own origin only.
+    let session_cookie = cookie.split(';').next().unwrap().to_owned();
+    let origin = stack.url("").trim_end_matches('/').to_owned();
+    let (s, _) = connect(vec![("cookie", session_cookie.clone()), ("origin", origin)]).await;
+    assert_eq!(s, 101);
+    let (s, _) = connect(vec![
+        ("cookie", session_cookie.clone()),
+        ("origin", "https://evil.example".into()),
+    ])
+    .await;
+    assert_eq!(s, 403, "cross-site socket hijacking is refused");
 }

@@ -95,6 +95,12 @@ fn request_for(route: RouteId, session: &str) -> (String, Option<Value>) {
             Some(json!({"secret": "ghp_x"})),
         ),
         RouteId::DeleteCredential => ("/api/credentials/github_token".into(), None),
+        RouteId::ListOrgCredentials => ("/api/admin/credentials".into(), None),
+        RouteId::PutOrgCredential => (
+            "/api/admin/credentials/anthropic_api_key".into(),
+            Some(json!({"secret": "sk-ant-x"})),
+        ),
+        RouteId::DeleteOrgCredential => ("/api/admin/credentials/anthropic_api_key".into(), None),
         RouteId::RotateVault => ("/api/admin/vault/rotate".into(), None),
         RouteId::ListAudit => ("/api/admin/audit".into(), None),
         RouteId::CreateInvite => ("/api/admin/invites".into(), Some(json!({"role": "member"}))),

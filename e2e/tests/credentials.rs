@@ -115,6 +115,27 @@ async fn credentials_are_write_only_and_sealed_at_rest() {
     let (_, v) = call(Method::GET, "/api/credentials", None).await;
     assert_eq!(v["credentials"].as_array().map(Vec::len), Some(0));
 
+    // The organisation's credentials, set by administrators, are kept apart from any user's.
+    let (s, v) = call(
+        Method::PUT,
+        "/api/admin/credentials/anthropic_api_key",
+        body("sk-ant-org-key"),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, org) = call(Method::GET, "/api/admin/credentials", None).await;
+    assert_eq!(org["credentials"][0]["kind"], "anthropic_api_key");
+    let (_, mine) = call(Method::GET, "/api/credentials", None).await;
+    assert_eq!(
+        mine["credentials"].as_array().map(Vec::len),
+        Some(0),
+        "{mine}"
+    );
+    assert!(!state_contains(
+        &stack.dir.join("wrangler"),
+        b"sk-ant-org-key"
+    ));
+
     // Rotation: a new master key goes first in the ring, the old one stays to open old records.
     let (status, _) = call(
         Method::PUT,
@@ -131,7 +152,7 @@ async fn credentials_are_write_only_and_sealed_at_rest() {
         .await;
     assert_eq!(
         (status, &v["resealed"], &v["failed"]),
-        (200, &serde_json::json!(1), &serde_json::json!([])),
+        (200, &serde_json::json!(2), &serde_json::json!([])),
         "{v}"
     );
     let (_, v) = stack.call(Method::GET, "/api/credentials", None).await;

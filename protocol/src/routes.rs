@@ -30,6 +30,9 @@ pub enum RouteId {
     ListCredentials,
     PutCredential,
     DeleteCredential,
+    ListOrgCredentials,
+    PutOrgCredential,
+    DeleteOrgCredential,
     RotateVault,
     ListAudit,
     CreateInvite,
@@ -45,7 +48,7 @@ pub struct RouteSpec {
 }
 
 impl RouteId {
-    pub const ALL: [RouteId; 29] = [
+    pub const ALL: [RouteId; 32] = [
         RouteId::Health,
         RouteId::DevLogin,
         RouteId::GithubStart,
@@ -70,6 +73,9 @@ impl RouteId {
         RouteId::ListCredentials,
         RouteId::PutCredential,
         RouteId::DeleteCredential,
+        RouteId::ListOrgCredentials,
+        RouteId::PutOrgCredential,
+        RouteId::DeleteOrgCredential,
         RouteId::RotateVault,
         RouteId::ListAudit,
         RouteId::CreateInvite,
@@ -144,6 +150,15 @@ impl RouteId {
                 "DELETE",
                 "/api/credentials/{kind}",
                 Need::Scope(SessionsWrite),
+            ),
+            RouteId::ListOrgCredentials => ("GET", "/api/admin/credentials", Need::Scope(Admin)),
+            RouteId::PutOrgCredential => {
+                ("PUT", "/api/admin/credentials/{kind}", Need::Scope(Admin))
+            }
+            RouteId::DeleteOrgCredential => (
+                "DELETE",
+                "/api/admin/credentials/{kind}",
+                Need::Scope(Admin),
             ),
             RouteId::RotateVault => ("POST", "/api/admin/vault/rotate", Need::Scope(Admin)),
             RouteId::ListAudit => ("GET", "/api/admin/audit", Need::Scope(Admin)),

@@ -41,7 +41,14 @@ fn check_kind(kind: &str) -> std::result::Result<(), ApiError> {
     }
 }
 
-pub async fn put(mut req: Request, env: &Env, user: &Principal, kind: &str) -> Result<Response> {
+/// Stores `owner`'s credential (a user's id, or `org` for the organisation's, set by admins).
+pub async fn put(
+    mut req: Request,
+    env: &Env,
+    actor: &Principal,
+    owner: &str,
+    kind: &str,
+) -> Result<Response> {
     if let Err(e) = check_kind(kind) {
         return error(&e);
     }
@@ -62,7 +69,7 @@ pub async fn put(mut req: Request, env: &Env, user: &Principal, kind: &str) -> R
     let nonce = new_nonce();
     let binding = Binding {
         purpose: PURPOSE,
-        owner: &user.user_id,
+        owner,
         kind,
     };
     let Ok(sealed) = vault::seal(&ring, binding, body.secret.as_bytes(), nonce) else {
@@ -76,7 +83,7 @@ pub async fn put(mut req: Request, env: &Env, user: &Principal, kind: &str) -> R
              ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
         )
         .bind(&[
-            user.user_id.clone().into(),
+            owner.into(),
             kind.into(),
             sealed.key_id.clone().into(),
             hex::encode(sealed.nonce).into(),
@@ -85,14 +92,7 @@ pub async fn put(mut req: Request, env: &Env, user: &Principal, kind: &str) -> R
         ])?
         .run()
         .await?;
-    crate::accounts_api::audit(
-        env,
-        &user.user_id,
-        "credential_stored",
-        kind,
-        &sealed.key_id,
-    )
-    .await?;
+    crate::accounts_api::audit(env, &actor.user_id, "credential_stored", kind, owner).await?;
     json(
         200,
         &CredentialInfo {
@@ -103,7 +103,7 @@ pub async fn put(mut req: Request, env: &Env, user: &Principal, kind: &str) -> R
     )
 }
 
-pub async fn list(env: &Env, user: &Principal) -> Result<Response> {
+pub async fn list(env: &Env, owner: &str) -> Result<Response> {
     #[derive(Deserialize)]
     struct Row {
         kind: String,
@@ -115,7 +115,7 @@ pub async fn list(env: &Env, user: &Principal) -> Result<Response> {
         .prepare(
             "SELECT kind, key_id, updated_at FROM credentials WHERE owner_id = ?1 ORDER BY kind",
         )
-        .bind(&[user.user_id.clone().into()])?
+        .bind(&[owner.into()])?
         .all()
         .await?
         .results()?;
@@ -130,21 +130,21 @@ pub async fn list(env: &Env, user: &Principal) -> Result<Response> {
     json(200, &CredentialList { credentials })
 }
 
-pub async fn delete(env: &Env, user: &Principal, kind: &str) -> Result<Response> {
+pub async fn delete(env: &Env, actor: &Principal, owner: &str, kind: &str) -> Result<Response> {
     if let Err(e) = check_kind(kind) {
         return error(&e);
     }
     let result = env
         .d1("DB")?
         .prepare("DELETE FROM credentials WHERE owner_id = ?1 AND kind = ?2")
-        .bind(&[user.user_id.clone().into(), kind.into()])?
+        .bind(&[owner.into(), kind.into()])?
         .run()
         .await?;
     let changed = result.meta()?.and_then(|m| m.changes).unwrap_or(0);
     if changed == 0 {
         return fail(ErrorCode::NotFound, format!("no stored {kind}"));
     }
-    crate::accounts_api::audit(env, &user.user_id, "credential_deleted", kind, "").await?;
+    crate::accounts_api::audit(env, &actor.user_id, "credential_deleted", kind, owner).await?;
     Ok(Response::empty()?.with_status(204))
 }
 

@@ -128,9 +128,16 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         RouteId::ListKeys => accounts_api::list_keys(&env, &user).await,
         RouteId::CreateKey => accounts_api::create_key(req, &env, &user).await,
         RouteId::RevokeKey => accounts_api::revoke_key(&env, &user, &param).await,
-        RouteId::ListCredentials => credentials_api::list(&env, &user).await,
-        RouteId::PutCredential => credentials_api::put(req, &env, &user, &param).await,
-        RouteId::DeleteCredential => credentials_api::delete(&env, &user, &param).await,
+        RouteId::ListCredentials => credentials_api::list(&env, &user.user_id).await,
+        RouteId::PutCredential => {
+            credentials_api::put(req, &env, &user, &user.user_id, &param).await
+        }
+        RouteId::DeleteCredential => {
+            credentials_api::delete(&env, &user, &user.user_id, &param).await
+        }
+        RouteId::ListOrgCredentials => credentials_api::list(&env, ORG).await,
+        RouteId::PutOrgCredential => credentials_api::put(req, &env, &user, ORG, &param).await,
+        RouteId::DeleteOrgCredential => credentials_api::delete(&env, &user, ORG, &param).await,
         RouteId::RotateVault => credentials_api::rotate(&env).await,
         RouteId::ListAudit => accounts_api::list_audit(&env).await,
         RouteId::CreateInvite => invites::create(req, &env, &user).await,
@@ -218,3 +225,6 @@ fn cross_site(req: &Request, route: RouteId) -> Option<ApiError> {
         ))
     }
 }
+
+/// The owner of the credentials administrators store for the whole organisation.
+const ORG: &str = "org";

@@ -349,7 +349,19 @@ impl SessionObject {
             pair.server.send_with_str(events_frame(&page))?;
         }
         send(&pair.server, &ToClientFrame::CaughtUp { seq: cursor });
-        Response::from_websocket(pair.client)
+        let resp = Response::from_websocket(pair.client)?;
+        // A browser authenticating with the `bearer.<token>` subprotocol also offers
+        // `agent-ops`; the handshake must name one of its offers back, and never the token.
+        let offered = req
+            .headers()
+            .get("sec-websocket-protocol")?
+            .unwrap_or_default();
+        if offered.split(',').any(|p| p.trim() == "agent-ops") {
+            let headers = resp.headers().clone();
+            headers.set("sec-websocket-protocol", "agent-ops")?;
+            return Ok(resp.with_headers(headers));
+        }
+        Ok(resp)
     }
 
     fn accept_runner(&self, req: &Request, persisted: &Persisted) -> Result<Response> {
