@@ -54,6 +54,7 @@ fn request_for(route: RouteId, session: &str) -> (String, Option<Value>) {
     let s = session;
     match route {
         RouteId::Health => ("/health".into(), None),
+        RouteId::OpenApi => ("/api/openapi.json".into(), None),
         RouteId::DevLogin => ("/auth/dev/login".into(), Some(json!({"login": "matrix"}))),
         RouteId::GithubStart => ("/auth/github".into(), None),
         RouteId::GithubCallback => ("/auth/github/callback?code=c&state=s".into(), None),
@@ -346,4 +347,24 @@ async fn websocket_messages_by_session_role() {
         vec!["from-collaborator", "from-owner"],
         "only permitted prompts were queued"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_api_document_lists_every_route() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let (status, doc) = stack
+        .call_as(None, Method::GET, "/api/openapi.json", None)
+        .await;
+    assert_eq!(status, 200);
+    for route in RouteId::ALL {
+        let spec = route.spec();
+        let op = &doc["paths"][spec.path][spec.method.to_ascii_lowercase()];
+        assert_eq!(
+            op["operationId"],
+            format!("{route:?}"),
+            "{} {}",
+            spec.method,
+            spec.path
+        );
+    }
 }

@@ -11,6 +11,7 @@ pub mod errors;
 pub mod events;
 pub mod frames;
 pub mod lifecycle;
+pub mod openapi;
 pub mod routes;
 pub mod signing;
 

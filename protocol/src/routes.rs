@@ -7,6 +7,7 @@ use crate::access::{Need, Scope, SessionRole};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RouteId {
     Health,
+    OpenApi,
     DevLogin,
     GithubStart,
     GithubCallback,
@@ -48,8 +49,9 @@ pub struct RouteSpec {
 }
 
 impl RouteId {
-    pub const ALL: [RouteId; 32] = [
+    pub const ALL: [RouteId; 33] = [
         RouteId::Health,
+        RouteId::OpenApi,
         RouteId::DevLogin,
         RouteId::GithubStart,
         RouteId::GithubCallback,
@@ -88,6 +90,7 @@ impl RouteId {
         use SessionRole::*;
         let (method, path, need) = match self {
             RouteId::Health => ("GET", "/health", Need::Public),
+            RouteId::OpenApi => ("GET", "/api/openapi.json", Need::Public),
             RouteId::DevLogin => ("POST", "/auth/dev/login", Need::Public),
             RouteId::GithubStart => ("GET", "/auth/github", Need::Public),
             RouteId::GithubCallback => ("GET", "/auth/github/callback", Need::Public),

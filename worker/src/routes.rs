@@ -109,6 +109,7 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
     };
     match route {
         RouteId::Health
+        | RouteId::OpenApi
         | RouteId::DevLogin
         | RouteId::GithubStart
         | RouteId::GithubCallback
@@ -167,6 +168,10 @@ async fn public(route: RouteId, req: Request, env: &Env, param: &str) -> Result<
             200,
             &serde_json::json!({"ok": true, "service": "agent-ops"}),
         ),
+        RouteId::OpenApi => json(
+            200,
+            &agent_ops_protocol::openapi::document(env!("CARGO_PKG_VERSION")),
+        ),
         RouteId::DevLogin => accounts_api::dev_login(req, env).await,
         RouteId::GithubStart => github_auth::start(req, env).await,
         RouteId::GithubCallback => github_auth::callback(req, env).await,
@@ -189,7 +194,7 @@ async fn limit(req: &Request, env: &Env, route: RouteId) -> Result<Option<Respon
         .get("cf-connecting-ip")?
         .unwrap_or_else(|| "local".into());
     let (bucket, limit) = match route {
-        RouteId::Health | RouteId::RunnerSocket => return Ok(None),
+        RouteId::Health | RouteId::OpenApi | RouteId::RunnerSocket => return Ok(None),
         RouteId::DevLogin | RouteId::GithubStart | RouteId::GithubCallback => (
             format!("signin:{ip}"),
             per_min("RATE_LIMIT_SIGNIN_PER_MIN", 20),
