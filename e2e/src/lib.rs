@@ -24,11 +24,13 @@ pub const PROFILE: &str = if cfg!(debug_assertions) {
 /// Generous: a session's first turn includes starting OpenCode.
 pub const TURN_TIMEOUT: Duration = Duration::from_secs(90);
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+/// `N` distinct free loopback ports. All are held until all are found: a port released and asked
+/// for again at once can come back twice, and two servers would then race for it.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().expect("bound").port())
 }
 
 pub fn random_hex(bytes: usize) -> String {

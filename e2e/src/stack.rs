@@ -8,7 +8,7 @@ use agent_ops_protocol::api::{EventPage, SessionInfo};
 use agent_ops_protocol::SessionEvent;
 use serde_json::Value;
 
-use crate::{free_port, random_hex, repo_root, target_dir, ClientSocket, Proxy};
+use crate::{free_ports, random_hex, repo_root, target_dir, ClientSocket, Proxy};
 
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -97,8 +97,7 @@ impl Stack {
             .await
             .expect("model server");
         let github = crate::github::GithubStandIn::spawn().await;
-        let port = free_port();
-        let provider_port = free_port();
+        let [port, provider_port] = free_ports::<2>();
         let provider_secret = random_hex(32);
         let proxy = if opts.proxy_runner {
             Some(Proxy::start(port).await)
@@ -201,7 +200,7 @@ impl Stack {
         cmd.args(["dev", "--ip", "127.0.0.1", "--port", &self.port.to_string()])
             .args([
                 "--inspector-port",
-                &free_port().to_string(),
+                &self.inspector_port().to_string(),
                 "--show-interactive-dev-session=false",
             ])
             .arg("--persist-to")
@@ -215,8 +214,10 @@ impl Stack {
         self.wrangler = Some(spawn_group(&mut cmd, &self.dir.join("wrangler.log")));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while tokio::time::Instant::now() < deadline {
+            // Our worker's health, not whatever else might answer on the port.
             if let Ok(r) = self.http.get(self.url("/health")).send().await {
-                if r.status().is_success() {
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                if body["service"] == "agent-ops" {
                     return;
                 }
             }
@@ -226,6 +227,17 @@ impl Stack {
             "wrangler dev did not become ready; see {}",
             self.dir.join("wrangler.log").display()
         );
+    }
+
+    /// A fresh port for wrangler's inspector, never one of the stack's own (which may be free
+    /// for a moment during a restart).
+    fn inspector_port(&self) -> u16 {
+        loop {
+            let [p] = free_ports::<1>();
+            if p != self.port && p != self.provider_port {
+                return p;
+            }
+        }
     }
 
     pub fn stop_worker(&mut self) {

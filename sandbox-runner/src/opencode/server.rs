@@ -26,6 +26,8 @@ pub struct ServerConfig {
 pub enum ServerError {
     #[error("could not start opencode: {0}")]
     Spawn(std::io::Error),
+    #[error("opencode exited while starting: {0}")]
+    Exited(String),
     #[error("opencode did not become ready within {0:?}")]
     NotReady(Duration),
     #[error("opencode request failed: {0}")]
@@ -111,7 +113,7 @@ impl Server {
         .stdin(Stdio::null())
         .kill_on_drop(true);
         let child = cmd.spawn().map_err(ServerError::Spawn)?;
-        let server = Server {
+        let mut server = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::builder()
@@ -122,15 +124,22 @@ impl Server {
         let started = tokio::time::Instant::now();
         while started.elapsed() < limit {
             // OpenCode can leave a request made during its own start-up unanswered: probe with
-            // a short timeout and ask again.
+            // a short timeout and ask again. The answer must come from *our* OpenCode (working in
+            // this workspace): another sandbox's could hold the port if ours failed to bind it.
             let probe = server
                 .http
-                .get(format!("{}/session/status", server.base))
+                .get(format!("{}/path", server.base))
                 .timeout(Duration::from_millis(750));
             if let Ok(r) = probe.send().await {
-                if r.status().is_success() {
+                let body: Value = r.json().await.unwrap_or_default();
+                if body["directory"].as_str().map(std::path::Path::new)
+                    == Some(cfg.workspace.as_path())
+                {
                     return Ok(server);
                 }
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(ServerError::Exited(status.to_string()));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
