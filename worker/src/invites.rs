@@ -9,55 +9,42 @@ use worker::{Env, Request, Response, Result};
 
 use crate::accounts_api::audit;
 use crate::auth::Principal;
-use crate::http::{error, fail, json, now_ms, random_hex, random_id, read_json};
-
-const MAX_TTL_SECS: u64 = 30 * 24 * 3600;
+use crate::grant;
+use crate::http::{error, fail, json, now_ms, read_json};
 
 pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Response> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Body {
         role: OrgRole,
-        #[serde(default = "default_ttl")]
+        #[serde(default = "grant::default_ttl_secs")]
         expires_in_secs: u64,
-    }
-    fn default_ttl() -> u64 {
-        7 * 24 * 3600
     }
     let body: Body = match read_json(&mut req, 1024).await {
         Ok(b) => b,
         Err(e) => return error(&e),
     };
-    if !(1..=MAX_TTL_SECS).contains(&body.expires_in_secs) {
-        return fail(
-            ErrorCode::InvalidBody,
-            format!("expires_in_secs must be 1..={MAX_TTL_SECS}"),
-        );
-    }
-    let token = format!("ainv_{}", random_hex(32));
-    let id = random_id();
-    let now = now_ms();
-    let expires_at = now + body.expires_in_secs * 1000;
-    let role = serde_json::to_value(body.role)?
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let minted = match grant::mint("ainv", body.expires_in_secs) {
+        Ok(m) => m,
+        Err(e) => return error(&e),
+    };
+    let role = grant::role_name(body.role);
     env.d1("DB")?
         .prepare("INSERT INTO invites (id, token_hash, role, expires_at, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
         .bind(&[
-            id.clone().into(),
-            hash_token(&token).into(),
+            minted.id.clone().into(),
+            minted.token_hash.into(),
             role.clone().into(),
-            (expires_at as f64).into(),
+            (minted.expires_at as f64).into(),
             user.user_id.clone().into(),
-            (now as f64).into(),
+            (minted.created_at as f64).into(),
         ])?
         .run()
         .await?;
-    audit(env, &user.user_id, "invite_created", &id, &role).await?;
+    audit(env, &user.user_id, "invite_created", &minted.id, &role).await?;
     json(
         201,
-        &serde_json::json!({"id": id, "token": token, "role": role, "expires_at": expires_at}),
+        &serde_json::json!({"id": minted.id, "token": minted.token, "role": role, "expires_at": minted.expires_at}),
     )
 }
 

@@ -6,6 +6,7 @@ mod auth;
 mod credentials_api;
 mod echo;
 mod github_auth;
+mod grant;
 mod http;
 mod invites;
 mod provider;

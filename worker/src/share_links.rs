@@ -10,9 +10,8 @@ use worker::{Env, Request, Response, Result};
 
 use crate::accounts_api::audit;
 use crate::auth::Principal;
-use crate::http::{error, fail, json, now_ms, random_hex, random_id, read_json};
-
-const MAX_TTL_SECS: u64 = 30 * 24 * 3600;
+use crate::grant;
+use crate::http::{error, fail, json, now_ms, read_json};
 
 pub async fn create(
     mut req: Request,
@@ -24,13 +23,10 @@ pub async fn create(
     #[serde(deny_unknown_fields)]
     struct Body {
         role: SessionRole,
-        #[serde(default = "default_ttl")]
+        #[serde(default = "grant::default_ttl_secs")]
         expires_in_secs: u64,
         #[serde(default = "default_uses")]
         max_uses: u32,
-    }
-    fn default_ttl() -> u64 {
-        7 * 24 * 3600
     }
     fn default_uses() -> u32 {
         1
@@ -45,42 +41,36 @@ pub async fn create(
             "a share link grants viewer or collaborator, never owner",
         );
     }
-    if !(1..=MAX_TTL_SECS).contains(&body.expires_in_secs) || !(1..=1000).contains(&body.max_uses) {
-        return fail(
-            ErrorCode::InvalidBody,
-            format!("expires_in_secs must be 1..={MAX_TTL_SECS} and max_uses 1..=1000"),
-        );
+    if !(1..=1000).contains(&body.max_uses) {
+        return fail(ErrorCode::InvalidBody, "max_uses must be 1..=1000");
     }
-    let token = format!("asl_{}", random_hex(32));
-    let id = random_id();
-    let now = now_ms();
-    let expires_at = now + body.expires_in_secs * 1000;
-    let role = serde_json::to_value(body.role)?
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let minted = match grant::mint("asl", body.expires_in_secs) {
+        Ok(m) => m,
+        Err(e) => return error(&e),
+    };
+    let role = grant::role_name(body.role);
     env.d1("DB")?
         .prepare(
             "INSERT INTO share_links (id, session_id, token_hash, role, expires_at, max_uses, created_by, created_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .bind(&[
-            id.clone().into(),
+            minted.id.clone().into(),
             session_id.into(),
-            hash_token(&token).into(),
+            minted.token_hash.into(),
             role.clone().into(),
-            (expires_at as f64).into(),
+            (minted.expires_at as f64).into(),
             body.max_uses.into(),
             user.user_id.clone().into(),
-            (now as f64).into(),
+            (minted.created_at as f64).into(),
         ])?
         .run()
         .await?;
     audit(env, &user.user_id, "share_link_created", session_id, &role).await?;
     json(
         201,
-        &serde_json::json!({"id": id, "token": token, "session_id": session_id, "role": role,
-            "expires_at": expires_at, "max_uses": body.max_uses}),
+        &serde_json::json!({"id": minted.id, "token": minted.token, "session_id": session_id, "role": role,
+            "expires_at": minted.expires_at, "max_uses": body.max_uses}),
     )
 }
 
