@@ -234,7 +234,7 @@ pub async fn revoke_key(env: &Env, user: &Principal, id: &str) -> Result<Respons
         .bind(&[(now_ms() as f64).into(), id.into(), user.user_id.clone().into()])?
         .run()
         .await?;
-    if result.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+    if !crate::http::changed_rows(&result)? {
         return fail(ErrorCode::NotFound, format!("no active key {id}"));
     }
     audit(env, &user.user_id, "api_key_revoked", id, "").await?;

@@ -140,8 +140,7 @@ pub async fn delete(env: &Env, actor: &Principal, owner: &str, kind: &str) -> Re
         .bind(&[owner.into(), kind.into()])?
         .run()
         .await?;
-    let changed = result.meta()?.and_then(|m| m.changes).unwrap_or(0);
-    if changed == 0 {
+    if !crate::http::changed_rows(&result)? {
         return fail(ErrorCode::NotFound, format!("no stored {kind}"));
     }
     crate::accounts_api::audit(env, &actor.user_id, "credential_deleted", kind, owner).await?;

@@ -182,7 +182,7 @@ pub async fn callback(req: Request, env: &Env) -> Result<Response> {
         .bind(&[claims.jti.into(), (now_ms() as f64).into()])?
         .run()
         .await?;
-    if fresh.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+    if !crate::http::changed_rows(&fresh)? {
         return bad_state("already used");
     }
 

@@ -3,9 +3,10 @@
 
 use agent_ops_protocol::signing::hash_token;
 use agent_ops_protocol::{ApiError, ErrorCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use worker::Request;
 
-use crate::http::{now_ms, random_hex, random_id};
+use crate::http::{now_ms, random_hex, random_id, read_json};
 
 pub const MAX_TTL_SECS: u64 = 30 * 24 * 3600;
 
@@ -47,4 +48,15 @@ pub fn role_name<R: Serialize>(role: R) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// The hash of the token presented in a `{"token": ...}` body, the form in which it is looked up.
+pub async fn presented(req: &mut Request) -> Result<String, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        token: String,
+    }
+    let body: Body = read_json(req, 1024).await?;
+    Ok(hash_token(&body.token))
 }

@@ -61,3 +61,9 @@ pub async fn into_api_error(mut resp: Response) -> ApiError {
         Err(_) => ApiError::new(ErrorCode::Internal, format!("unexpected status {status}")),
     }
 }
+
+/// Whether a conditional write changed any row: how the single-use and revocation checks tell a
+/// claim that won from one that found nothing to claim.
+pub fn changed_rows(result: &worker::D1Result) -> Result<bool> {
+    Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
+}

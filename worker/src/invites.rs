@@ -2,7 +2,6 @@
 //! accepts it once to take that role (an administrator is never demoted by a member invite).
 
 use agent_ops_protocol::access::OrgRole;
-use agent_ops_protocol::signing::hash_token;
 use agent_ops_protocol::ErrorCode;
 use serde::Deserialize;
 use worker::{Env, Request, Response, Result};
@@ -49,24 +48,18 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
 }
 
 pub async fn accept(mut req: Request, env: &Env, user: &Principal) -> Result<Response> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Body {
-        token: String,
-    }
-    let body: Body = match read_json(&mut req, 1024).await {
-        Ok(b) => b,
+    let hash = match grant::presented(&mut req).await {
+        Ok(h) => h,
         Err(e) => return error(&e),
     };
     let db = env.d1("DB")?;
-    let hash = hash_token(&body.token);
     let now = now_ms() as f64;
     let claimed = db
         .prepare("UPDATE invites SET used_by = ?1, used_at = ?2 WHERE token_hash = ?3 AND used_at IS NULL AND expires_at > ?2")
         .bind(&[user.user_id.clone().into(), now.into(), hash.clone().into()])?
         .run()
         .await?;
-    if claimed.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+    if !crate::http::changed_rows(&claimed)? {
         return fail(
             ErrorCode::NotFound,
             "this invite does not exist, has expired or has been used",

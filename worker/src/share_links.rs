@@ -3,7 +3,6 @@
 //! each use is counted atomically, so a limit holds under concurrent redemptions.
 
 use agent_ops_protocol::access::SessionRole;
-use agent_ops_protocol::signing::hash_token;
 use agent_ops_protocol::ErrorCode;
 use serde::Deserialize;
 use worker::{Env, Request, Response, Result};
@@ -75,17 +74,11 @@ pub async fn create(
 }
 
 pub async fn redeem(mut req: Request, env: &Env, user: &Principal) -> Result<Response> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Body {
-        token: String,
-    }
-    let body: Body = match read_json(&mut req, 1024).await {
-        Ok(b) => b,
+    let hash = match grant::presented(&mut req).await {
+        Ok(h) => h,
         Err(e) => return error(&e),
     };
     let db = env.d1("DB")?;
-    let hash = hash_token(&body.token);
     let now = now_ms() as f64;
     // Count the use first, atomically: only a use within the limit and the expiry succeeds.
     let used = db
@@ -93,7 +86,7 @@ pub async fn redeem(mut req: Request, env: &Env, user: &Principal) -> Result<Res
         .bind(&[hash.clone().into(), now.into()])?
         .run()
         .await?;
-    if used.meta()?.and_then(|m| m.changes).unwrap_or(0) == 0 {
+    if !crate::http::changed_rows(&used)? {
         return fail(
             ErrorCode::NotFound,
             "this share link does not exist, has expired or has been used up",
