@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 export WRANGLER_SEND_METRICS := false
 BIN := $(CARGO_TARGET_DIR)/debug
 
-.PHONY: setup worker native dev test lint unit e2e bench clean
+.PHONY: setup worker client native dev test lint unit e2e bench clean
 
 setup:
 	@scripts/setup.sh
@@ -16,10 +16,14 @@ worker: setup
 	cd worker && WASM_BINDGEN_BIN=$$(command -v wasm-bindgen) ESBUILD_BIN=$(CURDIR)/node_modules/.bin/esbuild \
 		worker-build --release --no-opt
 
+# The web client: Leptos compiled to wasm, with its stylesheet and vendored browser libraries.
+client: setup
+	@scripts/build-client.sh
+
 native: setup
 	cargo build -p sandbox-runner -p scripted-model
 
-dev: worker native
+dev: worker client native
 	@scripts/dev.sh
 
 lint: setup
@@ -30,7 +34,7 @@ unit: setup
 	cargo test --workspace --exclude e2e
 
 # End-to-end tests share loopback ports and the two cores: one at a time.
-e2e: worker native
+e2e: worker client native
 	cargo test -p e2e --tests -- --test-threads=1
 
 test: lint unit e2e
@@ -41,4 +45,4 @@ bench: worker
 	$(CARGO_TARGET_DIR)/release/bench
 
 clean:
-	rm -rf target worker/build .state
+	rm -rf target worker/build client/dist .state

@@ -11,6 +11,9 @@ WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3
 need_apt=()
 command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 command -v rg >/dev/null || need_apt+=(ripgrep)
+# The browser tests drive Debian's Chromium through its ChromeDriver.
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   apt-get update -qq

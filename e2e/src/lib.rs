@@ -2,6 +2,7 @@
 //! local sandbox provider, the scripted model) in a private directory with its own ports, and
 //! gives tests typed clients for the REST API and the session WebSocket.
 
+pub mod browser;
 pub mod client;
 pub mod github;
 pub mod procs;

@@ -30,10 +30,16 @@ async fn the_repository_is_cloned_into_the_workspace() {
     std::fs::write(repo.join("README.md"), "widgets: the finest in the land\n").unwrap();
     git(&repo, &["add", "README.md"]);
     git(&repo, &["commit", "--quiet", "-m", "first"]);
+    git(&repo, &["checkout", "--quiet", "-b", "feature/next"]);
+    std::fs::write(repo.join("NEXT.md"), "only on the branch\n").unwrap();
+    git(&repo, &["add", "NEXT.md"]);
+    git(&repo, &["commit", "--quiet", "-m", "next"]);
+    git(&repo, &["checkout", "--quiet", "main"]);
 
     let body = serde_json::json!({
         "repo": format!("file://{}", repo.display()),
-        "prompt": "@bash cat README.md && git log --oneline | wc -l\n@say I read it.",
+        "branch": "feature/next",
+        "prompt": "@bash cat README.md NEXT.md && git branch --show-current\n@say I read it.",
     });
     let (status, v) = stack.call(Method::POST, "/api/sessions", Some(body)).await;
     assert_eq!(status, 201, "{v}");
@@ -67,6 +73,12 @@ async fn the_repository_is_cloned_into_the_workspace() {
         })
         .expect("the agent ran its command");
     assert!(out.contains("widgets: the finest in the land"), "{out}");
+    assert!(
+        out.contains("only on the branch") && out.contains("feature/next"),
+        "the requested branch is checked out: {out}"
+    );
+    let info = stack.session(&id).await;
+    assert_eq!(info.branch.as_deref(), Some("feature/next"));
     assert!(stack.workspace(&id).join(".git").is_dir());
 }
 

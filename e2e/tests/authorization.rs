@@ -55,6 +55,7 @@ fn request_for(route: RouteId, session: &str) -> (String, Option<Value>) {
     match route {
         RouteId::Health => ("/health".into(), None),
         RouteId::OpenApi => ("/api/openapi.json".into(), None),
+        RouteId::AuthProviders => ("/auth/providers".into(), None),
         RouteId::DevLogin => ("/auth/dev/login".into(), Some(json!({"login": "matrix"}))),
         RouteId::GithubStart => ("/auth/github".into(), None),
         RouteId::GithubCallback => ("/auth/github/callback?code=c&state=s".into(), None),
@@ -67,6 +68,10 @@ fn request_for(route: RouteId, session: &str) -> (String, Option<Value>) {
         RouteId::PostPrompt => (
             format!("/api/sessions/{s}/prompts"),
             Some(json!({"text": "hello"})),
+        ),
+        RouteId::CancelPrompt => (
+            format!("/api/sessions/{s}/prompts/0123456789abcdef0123456789abcdef"),
+            None,
         ),
         RouteId::Abort => (format!("/api/sessions/{s}/abort"), None),
         RouteId::Events => (format!("/api/sessions/{s}/events"), None),

@@ -221,6 +221,30 @@ async fn prompts_queue_deduplicate_and_abort() {
         unreachable!()
     };
 
+    // A queued prompt can be withdrawn before it runs; a second cancel, an unknown prompt and
+    // the running turn each get their own stable answer.
+    let (status, v) = stack.prompt(&info.id, "never runs", "crid-cancel").await;
+    assert_eq!(status, 202, "{v}");
+    let withdrawn = v["prompt_id"].as_str().expect("prompt id").to_owned();
+    let cancel = |pid: String| {
+        let stack = &stack;
+        let path = format!("/api/sessions/{}/prompts/{pid}", info.id);
+        async move {
+            let (status, v) = stack.call(Method::DELETE, &path, None).await;
+            (status, v["code"].as_str().map(str::to_owned))
+        }
+    };
+    assert_eq!(cancel(withdrawn.clone()).await, (200, None));
+    assert_eq!(
+        cancel(withdrawn.clone()).await,
+        (409, Some("conflict".into()))
+    );
+    assert_eq!(cancel(p1.clone()).await, (409, Some("conflict".into())));
+    assert_eq!(
+        cancel("0123456789abcdef0123456789abcdef".into()).await,
+        (404, Some("not_found".into()))
+    );
+
     let (status, v) = stack.prompt(&info.id, "queued while busy", "crid-2").await;
     assert_eq!(status, 202, "{v}");
     assert_eq!(v["duplicate"], false);
@@ -282,6 +306,15 @@ async fn prompts_queue_deduplicate_and_abort() {
         .filter(|e| matches!(&e.body, EventBody::TurnStarted { prompt_id } if *prompt_id == p2))
         .count();
     assert_eq!(runs, 1);
+    assert!(client.events.iter().any(
+        |e| matches!(&e.body, EventBody::PromptCancelled { prompt_id } if *prompt_id == withdrawn)
+    ));
+    assert!(
+        !client.events.iter().any(
+            |e| matches!(&e.body, EventBody::TurnStarted { prompt_id } if *prompt_id == withdrawn)
+        ),
+        "a cancelled prompt never runs"
+    );
 
     let (_, v3) = stack.prompt(&info.id, &slow_prompt(20), "crid-3").await;
     let p3 = v3["prompt_id"].as_str().expect("prompt id").to_owned();

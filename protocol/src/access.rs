@@ -200,6 +200,9 @@ mod tests {
 pub struct SessionAccess {
     pub role: SessionRole,
     pub scopes: Vec<Scope>,
+    /// Who is watching, for the presence list other viewers see.
+    #[serde(default)]
+    pub login: String,
 }
 
 pub const ACCESS_HEADER: &str = "x-agent-ops-access";
@@ -227,16 +230,19 @@ mod access_tests {
         let viewer = SessionAccess {
             role: SessionRole::Viewer,
             scopes: all.clone(),
+            login: "v".into(),
         };
         assert!(viewer.check(STEER).is_err());
         let collaborator = SessionAccess {
             role: SessionRole::Collaborator,
             scopes: all,
+            login: "c".into(),
         };
         assert!(collaborator.check(STEER).is_ok());
         let read_only_owner = SessionAccess {
             role: SessionRole::Owner,
             scopes: vec![Scope::SessionsRead],
+            login: "o".into(),
         };
         assert!(
             read_only_owner.check(STEER).is_err(),

@@ -28,6 +28,9 @@ impl AgentKind {
 pub struct CreateSession {
     #[serde(default)]
     pub repo: Option<String>,
+    /// The branch to check out; the repository's default branch when absent.
+    #[serde(default)]
+    pub branch: Option<String>,
     #[serde(default)]
     pub prompt: Option<String>,
     #[serde(default)]
@@ -45,10 +48,15 @@ pub struct SessionInfo {
     pub status: SessionStatus,
     pub title: Option<String>,
     pub repo: Option<String>,
+    #[serde(default)]
+    pub branch: Option<String>,
     pub agent: AgentKind,
     pub model: String,
     pub created_at: u64,
     pub updated_at: u64,
+    /// The caller's role on this session (answered by `GET /api/sessions/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub your_role: Option<crate::access::SessionRole>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,6 +109,21 @@ pub struct CreateSandbox {
     pub model: ModelConfig,
     #[serde(default)]
     pub repo: Option<String>,
+    #[serde(default)]
+    pub branch: Option<String>,
+}
+
+/// Whether a branch name is one git accepts and no option or path trick: letters, digits and
+/// `._/-`, not starting with `-` or `/`, without `..`.
+pub fn valid_branch(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with(['-', '/'])
+        && !name.ends_with(['/', '.'])
+        && !name.contains("..")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,6 +177,9 @@ pub struct PutCredential {
     pub secret: String,
 }
 
+/// The credentials a user (or the organisation) may store.
+pub const CREDENTIAL_KINDS: [&str; 3] = ["anthropic_api_key", "openai_api_key", "github_token"];
+
 /// What the API says of a stored credential: never its value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CredentialInfo {
@@ -171,6 +197,16 @@ pub struct CredentialList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn branch_names_exclude_option_and_path_tricks() {
+        for ok in ["main", "feature/x-1", "release-2.0"] {
+            assert!(valid_branch(ok), "{ok}");
+        }
+        for bad in ["", "-x", "/x", "a..b", "a b", "x/", "x.", "a;b"] {
+            assert!(!valid_branch(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn repos_resolve_to_clone_urls() {

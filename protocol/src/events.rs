@@ -83,6 +83,9 @@ pub enum EventBody {
         client_request_id: String,
         text: String,
     },
+    /// A queued prompt withdrawn before it ran.
+    #[serde(rename = "prompt.cancelled")]
+    PromptCancelled { prompt_id: String },
     #[serde(rename = "turn.started")]
     TurnStarted { prompt_id: String },
     #[serde(rename = "agent.status")]
@@ -162,6 +165,7 @@ impl EventBody {
         match self {
             Self::Status { .. } => "session.status",
             Self::PromptQueued { .. } => "prompt.queued",
+            Self::PromptCancelled { .. } => "prompt.cancelled",
             Self::TurnStarted { .. } => "turn.started",
             Self::AgentStatus { .. } => "agent.status",
             Self::MessageStarted { .. } => "message.started",

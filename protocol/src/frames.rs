@@ -87,7 +87,17 @@ pub enum ToClientFrame {
         duplicate: bool,
     },
     Pong {},
+    /// Who is watching the session now; sent whenever that changes.
+    Presence {
+        viewers: Vec<Viewer>,
+    },
     Error(ApiError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Viewer {
+    pub login: String,
+    pub role: crate::access::SessionRole,
 }
 
 /// Parses a frame, telling a frame of an unknown type apart from one that is not a frame at all,

@@ -73,6 +73,8 @@ pub enum Input {
     },
     AgentReady(bool),
     PromptQueued,
+    /// A queued prompt was withdrawn before it ran.
+    PromptCancelled,
     TurnStarted {
         prompt_id: String,
     },
@@ -180,6 +182,7 @@ impl Lifecycle {
                 }
                 self.queued += 1;
             }
+            Input::PromptCancelled => self.queued = self.queued.saturating_sub(1),
             Input::TurnStarted { prompt_id } => {
                 self.queued = self.queued.saturating_sub(1);
                 self.turn = Some(prompt_id);

@@ -8,6 +8,7 @@ use crate::access::{Need, Scope, SessionRole};
 pub enum RouteId {
     Health,
     OpenApi,
+    AuthProviders,
     DevLogin,
     GithubStart,
     GithubCallback,
@@ -18,6 +19,7 @@ pub enum RouteId {
     GetSession,
     DeleteSession,
     PostPrompt,
+    CancelPrompt,
     Abort,
     Events,
     ClientSocket,
@@ -49,9 +51,10 @@ pub struct RouteSpec {
 }
 
 impl RouteId {
-    pub const ALL: [RouteId; 33] = [
+    pub const ALL: [RouteId; 35] = [
         RouteId::Health,
         RouteId::OpenApi,
+        RouteId::AuthProviders,
         RouteId::DevLogin,
         RouteId::GithubStart,
         RouteId::GithubCallback,
@@ -62,6 +65,7 @@ impl RouteId {
         RouteId::GetSession,
         RouteId::DeleteSession,
         RouteId::PostPrompt,
+        RouteId::CancelPrompt,
         RouteId::Abort,
         RouteId::Events,
         RouteId::ClientSocket,
@@ -91,6 +95,7 @@ impl RouteId {
         let (method, path, need) = match self {
             RouteId::Health => ("GET", "/health", Need::Public),
             RouteId::OpenApi => ("GET", "/api/openapi.json", Need::Public),
+            RouteId::AuthProviders => ("GET", "/auth/providers", Need::Public),
             RouteId::DevLogin => ("POST", "/auth/dev/login", Need::Public),
             RouteId::GithubStart => ("GET", "/auth/github", Need::Public),
             RouteId::GithubCallback => ("GET", "/auth/github/callback", Need::Public),
@@ -111,6 +116,11 @@ impl RouteId {
             RouteId::PostPrompt => (
                 "POST",
                 "/api/sessions/{id}/prompts",
+                Need::Session(SessionsWrite, Collaborator),
+            ),
+            RouteId::CancelPrompt => (
+                "DELETE",
+                "/api/sessions/{id}/prompts/{prompt_id}",
                 Need::Session(SessionsWrite, Collaborator),
             ),
             RouteId::Abort => (

@@ -51,6 +51,9 @@ struct RunArgs {
     /// A repository to clone into the (empty) workspace first.
     #[arg(long, env = "AGENT_OPS_REPO")]
     repo: Option<String>,
+    /// The branch to check out; the repository's default when absent.
+    #[arg(long, env = "AGENT_OPS_BRANCH")]
+    branch: Option<String>,
 }
 
 fn random_instance() -> String {
@@ -73,6 +76,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         model,
         api_key: args.model_api_key,
         repo: args.repo,
+        branch: args.branch,
     };
     let agent = tokio::spawn(opencode::drive(cfg, cmd_rx, event_tx));
     let link = link::LinkConfig {

@@ -4,7 +4,7 @@
 //! ```text
 //! @write notes/hello.txt Hello, world     tool call: write the file (one per line, any number)
 //! @bash echo hi > out.txt                 tool call: run a shell command
-//! @say All done.                          the final answer (default: an echo of the prompt)
+//! @say All done.\n\nBye.                  the final answer, `\n` for a line break (default: an echo)
 //! @repeat 200                             say it this many times
 //! @chunk 8                                stream the answer in pieces of this many characters
 //! @delay_ms 20                            pause between pieces
@@ -48,7 +48,7 @@ impl Script {
                 "@bash" => script.tools.push(ToolCall::Bash {
                     command: rest.to_owned(),
                 }),
-                "@say" => script.say = rest.to_owned(),
+                "@say" => script.say = rest.replace("\\n", "\n"),
                 "@repeat" => repeat = rest.parse().unwrap_or(1).max(1),
                 "@chunk" => script.chunk = rest.parse().unwrap_or(4).max(1),
                 "@delay_ms" => script.delay_ms = rest.parse().unwrap_or(0),

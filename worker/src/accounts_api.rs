@@ -32,14 +32,28 @@ fn valid_login(login: &str) -> bool {
 }
 
 /// Development sign-in: exists only when `ENVIRONMENT` is `development` (as under `make dev`).
-pub async fn dev_login(mut req: Request, env: &Env) -> Result<Response> {
-    let development = env
-        .var("ENVIRONMENT")
+fn development(env: &Env) -> bool {
+    env.var("ENVIRONMENT")
         .map(|v| v.to_string())
         .ok()
         .as_deref()
-        == Some("development");
-    if !development {
+        == Some("development")
+}
+
+/// Which sign-in methods this deployment offers, so the sign-in page shows only those.
+pub fn providers(env: &Env) -> Result<Response> {
+    let github = env
+        .var("GITHUB_CLIENT_ID")
+        .map(|v| !v.to_string().is_empty())
+        .unwrap_or(false);
+    json(
+        200,
+        &serde_json::json!({"github": github, "development": development(env)}),
+    )
+}
+
+pub async fn dev_login(mut req: Request, env: &Env) -> Result<Response> {
+    if !development(env) {
         return fail(ErrorCode::NotFound, "development sign-in is disabled");
     }
     #[derive(Deserialize)]

@@ -10,7 +10,7 @@ use crate::auth::Principal;
 use crate::http::{error, fail, json, now_ms, random_hex, read_json};
 use crate::vault::{self, Binding, KeyRing, NONCE_LEN};
 
-pub const KINDS: [&str; 3] = ["anthropic_api_key", "openai_api_key", "github_token"];
+use agent_ops_protocol::api::CREDENTIAL_KINDS as KINDS;
 const MAX_SECRET_BYTES: usize = 8 * 1024;
 const PURPOSE: &str = "credentials";
 

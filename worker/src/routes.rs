@@ -110,6 +110,7 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
     match route {
         RouteId::Health
         | RouteId::OpenApi
+        | RouteId::AuthProviders
         | RouteId::DevLogin
         | RouteId::GithubStart
         | RouteId::GithubCallback
@@ -118,11 +119,13 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         RouteId::Me => accounts_api::me(&user),
         RouteId::CreateSession => sessions_api::create(req, &env, &user).await,
         RouteId::ListSessions => sessions_api::list(&env, &user).await,
-        RouteId::GetSession => sessions_api::get(&env, &param).await,
+        RouteId::GetSession => sessions_api::get(&env, &param, role).await,
         RouteId::DeleteSession => sessions_api::delete(&env, &user, &param).await,
-        RouteId::PostPrompt | RouteId::Abort | RouteId::Events | RouteId::ClientSocket => {
-            sessions_api::forward(req, &env, &user, role, &param).await
-        }
+        RouteId::PostPrompt
+        | RouteId::CancelPrompt
+        | RouteId::Abort
+        | RouteId::Events
+        | RouteId::ClientSocket => sessions_api::forward(req, &env, &user, role, &param).await,
         RouteId::AddMember => accounts_api::add_member(req, &env, &user, &param).await,
         RouteId::CreateShareLink => share_links::create(req, &env, &user, &param).await,
         RouteId::RedeemShareLink => share_links::redeem(req, &env, &user).await,
@@ -172,6 +175,7 @@ async fn public(route: RouteId, req: Request, env: &Env, param: &str) -> Result<
             200,
             &agent_ops_protocol::openapi::document(env!("CARGO_PKG_VERSION")),
         ),
+        RouteId::AuthProviders => accounts_api::providers(env),
         RouteId::DevLogin => accounts_api::dev_login(req, env).await,
         RouteId::GithubStart => github_auth::start(req, env).await,
         RouteId::GithubCallback => github_auth::callback(req, env).await,
@@ -194,7 +198,9 @@ async fn limit(req: &Request, env: &Env, route: RouteId) -> Result<Option<Respon
         .get("cf-connecting-ip")?
         .unwrap_or_else(|| "local".into());
     let (bucket, limit) = match route {
-        RouteId::Health | RouteId::OpenApi | RouteId::RunnerSocket => return Ok(None),
+        RouteId::Health | RouteId::OpenApi | RouteId::AuthProviders | RouteId::RunnerSocket => {
+            return Ok(None)
+        }
         RouteId::DevLogin | RouteId::GithubStart | RouteId::GithubCallback => (
             format!("signin:{ip}"),
             per_min("RATE_LIMIT_SIGNIN_PER_MIN", 20),

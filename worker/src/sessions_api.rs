@@ -3,7 +3,7 @@
 
 use agent_ops_protocol::access::{OrgRole, SessionAccess, SessionRole, ACCESS_HEADER};
 use agent_ops_protocol::api::{
-    clone_url, AgentKind, CreateSession, ModelConfig, SessionInfo, SessionList,
+    clone_url, valid_branch, AgentKind, CreateSession, ModelConfig, SessionInfo, SessionList,
 };
 use agent_ops_protocol::signing::hash_token;
 use agent_ops_protocol::{ApiError, ErrorCode, SessionStatus, MAX_PROMPT_BYTES};
@@ -22,6 +22,7 @@ struct Row {
     id: String,
     title: Option<String>,
     repo: Option<String>,
+    branch: Option<String>,
     agent: String,
     model: String,
     status: String,
@@ -37,10 +38,12 @@ impl Row {
                 .unwrap_or(SessionStatus::Provisioning),
             title: self.title,
             repo: self.repo,
+            branch: self.branch,
             agent: serde_json::from_value(self.agent.into()).unwrap_or_default(),
             model: self.model,
             created_at: self.created_at as u64,
             updated_at: self.updated_at as u64,
+            your_role: None,
         }
     }
 }
@@ -87,6 +90,18 @@ fn validate(body: &CreateSession) -> std::result::Result<(), ApiError> {
                 "repo must be owner/name or an https, ssh or file URL",
             ));
         }
+    }
+    if body.branch.is_some() && body.repo.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "a branch needs a repo",
+        ));
+    }
+    if body.branch.as_deref().is_some_and(|b| !valid_branch(b)) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "branch must be letters, digits and ._/- (not starting with - or /, without ..)",
+        ));
     }
     if let Some(agent) = body.agent.filter(|a| *a != AgentKind::Opencode) {
         return Err(ApiError::new(
@@ -139,8 +154,8 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
         );
     }
     db.prepare(
-        "INSERT INTO sessions (id, owner_id, title, repo, agent, model, status, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'provisioning', ?7, ?7)",
+        "INSERT INTO sessions (id, owner_id, title, repo, branch, agent, model, status, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?8, ?5, ?6, 'provisioning', ?7, ?7)",
     )
     .bind(&[
         id.clone().into(),
@@ -150,6 +165,7 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
         agent.as_str().into(),
         model.model.clone().into(),
         (now as f64).into(),
+        body.branch.clone().map(JsValue::from).unwrap_or(JsValue::NULL),
     ])?
     .run()
     .await?;
@@ -194,6 +210,7 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
                 &var(env, "GITHUB_BASE_URL").unwrap_or_else(|| "https://github.com".into()),
             )
         }),
+        branch: body.branch.clone(),
     };
     if let Err(e) = provider::create(env, &sandbox).await {
         // The session cannot run without a sandbox: end it rather than leave it provisioning.
@@ -206,10 +223,12 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
         status: SessionStatus::Provisioning,
         title: body.title,
         repo: body.repo,
+        branch: body.branch,
         agent,
         model: model.model,
         created_at: now,
         updated_at: now,
+        your_role: Some(SessionRole::Owner),
     };
     json(201, &info)
 }
@@ -264,9 +283,15 @@ pub async fn list(env: &Env, user: &Principal) -> Result<Response> {
     )
 }
 
-pub async fn get(env: &Env, id: &str) -> Result<Response> {
+pub async fn get(env: &Env, id: &str, role: Option<SessionRole>) -> Result<Response> {
     match find(env, id).await? {
-        Some(info) => json(200, &info),
+        Some(info) => json(
+            200,
+            &SessionInfo {
+                your_role: role,
+                ..info
+            },
+        ),
         None => not_found(id),
     }
 }
@@ -302,6 +327,7 @@ pub async fn forward(
     let access = SessionAccess {
         role,
         scopes: user.caller.scopes.clone(),
+        login: user.login.clone(),
     };
     let mut forwarded = req.clone_mut()?;
     // Set, never trusted from outside: this overwrites whatever the client sent.

@@ -135,6 +135,9 @@ impl Sandbox {
         if let Some(repo) = &req.repo {
             cmd.env("AGENT_OPS_REPO", repo);
         }
+        if let Some(branch) = &req.branch {
+            cmd.env("AGENT_OPS_BRANCH", branch);
+        }
         if let Some(key) = cfg.model_api_key {
             cmd.env("AGENT_OPS_MODEL_API_KEY", key);
         }

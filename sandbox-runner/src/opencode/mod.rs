@@ -40,7 +40,7 @@ pub async fn drive(
     events: mpsc::Sender<EventBody>,
 ) {
     if let Some(url) = &cfg.repo {
-        prepare_workspace(url, &cfg.workspace, &events).await;
+        prepare_workspace(url, cfg.branch.as_deref(), &cfg.workspace, &events).await;
     }
     let mut backoff = Duration::from_millis(250);
     loop {
@@ -245,6 +245,7 @@ async fn send_end(
 /// which leaves the agent an empty workspace rather than no agent at all).
 async fn prepare_workspace(
     url: &str,
+    branch: Option<&str>,
     workspace: &std::path::Path,
     events: &mpsc::Sender<EventBody>,
 ) {
@@ -259,8 +260,13 @@ async fn prepare_workspace(
         detail: Some(detail),
     };
     events.send(status(format!("cloning {url}"))).await.ok();
-    let out = tokio::process::Command::new("git")
-        .args(["clone", "--quiet", "--", url, "."])
+    let mut git = tokio::process::Command::new("git");
+    git.args(["clone", "--quiet"]);
+    if let Some(branch) = branch {
+        git.args(["--branch", branch]);
+    }
+    let out = git
+        .args(["--", url, "."])
         .current_dir(workspace)
         .env("GIT_TERMINAL_PROMPT", "0")
         .output()

@@ -20,6 +20,7 @@ pub struct ServerConfig {
     pub api_key: Option<String>,
     /// Cloned into the workspace before the agent starts, if the workspace is empty.
     pub repo: Option<String>,
+    pub branch: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,7 @@
 
 mod effects;
 mod link;
+mod presence;
 mod store;
 
 use std::cell::{Cell, OnceCell, RefCell};
@@ -25,7 +26,7 @@ use worker::{
 };
 
 use crate::http::{error, fail, json, now_ms, random_id, read_json};
-use store::{PromptState, Store};
+use store::{CancelOutcome, PromptState, Store};
 
 /// Sent by the worker when it creates the session.
 #[derive(Debug, Serialize, Deserialize)]
@@ -224,6 +225,33 @@ impl SessionObject {
         }
     }
 
+    /// Withdraws a prompt that has not started. One that is running is aborted instead; one that
+    /// has ended or was cancelled already answers `conflict`, so a retry is harmless and clear.
+    pub async fn cancel_prompt(
+        &self,
+        prompt_id: &str,
+    ) -> Result<std::result::Result<(), ApiError>> {
+        match self.store()?.cancel_queued(prompt_id)? {
+            CancelOutcome::Cancelled => {
+                self.emit(vec![EventBody::PromptCancelled {
+                    prompt_id: prompt_id.to_owned(),
+                }])?;
+                self.feed(Input::PromptCancelled).await?.ok();
+                Ok(Ok(()))
+            }
+            CancelOutcome::NotQueued => Ok(Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "prompt {prompt_id} is not queued (it has started, ended or been cancelled)"
+                ),
+            ))),
+            CancelOutcome::Unknown => Ok(Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("prompt {prompt_id} not found"),
+            ))),
+        }
+    }
+
     pub async fn abort(&self) -> Result<std::result::Result<(), ApiError>> {
         Ok(match self.feed(Input::AbortRequested).await? {
             Ok(()) => Ok(()),
@@ -267,6 +295,12 @@ impl SessionObject {
                 let crid = body.client_request_id.unwrap_or_else(random_id);
                 match self.submit_prompt(body.text, crid).await? {
                     Ok(accepted) => json(if accepted.duplicate { 200 } else { 202 }, &accepted),
+                    Err(e) => error(&e),
+                }
+            }
+            (Method::Delete, p, prompt_id) if p.ends_with(&format!("/prompts/{prompt_id}")) => {
+                match self.cancel_prompt(prompt_id).await? {
+                    Ok(()) => json(200, &serde_json::json!({"cancelled": prompt_id})),
                     Err(e) => error(&e),
                 }
             }
@@ -349,6 +383,7 @@ impl SessionObject {
             pair.server.send_with_str(events_frame(&page))?;
         }
         send(&pair.server, &ToClientFrame::CaughtUp { seq: cursor });
+        presence::announce(&self.state, None);
         let resp = Response::from_websocket(pair.client)?;
         // A browser authenticating with the `bearer.<token>` subprotocol also offers
         // `agent-ops`; the handshake must name one of its offers back, and never the token.
@@ -470,6 +505,7 @@ impl SessionObject {
             return Ok(());
         };
         if info.role != Role::Runner {
+            presence::announce(&self.state, Some(&info.conn));
             return Ok(());
         }
         let current = self

@@ -33,6 +33,13 @@ pub enum PromptState {
     Completed,
     Failed,
     Interrupted,
+    Cancelled,
+}
+
+pub enum CancelOutcome {
+    Cancelled,
+    NotQueued,
+    Unknown,
 }
 
 #[derive(Debug, Deserialize)]
@@ -164,6 +171,25 @@ impl Store {
             vec![state.as_str().unwrap_or_default().into(), id.into()],
         )?;
         Ok(())
+    }
+
+    pub fn cancel_queued(&self, id: &str) -> Result<CancelOutcome> {
+        #[derive(Deserialize)]
+        struct Status {
+            status: String,
+        }
+        let rows: Vec<Status> = self
+            .sql
+            .exec("SELECT status FROM prompts WHERE id = ?", vec![id.into()])?
+            .to_array()?;
+        Ok(match rows.first().map(|r| r.status.as_str()) {
+            None => CancelOutcome::Unknown,
+            Some("queued") => {
+                self.set_prompt_state(id, PromptState::Cancelled)?;
+                CancelOutcome::Cancelled
+            }
+            Some(_) => CancelOutcome::NotQueued,
+        })
     }
 
     pub fn enqueue_command(&self, command: &Command) -> Result<u64> {

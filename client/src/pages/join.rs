@@ -1,0 +1,39 @@
+//! Joining by share link: `/join#<token>`. The token travels in the fragment, which browsers do
+//! not send to servers or in Referer headers, and is taken off the address bar before redeeming.
+
+use agent_ops_protocol::ApiError;
+use leptos::prelude::*;
+use leptos_router::hooks::use_navigate;
+use serde_json::{json, Value};
+
+use crate::api;
+use crate::components::{run, ErrorBanner};
+
+#[component]
+pub fn Join() -> impl IntoView {
+    let error = RwSignal::new(None::<ApiError>);
+    let navigate = use_navigate();
+    let location = window().location();
+    let token = location
+        .hash()
+        .unwrap_or_default()
+        .trim_start_matches('#')
+        .to_owned();
+    if let Ok(history) = window().history() {
+        history
+            .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("/join"))
+            .ok();
+    }
+    run(error, async move {
+        let joined: Value = api::post("/api/share-links/redeem", &json!({"token": token})).await?;
+        let id = joined["session_id"].as_str().unwrap_or_default();
+        navigate(&format!("/sessions/{id}"), Default::default());
+        Ok(())
+    });
+    view! {
+        <main class="page narrow">
+            <h1>"Joining the session…"</h1>
+            <ErrorBanner error=error/>
+        </main>
+    }
+}

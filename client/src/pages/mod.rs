@@ -1,0 +1,8 @@
+//! One module per screen.
+
+pub mod join;
+pub mod new_session;
+pub mod session;
+pub mod sessions;
+pub mod settings;
+pub mod sign_in;

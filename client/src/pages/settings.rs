@@ -1,0 +1,196 @@
+//! Settings: profile, API keys (created, shown once, revoked) and stored provider credentials
+//! (write-only: the API never returns a secret, so neither does this page).
+
+use agent_ops_protocol::access::Scope;
+use agent_ops_protocol::api::{CredentialList, CREDENTIAL_KINDS};
+use agent_ops_protocol::ApiError;
+use leptos::prelude::*;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api;
+use crate::components::{ago, run, ErrorBanner};
+use crate::Auth;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+struct Key {
+    id: String,
+    name: String,
+    prefix: String,
+    scopes: Vec<Scope>,
+    revoked_at: Option<u64>,
+    last_used_at: Option<u64>,
+    created_at: u64,
+}
+
+#[derive(Deserialize)]
+struct KeyList {
+    keys: Vec<Key>,
+}
+
+fn scope_name(s: Scope) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[component]
+pub fn Settings() -> impl IntoView {
+    let Auth(me) = expect_context::<Auth>();
+    view! {
+        <main class="page narrow">
+            <h1>"Settings"</h1>
+            <section class="card">
+                <h2>"Profile"</h2>
+                {move || me.get().map(|m| view! {
+                    <dl class="profile">
+                        <dt>"Login"</dt><dd data-test="profile-login">{m.login}</dd>
+                        <dt>"Role"</dt><dd>{m.role}</dd>
+                        <dt>"User id"</dt><dd><code>{m.id}</code></dd>
+                    </dl>
+                })}
+            </section>
+            <ApiKeys/>
+            <Credentials/>
+        </main>
+    }
+}
+
+#[component]
+fn ApiKeys() -> impl IntoView {
+    let keys = RwSignal::new(Vec::<Key>::new());
+    let error = RwSignal::new(None::<ApiError>);
+    let fresh = RwSignal::new(None::<String>);
+    let name = RwSignal::new(String::new());
+    let write = RwSignal::new(true);
+    let load = move || {
+        run(error, async move {
+            keys.set(api::get::<KeyList>("/api/keys").await?.keys);
+            Ok(())
+        })
+    };
+    load();
+    let create = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let mut scopes = vec![Scope::SessionsRead];
+        if write.get_untracked() {
+            scopes.push(Scope::SessionsWrite);
+        }
+        let body = json!({"name": name.get_untracked().trim(), "scopes": scopes});
+        run(error, async move {
+            let created: Value = api::post("/api/keys", &body).await?;
+            fresh.set(created["key"].as_str().map(str::to_owned));
+            name.set(String::new());
+            load();
+            Ok(())
+        });
+    };
+    let revoke = move |id: String| {
+        run(error, async move {
+            api::delete::<Value>(&format!("/api/keys/{id}")).await?;
+            load();
+            Ok(())
+        })
+    };
+    view! {
+        <section class="card" data-test="api-keys">
+            <h2>"API keys"</h2>
+            <p class="muted">"For scripts and CI: send it as "<code>"Authorization: Bearer <key>"</code>". A key never carries more than you have."</p>
+            <form class="row" on:submit=create>
+                <input data-test="key-name" placeholder="Key name, e.g. ci" required=true bind:value=name/>
+                <label class="check"><input type="checkbox" bind:checked=write/>" can start and steer sessions"</label>
+                <button class="primary" type="submit" data-test="create-key">"Create key"</button>
+            </form>
+            {move || fresh.get().map(|key| view! {
+                <div class="fresh-key">
+                    <strong>"Copy this key now: it is shown only once."</strong>
+                    <input readonly=true data-test="new-key" value=key.clone()/>
+                    <button class="ghost" on:click=move |_| {
+                        let _ = window().navigator().clipboard().write_text(&key);
+                    }>"Copy"</button>
+                    <button class="ghost" on:click=move |_| fresh.set(None)>"Done"</button>
+                </div>
+            })}
+            <ErrorBanner error=error/>
+            <table class="keys">
+                <thead><tr><th>"Name"</th><th>"Key"</th><th>"Scopes"</th><th>"Last used"</th><th></th></tr></thead>
+                <tbody>
+                    <For each=move || keys.get() key=|k| (k.id.clone(), k.revoked_at) let:k>
+                        <tr data-key=k.id.clone() data-name=k.name.clone() class:revoked=k.revoked_at.is_some()>
+                            <td>{k.name.clone()}</td>
+                            <td><code>{format!("{}…", k.prefix)}</code></td>
+                            <td>{k.scopes.iter().map(|s| scope_name(*s)).collect::<Vec<_>>().join(", ")}</td>
+                            <td>{k.last_used_at.map(ago).unwrap_or_else(|| format!("never (created {})", ago(k.created_at)))}</td>
+                            <td>
+                                {match k.revoked_at {
+                                    Some(_) => view! { <span class="badge status-terminated">"revoked"</span> }.into_any(),
+                                    None => {
+                                        let id = k.id.clone();
+                                        view! { <button class="danger small" data-test="revoke-key"
+                                            on:click=move |_| revoke(id.clone())>"Revoke"</button> }.into_any()
+                                    }
+                                }}
+                            </td>
+                        </tr>
+                    </For>
+                </tbody>
+            </table>
+        </section>
+    }
+}
+
+#[component]
+fn Credentials() -> impl IntoView {
+    let stored = RwSignal::new(CredentialList {
+        credentials: Vec::new(),
+    });
+    let error = RwSignal::new(None::<ApiError>);
+    let load = move || {
+        run(error, async move {
+            stored.set(api::get("/api/credentials").await?);
+            Ok(())
+        })
+    };
+    load();
+    view! {
+        <section class="card" data-test="credentials">
+            <h2>"Provider credentials"</h2>
+            <p class="muted">"Sealed with AES-256-GCM at rest and never shown again: you can replace or delete one, not read it."</p>
+            <ErrorBanner error=error/>
+            {CREDENTIAL_KINDS.into_iter().map(|kind| {
+                let secret = RwSignal::new(String::new());
+                let save = move |ev: leptos::ev::SubmitEvent| {
+                    ev.prevent_default();
+                    let body = json!({"secret": secret.get_untracked()});
+                    run(error, async move {
+                        api::put::<_, Value>(&format!("/api/credentials/{kind}"), &body).await?;
+                        secret.set(String::new());
+                        load();
+                        Ok(())
+                    });
+                };
+                let remove = move |_| run(error, async move {
+                    api::delete::<Value>(&format!("/api/credentials/{kind}")).await?;
+                    load();
+                    Ok(())
+                });
+                let info = move || stored.with(|s| s.credentials.iter().find(|c| c.kind == kind).cloned());
+                view! {
+                    <form class="credential row" on:submit=save data-kind=kind>
+                        <span class="kind">{kind}</span>
+                        <span class="muted state">{move || match info() {
+                            Some(c) => format!("stored {}", ago(c.updated_at)),
+                            None => "not set".into(),
+                        }}</span>
+                        <input type="password" autocomplete="off" placeholder="paste to set or replace" bind:value=secret/>
+                        <button class="primary small" type="submit">"Save"</button>
+                        <Show when=move || info().is_some()>
+                            <button class="ghost small" type="button" on:click=remove>"Delete"</button>
+                        </Show>
+                    </form>
+                }
+            }).collect_view()}
+        </section>
+    }
+}

@@ -1,0 +1,229 @@
+//! The web client in a real browser (Debian's headless Chromium over WebDriver) against the real
+//! stack: workerd, the runner in bubblewrap, OpenCode and the scripted model. Screenshots of the
+//! main screens are saved to `target/screenshots/`.
+
+use e2e::browser::{Browser, Driver};
+use e2e::{Stack, StackOptions};
+
+/// A slow, numbered answer: slow so a reload lands mid-stream, numbered so a duplicated or lost
+/// piece of text is visible.
+fn scripted_task(sentences: usize) -> (String, Vec<String>) {
+    let lines: Vec<String> = (1..=sentences)
+        .map(|i| format!("Sentence {i:02} of the answer."))
+        .collect();
+    let say = format!(
+        "I wrote **notes/hello.txt**. Here is how to read it:\\n\\n```rust\\nfn main() {{ println!(\"{{}}\", std::fs::read_to_string(\"notes/hello.txt\").unwrap()); }}\\n```\\n\\n{}",
+        lines.join(" ")
+    );
+    let prompt = format!(
+        "Write a notes file and explain it\n@write notes/hello.txt Hello from the agent\n@say {say}\n@chunk 6\n@delay_ms 35"
+    );
+    (prompt, lines)
+}
+
+async fn session_id(b: &Browser) -> String {
+    let deadline = std::time::Instant::now() + e2e::browser::WAIT;
+    loop {
+        let url = b.client.current_url().await.expect("url");
+        if let Some(id) = url.path().strip_prefix("/sessions/") {
+            return id.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reached a session page: {url}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_done(b: &Browser) -> String {
+    b.wait_text("[data-test=transcript]", "a finished turn", |_| true)
+        .await;
+    b.find("article.turn[data-state=done]").await;
+    b.text("[data-test=transcript]").await
+}
+
+fn assert_each_once(transcript: &str, lines: &[String]) {
+    let mut at = 0;
+    for line in lines {
+        assert_eq!(
+            transcript.matches(line.as_str()).count(),
+            1,
+            "`{line}` must appear exactly once in:\n{transcript}"
+        );
+        let pos = transcript.find(line.as_str()).unwrap();
+        assert!(pos >= at, "`{line}` is out of order");
+        at = pos;
+    }
+}
+
+async fn create_session_in_ui(b: &Browser, prompt: &str) -> String {
+    b.goto("/new").await;
+    b.type_into("#task", prompt).await;
+    b.click("form button[type=submit]").await;
+    session_id(b).await
+}
+
+#[tokio::test]
+async fn a_session_streams_survives_a_reload_and_shows_live_in_a_second_window() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let driver = Driver::start().await;
+    let alice = driver.open(&stack.url(""), 1366, 860).await;
+    alice.sign_in("alice").await;
+    alice.find(".empty").await;
+    alice.screenshot("01-sessions-empty").await;
+
+    let (prompt, lines) = scripted_task(60);
+    alice.goto("/new").await;
+    alice.type_into("#task", &prompt).await;
+    alice.screenshot("02-new-session").await;
+    alice.click("form button[type=submit]").await;
+    let id = session_id(&alice).await;
+
+    // Streaming has begun: the first sentences are on screen, the turn is still open.
+    alice
+        .wait_text(".turn .assistant", "the answer streaming", |t| {
+            t.contains("Sentence 04")
+        })
+        .await;
+    alice.screenshot("03-session-streaming").await;
+
+    // A second window on the same session, opened mid-stream.
+    let second = driver.open(&stack.url(""), 1100, 800).await;
+    second.sign_in("alice").await;
+    second.goto(&format!("/sessions/{id}")).await;
+
+    // Reload mid-stream: the page resubscribes from scratch and must show the whole transcript.
+    let before = alice.text(".turn .assistant").await;
+    assert!(
+        !before.contains(lines.last().unwrap()),
+        "the answer finished before the reload; the test needs it mid-stream"
+    );
+    alice.client.refresh().await.expect("reload");
+    let first_text = wait_done(&alice).await;
+    let second_text = wait_done(&second).await;
+    assert_each_once(&alice.text(".turn .assistant").await, &lines);
+    assert_eq!(
+        first_text, second_text,
+        "both windows show the same transcript"
+    );
+    assert!(first_text.contains("I wrote notes/hello.txt"));
+
+    // Markdown: bold, and a highlighted code block.
+    alice.find(".md strong").await;
+    alice.find(".md pre code.hljs span").await;
+    // The file the agent wrote is reported as a tool card that folds open to its arguments.
+    let card = alice.find("details.tool[data-tool=write]").await;
+    assert!(card.text().await.unwrap().contains("notes/hello.txt"));
+    alice.click("details.tool[data-tool=write] summary").await;
+    let body = alice.text("details.tool[data-tool=write] .tool-body").await;
+    assert!(body.contains("Hello from the agent"), "{body}");
+    let written = std::fs::read_to_string(stack.workspace(&id).join("notes/hello.txt"))
+        .expect("the file is in the session's workspace");
+    assert_eq!(written.trim(), "Hello from the agent");
+    alice.screenshot("04-session-done").await;
+
+    // The list shows the session, with a live status badge.
+    alice.goto("/").await;
+    alice
+        .find(&format!("[data-session='{id}'] .badge[data-status=idle]"))
+        .await;
+    alice.screenshot("05-sessions-list").await;
+
+    // A phone-sized screen.
+    let phone = driver.open(&stack.url(""), 390, 844).await;
+    phone.sign_in("alice").await;
+    phone.goto(&format!("/sessions/{id}")).await;
+    wait_done(&phone).await;
+    phone.find("[data-test=prompt]").await;
+    phone.screenshot("06-phone-session").await;
+
+    for b in [alice, second, phone] {
+        b.close().await;
+    }
+}
+
+#[tokio::test]
+async fn a_viewer_from_a_share_link_watches_without_a_prompt_box() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let driver = Driver::start().await;
+    let alice = driver.open(&stack.url(""), 1366, 860).await;
+    alice.sign_in("alice").await;
+    let id = create_session_in_ui(&alice, "@say Shared **answer** for the viewer.").await;
+    wait_done(&alice).await;
+    alice.click("[data-test=share-viewer]").await;
+    let link = alice.value("[data-test=share-url]").await;
+    assert!(link.contains("/join#asl_"), "{link}");
+
+    let bob = driver.open(&stack.url(""), 1366, 860).await;
+    bob.sign_in("bob").await;
+    bob.client.goto(&link).await.expect("open the link");
+    assert_eq!(session_id(&bob).await, id);
+    let text = wait_done(&bob).await;
+    assert!(text.contains("Shared answer for the viewer."), "{text}");
+    // The token does not stay in the address bar.
+    let url = bob.client.current_url().await.unwrap();
+    assert!(url.fragment().is_none(), "{url}");
+    let note = bob.text("[data-test=read-only]").await;
+    assert!(note.contains("watching as a viewer"), "{note}");
+    assert!(
+        !bob.exists("[data-test=prompt]").await,
+        "a viewer has no prompt box"
+    );
+    assert!(!bob.exists("[data-test=terminate]").await);
+    // The owner sees who is watching.
+    let deadline = std::time::Instant::now() + e2e::browser::WAIT;
+    while alice.count("[data-test=viewers] li").await != 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the owner never saw bob join"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    bob.screenshot("07-viewer").await;
+    alice.close().await;
+    bob.close().await;
+}
+
+#[tokio::test]
+async fn an_api_key_is_shown_once_works_and_stops_working_when_revoked() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let driver = Driver::start().await;
+    let alice = driver.open(&stack.url(""), 1366, 860).await;
+    alice.sign_in("alice").await;
+    alice.goto("/settings").await;
+    alice.type_into("[data-test=key-name]", "ci").await;
+    alice.click("[data-test=create-key]").await;
+    let key = alice.value("[data-test=new-key]").await;
+    assert!(key.starts_with("aok_"), "{key}");
+    alice.find("tr[data-name=ci]").await;
+    alice.screenshot("08-settings-key-created").await;
+
+    let http = reqwest::Client::new();
+    let sessions = |key: String| {
+        let http = http.clone();
+        let url = stack.url("/api/sessions");
+        async move {
+            http.get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(sessions(key.clone()).await, 200);
+
+    // Shown once: after leaving the page it is gone from the UI for good.
+    alice.goto("/").await;
+    alice.goto("/settings").await;
+    alice.find("tr[data-name=ci]").await;
+    assert!(!alice.exists("[data-test=new-key]").await);
+
+    alice.click("tr[data-name=ci] [data-test=revoke-key]").await;
+    alice.find("tr.revoked[data-name=ci]").await;
+    assert_eq!(sessions(key).await, 401);
+    alice.screenshot("09-settings-key-revoked").await;
+    alice.close().await;
+}

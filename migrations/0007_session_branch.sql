@@ -1,0 +1,2 @@
+-- The branch a session's repository was checked out at (NULL: the repository's default).
+ALTER TABLE sessions ADD COLUMN branch TEXT;
