@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WORKER_BUILD_VERSION=0.8.7
+# 0.11+ listens on a Unix socket (--unix-listen); Debian's is 0.10.
+WEBSOCKIFY_VERSION=0.13.0
 # wasm-bindgen-cli must be exactly the wasm-bindgen in Cargo.lock.
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)
 
@@ -14,6 +16,11 @@ command -v rg >/dev/null || need_apt+=(ripgrep)
 # The browser tests drive Debian's Chromium through its ChromeDriver.
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+# The desktop panel: a virtual display shown over VNC to noVNC (websockify comes from PyPI below).
+command -v Xvfb >/dev/null || need_apt+=(xvfb)
+command -v x11vnc >/dev/null || need_apt+=(x11vnc)
+[ -f /usr/share/novnc/vnc.html ] || need_apt+=(novnc)
+python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   apt-get update -qq
@@ -40,4 +47,12 @@ if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/opencode ] ||
   # only this machine's, so the lock cannot hold the others and `npm ci` would refuse it. `npm
   # install` with the committed lock installs exactly the locked versions.
   npm install --no-audit --no-fund
+fi
+
+ws=.tools/websockify
+if ! "$ws/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('websockify') != '$WEBSOCKIFY_VERSION')" 2>/dev/null; then
+  rm -rf "$ws"
+  python3 -m venv "$ws"
+  # No dependencies needed: numpy only speeds up masking, the others serve token plugins.
+  "$ws/bin/pip" install --quiet --no-deps "websockify==$WEBSOCKIFY_VERSION"
 fi

@@ -5,6 +5,7 @@
 pub mod browser;
 pub mod client;
 pub mod github;
+pub mod panels;
 pub mod procs;
 pub mod proxy;
 pub mod stack;
@@ -46,6 +47,11 @@ pub fn repo_root() -> std::path::PathBuf {
         .parent()
         .expect("e2e is inside the repo")
         .to_owned()
+}
+
+/// websockify from PyPI (0.13, with `--unix-listen`), installed by `make setup`.
+pub fn websockify_bin() -> std::path::PathBuf {
+    repo_root().join(".tools/websockify/bin/websockify")
 }
 
 pub fn target_dir() -> std::path::PathBuf {

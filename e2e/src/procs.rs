@@ -60,3 +60,47 @@ pub fn all() -> Vec<Proc> {
         })
         .collect()
 }
+
+/// The TCP addresses `pid` listens on (IPv4 and IPv6), from its sockets in `/proc`.
+pub fn tcp_listeners(pid: u32) -> Vec<std::net::SocketAddr> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_owned)
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (table, v6) in [("tcp", false), ("tcp6", true)] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() < 10 || cols[3] != "0A" || !inodes.iter().any(|i| i == cols[9]) {
+                continue;
+            }
+            let Some((ip, port)) = cols[1].split_once(':') else {
+                continue;
+            };
+            let port = u16::from_str_radix(port, 16).unwrap_or(0);
+            let ip: std::net::IpAddr = if v6 {
+                let b = hex::decode(ip).unwrap_or_default();
+                let mut words = [0u8; 16];
+                for (i, chunk) in b.chunks(4).enumerate().take(4) {
+                    let w = u32::from_le_bytes(chunk.try_into().unwrap_or_default());
+                    words[i * 4..i * 4 + 4].copy_from_slice(&w.to_be_bytes());
+                }
+                std::net::Ipv6Addr::from(words).into()
+            } else {
+                let v = u32::from_str_radix(ip, 16).unwrap_or(0);
+                std::net::Ipv4Addr::from(v.swap_bytes()).into()
+            };
+            out.push(std::net::SocketAddr::new(ip, port));
+        }
+    }
+    out
+}

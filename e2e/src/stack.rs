@@ -129,7 +129,8 @@ impl Stack {
             .arg("--hide")
             .arg(dir.join("wrangler"))
             .arg("--hide")
-            .arg(repo_root().join(".dev.vars"));
+            .arg(repo_root().join(".dev.vars"))
+            .env("AGENT_OPS_WEBSOCKIFY", crate::websockify_bin());
         let host = spawn_group(&mut host_cmd, &dir.join("host.log"));
 
         let mut stack = Stack {
@@ -388,6 +389,14 @@ impl Stack {
             .filter(|p| {
                 p.program_is("sandbox-runner") && p.argv.get(1).map(String::as_str) == Some("run")
             })
+            .filter(|p| p.env("AGENT_OPS_SESSION_ID").as_deref() == Some(id))
+            .collect()
+    }
+
+    /// Every process of a session's sandbox (they all inherit its session id).
+    pub fn sandbox_procs(&self, id: &str) -> Vec<crate::procs::Proc> {
+        crate::procs::all()
+            .into_iter()
             .filter(|p| p.env("AGENT_OPS_SESSION_ID").as_deref() == Some(id))
             .collect()
     }

@@ -89,6 +89,12 @@ fn request_for(route: RouteId, session: &str) -> (String, Option<Value>) {
             "/api/share-links/redeem".into(),
             Some(json!({"token": "asl_unknown"})),
         ),
+        RouteId::PanelToken => (
+            format!("/api/sessions/{s}/panel-token"),
+            Some(json!({"panel": "terminal"})),
+        ),
+        RouteId::SandboxGet => (format!("/sandbox/{s}/terminal/"), None),
+        RouteId::SandboxPost => (format!("/sandbox/{s}/preview/9/form"), Some(json!({}))),
         RouteId::ListKeys => ("/api/keys".into(), None),
         RouteId::CreateKey => (
             "/api/keys".into(),
@@ -266,6 +272,11 @@ async fn every_route_by_every_kind_of_caller() {
                         assert_eq!(v["code"].as_str(), Some(code), "{route:?} as {who:?}: {v}");
                     }
                 }
+                // Past the worker, a sandbox path meets the gateway's own door: no panel cookie.
+                None if matches!(route, RouteId::SandboxGet | RouteId::SandboxPost) => assert!(
+                    status == 401 && v["message"].as_str().unwrap_or("").contains("panel token"),
+                    "{route:?} as {who:?} should reach the gateway's door, got {status}: {v}"
+                ),
                 None => assert!(
                     !matches!(status, 401 | 403) && status < 500,
                     "{route:?} as {who:?} should pass authorization, got {status}: {v}"
@@ -363,7 +374,7 @@ async fn the_served_api_document_lists_every_route() {
     assert_eq!(status, 200);
     for route in RouteId::ALL {
         let spec = route.spec();
-        let op = &doc["paths"][spec.path][spec.method.to_ascii_lowercase()];
+        let op = &doc["paths"][spec.doc_path()][spec.method.to_ascii_lowercase()];
         assert_eq!(
             op["operationId"],
             format!("{route:?}"),

@@ -54,6 +54,9 @@ pub struct SessionInfo {
     pub model: String,
     pub created_at: u64,
     pub updated_at: u64,
+    /// What the sandbox offers beside the agent, each with why not when it is unavailable.
+    #[serde(default)]
+    pub panels: Vec<PanelInfo>,
     /// The caller's role on this session (answered by `GET /api/sessions/{id}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub your_role: Option<crate::access::SessionRole>,
@@ -111,6 +114,62 @@ pub struct CreateSandbox {
     pub repo: Option<String>,
     #[serde(default)]
     pub branch: Option<String>,
+    /// Hex key the sandbox's gateway verifies panel tokens with (this session's only).
+    #[serde(default)]
+    pub panel_key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PanelKind {
+    Terminal,
+    Vscode,
+    Browser,
+}
+
+impl PanelKind {
+    pub const ALL: [PanelKind; 3] = [PanelKind::Vscode, PanelKind::Browser, PanelKind::Terminal];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Terminal => "terminal",
+            Self::Vscode => "vscode",
+            Self::Browser => "browser",
+        }
+    }
+
+    /// Where the panel lives under the gateway's `/sandbox/<session>/` prefix.
+    pub fn entry(self, session_id: &str) -> String {
+        match self {
+            Self::Terminal => "terminal/".into(),
+            Self::Vscode => "code/".into(),
+            Self::Browser => format!(
+                "vnc/vnc.html?autoconnect=1&resize=remote&reconnect=1&path=sandbox/{session_id}/vnc/websockify"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanelInfo {
+    pub kind: PanelKind,
+    pub available: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PanelTokenRequest {
+    pub panel: PanelKind,
+}
+
+/// A panel token and the same-origin address that trades it for the gateway's cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanelToken {
+    pub token: String,
+    pub url: String,
+    pub expires_in_secs: u64,
 }
 
 /// Whether a branch name is one git accepts and no option or path trick: letters, digits and
@@ -140,6 +199,11 @@ pub struct SandboxInfo {
     pub state: SandboxState,
     pub workspace: String,
     pub log_path: String,
+    /// The gateway's base URL (the sandbox's one listener), which the worker proxies to.
+    #[serde(default)]
+    pub gateway_url: Option<String>,
+    #[serde(default)]
+    pub panels: Vec<PanelInfo>,
 }
 
 /// Where to clone a session's repository from: a URL as given, or `owner/name` on GitHub (whose

@@ -12,6 +12,8 @@ pub mod events;
 pub mod frames;
 pub mod lifecycle;
 pub mod openapi;
+#[cfg(feature = "panel-tokens")]
+pub mod panel;
 pub mod routes;
 pub mod signing;
 

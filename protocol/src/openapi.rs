@@ -46,8 +46,8 @@ pub fn document(version: &str) -> Value {
     for id in RouteId::ALL {
         let spec = id.spec();
         let (security, needs) = requirement(spec.need);
-        let parameters: Vec<Value> = spec
-            .path
+        let path = spec.doc_path();
+        let parameters: Vec<Value> = path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
@@ -62,9 +62,7 @@ pub fn document(version: &str) -> Value {
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             }
         });
-        let entry = paths
-            .entry(spec.path.to_owned())
-            .or_insert_with(|| json!({}));
+        let entry = paths.entry(path).or_insert_with(|| json!({}));
         entry[spec.method.to_ascii_lowercase()] = operation;
     }
     json!({
@@ -94,7 +92,7 @@ mod tests {
         let doc = document("test");
         for id in RouteId::ALL {
             let spec = id.spec();
-            let op = &doc["paths"][spec.path][spec.method.to_ascii_lowercase()];
+            let op = &doc["paths"][spec.doc_path()][spec.method.to_ascii_lowercase()];
             assert_eq!(op["operationId"], format!("{id:?}"), "{}", spec.path);
             let public = matches!(spec.need, Need::Public);
             assert_eq!(

@@ -27,6 +27,9 @@ pub enum RouteId {
     AddMember,
     CreateShareLink,
     RedeemShareLink,
+    PanelToken,
+    SandboxGet,
+    SandboxPost,
     ListKeys,
     CreateKey,
     RevokeKey,
@@ -45,13 +48,20 @@ pub enum RouteId {
 
 pub struct RouteSpec {
     pub method: &'static str,
-    /// `{name}` segments are parameters.
+    /// `{name}` segments are parameters; a last `{*name}` takes the rest of the path, if any.
     pub path: &'static str,
     pub need: Need,
 }
 
+impl RouteSpec {
+    /// The path as OpenAPI writes it (no tail marker).
+    pub fn doc_path(&self) -> String {
+        self.path.replace("{*", "{")
+    }
+}
+
 impl RouteId {
-    pub const ALL: [RouteId; 35] = [
+    pub const ALL: [RouteId; 38] = [
         RouteId::Health,
         RouteId::OpenApi,
         RouteId::AuthProviders,
@@ -73,6 +83,9 @@ impl RouteId {
         RouteId::AddMember,
         RouteId::CreateShareLink,
         RouteId::RedeemShareLink,
+        RouteId::PanelToken,
+        RouteId::SandboxGet,
+        RouteId::SandboxPost,
         RouteId::ListKeys,
         RouteId::CreateKey,
         RouteId::RevokeKey,
@@ -152,6 +165,22 @@ impl RouteId {
             RouteId::RedeemShareLink => {
                 ("POST", "/api/share-links/redeem", Need::Scope(SessionsRead))
             }
+            RouteId::PanelToken => (
+                "POST",
+                "/api/sessions/{id}/panel-token",
+                Need::Session(SessionsRead, Viewer),
+            ),
+            // The sandbox's panels, proxied to its gateway (which has its own door as well).
+            RouteId::SandboxGet => (
+                "GET",
+                "/sandbox/{id}/{*rest}",
+                Need::Session(SessionsRead, Viewer),
+            ),
+            RouteId::SandboxPost => (
+                "POST",
+                "/sandbox/{id}/{*rest}",
+                Need::Session(SessionsRead, Viewer),
+            ),
             RouteId::ListKeys => ("GET", "/api/keys", Need::Scope(SessionsRead)),
             RouteId::CreateKey => ("POST", "/api/keys", Need::Scope(SessionsWrite)),
             RouteId::RevokeKey => ("DELETE", "/api/keys/{id}", Need::Scope(SessionsWrite)),
@@ -192,11 +221,17 @@ pub fn match_route(method: &str, path: &str) -> Option<(RouteId, Vec<String>)> {
             return None;
         }
         let pattern: Vec<&str> = spec.path.split('/').collect();
-        if pattern.len() != segments.len() {
+        let tail = pattern.last().is_some_and(|p| p.starts_with("{*"));
+        let fixed = if tail {
+            pattern.len() - 1
+        } else {
+            pattern.len()
+        };
+        if segments.len() < fixed || (!tail && segments.len() != fixed) {
             return None;
         }
         let mut params = Vec::new();
-        for (p, s) in pattern.iter().zip(&segments) {
+        for (p, s) in pattern[..fixed].iter().zip(&segments) {
             if p.starts_with('{') {
                 if s.is_empty() {
                     return None;
@@ -205,6 +240,9 @@ pub fn match_route(method: &str, path: &str) -> Option<(RouteId, Vec<String>)> {
             } else if p != s {
                 return None;
             }
+        }
+        if tail {
+            params.push(segments[fixed..].join("/"));
         }
         Some((id, params))
     })
@@ -244,5 +282,17 @@ mod tests {
         assert_eq!(match_route("PUT", "/api/sessions/s1/prompts"), None);
         assert_eq!(match_route("GET", "/api/sessions/s1/nope"), None);
         assert_eq!(match_route("GET", "/api/sessions//events"), None);
+        assert_eq!(
+            match_route("GET", "/sandbox/s1/vnc/app/ui.js"),
+            Some((
+                RouteId::SandboxGet,
+                vec!["s1".to_owned(), "vnc/app/ui.js".to_owned()]
+            ))
+        );
+        assert_eq!(
+            match_route("GET", "/sandbox/s1"),
+            Some((RouteId::SandboxGet, vec!["s1".to_owned(), String::new()]))
+        );
+        assert_eq!(match_route("GET", "/sandbox"), None);
     }
 }

@@ -1,6 +1,7 @@
 //! `sandbox-runner run`: the process inside a sandbox that links its agent to the session.
 //! `sandbox-runner host`: the local sandbox provider, starting one isolated runner per session.
 
+mod gateway;
 mod host;
 mod link;
 mod opencode;
@@ -54,6 +55,23 @@ struct RunArgs {
     /// The branch to check out; the repository's default when absent.
     #[arg(long, env = "AGENT_OPS_BRANCH")]
     branch: Option<String>,
+    /// Where the gateway (the sandbox's one listener, for the panels) listens.
+    #[arg(long, env = "AGENT_OPS_GATEWAY_LISTEN")]
+    gateway_listen: Option<std::net::SocketAddr>,
+    /// This session's panel-token key, hex (see `agent_ops_protocol::panel`).
+    #[arg(
+        long,
+        env = "AGENT_OPS_PANEL_KEY",
+        hide_env_values = true,
+        default_value = ""
+    )]
+    panel_key: String,
+    #[arg(long, env = "AGENT_OPS_WEBSOCKIFY")]
+    websockify: Option<PathBuf>,
+    #[arg(long, env = "AGENT_OPS_NOVNC_DIR", default_value = "/usr/share/novnc")]
+    novnc_dir: PathBuf,
+    #[arg(long, env = "AGENT_OPS_CODE_SERVER")]
+    code_server: Option<PathBuf>,
 }
 
 fn random_instance() -> String {
@@ -71,12 +89,41 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let cfg = opencode::ServerConfig {
         bin: args.opencode_bin,
-        workspace: args.workspace,
+        workspace: args.workspace.clone(),
         state_dir: args.state_dir.join("opencode"),
         model,
         api_key: args.model_api_key,
         repo: args.repo,
         branch: args.branch,
+    };
+    let gateway = match args.gateway_listen {
+        Some(listen) => {
+            let panel_key = hex::decode(&args.panel_key)
+                .ok()
+                .filter(|k| k.len() >= 32)
+                .ok_or("AGENT_OPS_PANEL_KEY must be at least 32 bytes of hex")?;
+            let gw = gateway::GatewayConfig {
+                listen,
+                session_id: args.session.clone(),
+                panel_key,
+                // The sandbox's private /tmp: short enough for Unix socket paths (108 bytes),
+                // and seen by no other sandbox.
+                runtime: std::env::temp_dir().join("agent-ops-gateway"),
+                workspace: args.workspace.clone(),
+                home: std::env::var_os("HOME")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| args.workspace.clone()),
+                websockify: args.websockify,
+                novnc_dir: args.novnc_dir,
+                code_server: args.code_server,
+            };
+            Some(tokio::spawn(async move {
+                if let Err(e) = gateway::serve(gw).await {
+                    tracing::error!("{e}");
+                }
+            }))
+        }
+        None => None,
     };
     let agent = tokio::spawn(opencode::drive(cfg, cmd_rx, event_tx));
     let link = link::LinkConfig {
@@ -90,6 +137,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
     tracing::info!(session = %args.session, "runner starting");
     let end = link::run(link, event_rx, cmd_tx).await;
     agent.abort();
+    if let Some(g) = gateway {
+        g.abort();
+    }
     match end {
         link::LinkEnd::Terminated | link::LinkEnd::AgentGone => {
             tracing::info!("runner exiting: {end}");

@@ -9,6 +9,7 @@ mod github_auth;
 mod grant;
 mod http;
 mod invites;
+mod panels;
 mod provider;
 mod rate_limit;
 mod routes;

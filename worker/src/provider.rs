@@ -1,7 +1,7 @@
 //! The sandbox provider client. Every request is signed (HMAC over method, path, timestamp and
 //! body) so the provider can refuse anyone else.
 
-use agent_ops_protocol::api::CreateSandbox;
+use agent_ops_protocol::api::{CreateSandbox, SandboxInfo};
 use agent_ops_protocol::signing::{sign_request, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use agent_ops_protocol::{ApiError, ErrorCode};
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
@@ -38,7 +38,7 @@ fn provider(env: &Env) -> Result<Provider, ApiError> {
     })
 }
 
-async fn send(env: &Env, method: Method, path: &str, body: Vec<u8>) -> Result<(), ApiError> {
+async fn send(env: &Env, method: Method, path: &str, body: Vec<u8>) -> Result<String, ApiError> {
     let p = provider(env)?;
     let ts = now_ms() / 1000;
     let sig = sign_request(p.secret.as_bytes(), method.as_ref(), path, ts, &body);
@@ -70,7 +70,7 @@ async fn send(env: &Env, method: Method, path: &str, body: Vec<u8>) -> Result<()
             format!("sandbox provider answered {}: {text}", resp.status_code()),
         ));
     }
-    Ok(())
+    Ok(resp.text().await.unwrap_or_default())
 }
 
 fn js_sys_bytes(body: &[u8]) -> wasm_bindgen::JsValue {
@@ -78,10 +78,16 @@ fn js_sys_bytes(body: &[u8]) -> wasm_bindgen::JsValue {
     wasm_bindgen::JsValue::from_str(std::str::from_utf8(body).unwrap_or_default())
 }
 
-pub async fn create(env: &Env, req: &CreateSandbox) -> Result<(), ApiError> {
+pub async fn create(env: &Env, req: &CreateSandbox) -> Result<SandboxInfo, ApiError> {
     let body =
         serde_json::to_vec(req).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    send(env, Method::Post, "/v1/sandboxes", body).await
+    let answer = send(env, Method::Post, "/v1/sandboxes", body).await?;
+    serde_json::from_str(&answer).map_err(|e| {
+        ApiError::new(
+            ErrorCode::ProviderError,
+            format!("the sandbox provider's answer is not a sandbox: {e}"),
+        )
+    })
 }
 
 pub async fn destroy(env: &Env, session_id: &str) -> Result<(), ApiError> {
@@ -92,4 +98,5 @@ pub async fn destroy(env: &Env, session_id: &str) -> Result<(), ApiError> {
         Vec::new(),
     )
     .await
+    .map(drop)
 }

@@ -11,7 +11,8 @@ use worker::{Env, Request, Response, Result};
 use crate::auth::{self, Principal};
 use crate::http::{error, fail, json};
 use crate::{
-    accounts_api, credentials_api, github_auth, invites, rate_limit, sessions_api, share_links,
+    accounts_api, credentials_api, github_auth, invites, panels, rate_limit, sessions_api,
+    share_links,
 };
 
 /// The caller's role on a session: owner, a member's role, or none (org admins act as owners).
@@ -128,6 +129,11 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         | RouteId::ClientSocket => sessions_api::forward(req, &env, &user, role, &param).await,
         RouteId::AddMember => accounts_api::add_member(req, &env, &user, &param).await,
         RouteId::CreateShareLink => share_links::create(req, &env, &user, &param).await,
+        RouteId::PanelToken => match role {
+            Some(role) => panels::token(req, &env, &user, role, &param).await,
+            None => fail(ErrorCode::NotFound, format!("{path} not found")),
+        },
+        RouteId::SandboxGet | RouteId::SandboxPost => panels::proxy(req, &env, &param).await,
         RouteId::RedeemShareLink => share_links::redeem(req, &env, &user).await,
         RouteId::ListKeys => accounts_api::list_keys(&env, &user).await,
         RouteId::CreateKey => accounts_api::create_key(req, &env, &user).await,

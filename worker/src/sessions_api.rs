@@ -23,6 +23,7 @@ struct Row {
     title: Option<String>,
     repo: Option<String>,
     branch: Option<String>,
+    panels: Option<String>,
     agent: String,
     model: String,
     status: String,
@@ -39,6 +40,10 @@ impl Row {
             title: self.title,
             repo: self.repo,
             branch: self.branch,
+            panels: self
+                .panels
+                .and_then(|p| serde_json::from_str(&p).ok())
+                .unwrap_or_default(),
             agent: serde_json::from_value(self.agent.into()).unwrap_or_default(),
             model: self.model,
             created_at: self.created_at as u64,
@@ -211,19 +216,38 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
             )
         }),
         branch: body.branch.clone(),
+        panel_key: crate::panels::session_key(env, &id)
+            .map(hex::encode)
+            .unwrap_or_default(),
     };
-    if let Err(e) = provider::create(env, &sandbox).await {
-        // The session cannot run without a sandbox: end it rather than leave it provisioning.
-        call(env, &id, Method::Post, "/terminate", None).await.ok();
-        set_status(env, &id, SessionStatus::Terminated).await.ok();
-        return error(&e);
-    }
+    let created = match provider::create(env, &sandbox).await {
+        Ok(info) => info,
+        Err(e) => {
+            // The session cannot run without a sandbox: end it rather than leave it provisioning.
+            call(env, &id, Method::Post, "/terminate", None).await.ok();
+            set_status(env, &id, SessionStatus::Terminated).await.ok();
+            return error(&e);
+        }
+    };
+    db.prepare("UPDATE sessions SET gateway_url = ?1, panels = ?2 WHERE id = ?3")
+        .bind(&[
+            created
+                .gateway_url
+                .clone()
+                .map(JsValue::from)
+                .unwrap_or(JsValue::NULL),
+            serde_json::to_string(&created.panels)?.into(),
+            id.clone().into(),
+        ])?
+        .run()
+        .await?;
     let info = SessionInfo {
         id,
         status: SessionStatus::Provisioning,
         title: body.title,
         repo: body.repo,
         branch: body.branch,
+        panels: created.panels,
         agent,
         model: model.model,
         created_at: now,
@@ -246,7 +270,22 @@ pub async fn set_status(env: &Env, id: &str, status: SessionStatus) -> Result<()
     Ok(())
 }
 
-async fn find(env: &Env, id: &str) -> Result<Option<SessionInfo>> {
+/// Where the session's sandbox gateway answers, if it has one.
+pub async fn gateway_url(env: &Env, id: &str) -> Result<Option<String>> {
+    #[derive(Deserialize)]
+    struct Gateway {
+        gateway_url: Option<String>,
+    }
+    let row: Option<Gateway> = env
+        .d1("DB")?
+        .prepare("SELECT gateway_url FROM sessions WHERE id = ?1")
+        .bind(&[id.into()])?
+        .first(None)
+        .await?;
+    Ok(row.and_then(|r| r.gateway_url))
+}
+
+pub async fn find(env: &Env, id: &str) -> Result<Option<SessionInfo>> {
     if !is_session_id(id) {
         return Ok(None);
     }

@@ -78,7 +78,7 @@ pub fn SessionView() -> impl IntoView {
                 </div>
                 <Composer id=id.clone() feed=feed can_steer=can_steer role=role error=error/>
             </section>
-            <Panels/>
+            <Panels session_id=id.clone() panels=Signal::derive(move || info.get().map(|i| i.panels).unwrap_or_default())/>
         </main>
     }
 }

@@ -1,6 +1,7 @@
 //! The local sandbox provider: a small HTTP API (create, inspect, terminate) that the Worker
 //! calls with signed requests, starting each session's runner isolated by bubblewrap.
 
+mod panels;
 mod sandbox;
 
 use std::collections::HashMap;
@@ -50,10 +51,19 @@ pub struct HostArgs {
     model_api_key: Option<String>,
     #[arg(long, env = "AGENT_OPS_HEARTBEAT_MS", default_value_t = 5000)]
     heartbeat_ms: u64,
+    /// websockify with `--unix-listen` (0.11 or later; `make setup` installs it from PyPI).
+    #[arg(long, env = "AGENT_OPS_WEBSOCKIFY")]
+    websockify: Option<PathBuf>,
+    #[arg(long, env = "AGENT_OPS_NOVNC_DIR", default_value = "/usr/share/novnc")]
+    novnc_dir: PathBuf,
+    #[arg(long, env = "AGENT_OPS_CODE_SERVER", default_value = "code-server")]
+    code_server: PathBuf,
 }
 
 struct Host {
     args: HostArgs,
+    tools: panels::Tools,
+    panels: Vec<agent_ops_protocol::api::PanelInfo>,
     runner_bin: PathBuf,
     sandboxes: Mutex<HashMap<String, Sandbox>>,
 }
@@ -139,6 +149,8 @@ async fn create(
         }
     }
     let cfg = SpawnConfig {
+        tools: &host.tools,
+        panels: &host.panels,
         runner_bin: &host.runner_bin,
         opencode_bin: &host.args.opencode_bin,
         hidden: &host.args.hidden,
@@ -223,7 +235,7 @@ async fn terminate(
 
 /// The real file behind a program name or path (looked up on PATH when it has no slash), so it
 /// can be mounted into sandboxes as itself.
-fn resolve_program(program: &std::path::Path) -> Result<PathBuf, String> {
+pub(crate) fn resolve_program(program: &std::path::Path) -> Result<PathBuf, String> {
     let found = if program.components().count() > 1 {
         Some(program.to_owned())
     } else {
@@ -249,7 +261,15 @@ pub async fn serve(args: HostArgs) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("listen {}: {e}", args.listen))?;
+    let tools = panels::Tools::find(
+        args.websockify.as_deref(),
+        &args.novnc_dir,
+        &args.code_server,
+    );
+    let offered = panels::offered(&tools);
     let host = Arc::new(Host {
+        tools,
+        panels: offered,
         args: HostArgs {
             root,
             opencode_bin,

@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use agent_ops_protocol::api::{CreateSandbox, SandboxInfo, SandboxState};
+use agent_ops_protocol::api::{CreateSandbox, PanelInfo, SandboxInfo, SandboxState};
 use tokio::process::{Child, Command};
 
 #[derive(Debug, Clone)]
@@ -79,9 +79,14 @@ pub struct Sandbox {
     pub layout: Layout,
     pub child: Option<Child>,
     pub state: SandboxState,
+    /// The gateway's address: the sandbox's one listener.
+    pub gateway: std::net::SocketAddr,
+    pub panels: Vec<PanelInfo>,
 }
 
 pub struct SpawnConfig<'a> {
+    pub tools: &'a super::panels::Tools,
+    pub panels: &'a [PanelInfo],
     pub runner_bin: &'a Path,
     pub opencode_bin: &'a Path,
     pub hidden: &'a [PathBuf],
@@ -105,6 +110,14 @@ impl Sandbox {
             .open(&layout.log)?;
         let mut cmd = Command::new("bwrap");
         let mut exposed = vec![cfg.runner_bin.to_owned(), cfg.opencode_bin.to_owned()];
+        let desktop = cfg.tools.desktop();
+        if let Some((websockify, _)) = desktop {
+            // A virtualenv's script needs the environment around it (two levels up: the venv).
+            exposed.extend(websockify.ancestors().nth(2).map(Path::to_owned));
+        }
+        exposed.extend(cfg.tools.code_server.clone());
+        // Held until just before the runner binds it, so no other sandbox is handed this port.
+        let gateway = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
         if let Some(path) = req.repo.as_deref().and_then(|r| r.strip_prefix("file://")) {
             exposed.push(PathBuf::from(path));
         }
@@ -141,11 +154,22 @@ impl Sandbox {
         if let Some(key) = cfg.model_api_key {
             cmd.env("AGENT_OPS_MODEL_API_KEY", key);
         }
+        cmd.env("AGENT_OPS_GATEWAY_LISTEN", gateway.to_string())
+            .env("AGENT_OPS_PANEL_KEY", &req.panel_key);
+        if let Some((websockify, novnc)) = desktop {
+            cmd.env("AGENT_OPS_WEBSOCKIFY", websockify)
+                .env("AGENT_OPS_NOVNC_DIR", novnc);
+        }
+        if let Some(code_server) = &cfg.tools.code_server {
+            cmd.env("AGENT_OPS_CODE_SERVER", code_server);
+        }
         let child = cmd.spawn()?;
         Ok(Sandbox {
             layout,
             child: Some(child),
             state: SandboxState::Running,
+            gateway,
+            panels: cfg.panels.to_vec(),
         })
     }
 
@@ -173,6 +197,8 @@ impl Sandbox {
             state: self.state,
             workspace: self.layout.workspace.display().to_string(),
             log_path: self.layout.log.display().to_string(),
+            gateway_url: Some(format!("http://{}", self.gateway)),
+            panels: self.panels.clone(),
         }
     }
 }

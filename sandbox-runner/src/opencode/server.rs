@@ -110,6 +110,7 @@ impl Server {
         )
         // The agent runs arbitrary commands: it must not inherit the runner's credentials.
         .env_remove("AGENT_OPS_RUNNER_TOKEN")
+        .env_remove("AGENT_OPS_PANEL_KEY")
         .env_remove("AGENT_OPS_MODEL_API_KEY")
         .stdin(Stdio::null())
         .kill_on_drop(true);

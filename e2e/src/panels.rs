@@ -1,0 +1,95 @@
+//! Opening a sandbox's panels the way the web client does: a panel token from the worker, traded
+//! at the gateway (through the worker's origin) for the panel cookie.
+
+use futures::{SinkExt, StreamExt};
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::Stack;
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A panel token's URL for `panel`, as `token` (a bearer credential).
+pub async fn token_url(stack: &Stack, token: &str, session: &str, panel: &str) -> String {
+    let (status, v) = stack
+        .call_as(
+            Some(token),
+            Method::POST,
+            &format!("/api/sessions/{session}/panel-token"),
+            Some(json!({"panel": panel}).to_string()),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    v["url"].as_str().expect("url").to_owned()
+}
+
+/// Presents a panel-token URL; returns the status, the `Cookie` to send afterwards (if any)
+/// and the body.
+pub async fn exchange(stack: &Stack, token: &str, url: &str) -> (u16, Option<String>, Value) {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let resp = http
+        .get(stack.url(url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("exchange");
+    let status = resp.status().as_u16();
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned);
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, cookie, body)
+}
+
+/// Opens `panel` and returns the cookie that admits to it.
+pub async fn open(stack: &Stack, token: &str, session: &str, panel: &str) -> String {
+    let url = token_url(stack, token, session, panel).await;
+    let (status, cookie, body) = exchange(stack, token, &url).await;
+    assert_eq!(status, 303, "{body}");
+    cookie.expect("the gateway sets its cookie")
+}
+
+pub async fn socket(stack: &Stack, token: &str, cookie: &str, path: &str) -> Socket {
+    let mut req = stack.ws_url(path).into_client_request().expect("request");
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    tokio_tungstenite::connect_async(req)
+        .await
+        .unwrap_or_else(|e| panic!("socket {path}: {e}"))
+        .0
+}
+
+/// Sends keystrokes to a terminal socket.
+pub async fn type_keys(ws: &mut Socket, keys: &str) {
+    let msg = json!({"type": "input", "data": keys}).to_string();
+    ws.send(Message::Text(msg.into())).await.expect("send");
+}
+
+/// Reads terminal output until it contains `want`; panics with what it saw if it never does.
+pub async fn read_until(
+    ws: &mut Socket,
+    want: &str,
+    within: std::time::Duration,
+) -> Option<String> {
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + within;
+    while !seen.contains(want) {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) => seen.push_str(&String::from_utf8_lossy(&b)),
+            Ok(Some(Ok(Message::Text(t)))) => seen.push_str(&t),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("never saw {want:?} ({other:?}); saw:\n{seen}"),
+        }
+    }
+    Some(seen)
+}

@@ -1,0 +1,461 @@
+//! The sandbox gateway, end to end: panels opened with real panel tokens through the worker's
+//! origin, a real PTY, real Xvfb + x11vnc + websockify, and a local upstream for previews.
+
+use std::time::Duration;
+
+use agent_ops_protocol::access::SessionRole;
+use agent_ops_protocol::panel::{session_key, PanelGrant, AUDIENCE};
+use axum::routing::{get, post};
+use e2e::panels::{exchange, open, read_until, socket, token_url, type_keys};
+use e2e::{Stack, StackOptions};
+use futures::{SinkExt, StreamExt};
+use jwt_simple::prelude::{Claims, Clock, HS256Key, MACLike};
+use reqwest::Method;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+const SHORT: Duration = Duration::from_secs(20);
+
+async fn session(stack: &Stack) -> String {
+    stack.create_session(None).await.id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_terminal_is_a_real_shared_shell_that_viewers_only_watch() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let id = session(&stack).await;
+    let admin = stack.admin_key.clone();
+    let cookie = open(&stack, &admin, &id, "terminal").await;
+
+    // The page and its xterm.js are served by the gateway itself.
+    let page = reqwest::Client::new()
+        .get(stack.url(&format!("/sandbox/{id}/terminal/")))
+        .bearer_auth(&admin)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("xterm.js"));
+
+    let mut owner = socket(
+        &stack,
+        &admin,
+        &cookie,
+        &format!("/sandbox/{id}/terminal/ws"),
+    )
+    .await;
+    let hello = read_until(&mut owner, "\"writable\":true", SHORT).await;
+    assert!(hello.is_some(), "the owner may type");
+    type_keys(&mut owner, "echo answer-$((6*7))\r").await;
+    assert!(read_until(&mut owner, "answer-42", SHORT).await.is_some());
+    // Resize, and the shell sees it.
+    owner
+        .send(Message::Text(
+            json!({"type": "resize", "cols": 101, "rows": 33})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+    type_keys(&mut owner, "stty size\r").await;
+    assert!(
+        read_until(&mut owner, "33 101", SHORT).await.is_some(),
+        "resized to 33x101"
+    );
+    // The shell lives in the workspace and holds none of the runner's secrets.
+    type_keys(
+        &mut owner,
+        "pwd; env | grep -c AGENT_OPS_ ; echo end-of-$((1))-env\r",
+    )
+    .await;
+    let out = read_until(&mut owner, "end-of-1-env", SHORT).await.unwrap();
+    assert!(
+        out.contains(&stack.workspace(&id).display().to_string()),
+        "{out}"
+    );
+    assert!(
+        out.contains("\r\n0\r\n"),
+        "no AGENT_OPS_ variable in the shell: {out}"
+    );
+
+    // A viewer (a member with the viewer role) watches the same shell but cannot type.
+    let viewer = viewer_token(&stack, &id).await;
+    let vcookie = open(&stack, &viewer, &id, "terminal").await;
+    let mut watcher = socket(
+        &stack,
+        &viewer,
+        &vcookie,
+        &format!("/sandbox/{id}/terminal/ws"),
+    )
+    .await;
+    read_until(&mut watcher, "\"writable\":false", SHORT).await;
+    // A new viewer gets the scrollback.
+    read_until(&mut watcher, "answer-42", SHORT).await;
+    type_keys(&mut watcher, "echo viewer-typed-$((2+2))\r").await;
+    type_keys(&mut owner, "echo owner-typed-$((3+3))\r").await;
+    let seen = read_until(&mut watcher, "owner-typed-6", SHORT)
+        .await
+        .unwrap();
+    assert!(
+        !seen.contains("viewer-typed-4"),
+        "a viewer's keys never reach the shell"
+    );
+}
+
+async fn viewer_token(stack: &Stack, id: &str) -> String {
+    // The first person to sign in becomes an organisation admin (who acts as owner everywhere).
+    stack
+        .call_as(
+            None,
+            Method::POST,
+            "/auth/dev/login",
+            Some(json!({"login": "first"}).to_string()),
+        )
+        .await;
+    let (status, v) = stack
+        .call_as(
+            None,
+            Method::POST,
+            "/auth/dev/login",
+            Some(json!({"login": "vera"}).to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    let (status, v) = stack
+        .call(
+            Method::POST,
+            &format!("/api/sessions/{id}/members"),
+            Some(json!({"login": "vera", "role": "viewer"})),
+        )
+        .await;
+    assert!(status < 300, "{v}");
+    token
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panel_tokens_expired_replayed_foreign_or_missing_are_refused() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let a = session(&stack).await;
+    let b = session(&stack).await;
+    let admin = stack.admin_key.clone();
+
+    // Missing: no cookie, no entry.
+    let (status, body) = stack
+        .call_as(
+            Some(&admin),
+            Method::GET,
+            &format!("/sandbox/{a}/terminal/"),
+            None,
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")));
+
+    // Replayed: a token works once.
+    let url = token_url(&stack, &admin, &a, "terminal").await;
+    assert_eq!(exchange(&stack, &admin, &url).await.0, 303);
+    let (status, cookie, body) = exchange(&stack, &admin, &url).await;
+    assert_eq!(
+        (status, cookie, body["code"].as_str()),
+        (401, None, Some("invalid_token"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("used already"),
+        "{body}"
+    );
+
+    // Another session's token, presented at this session's gateway.
+    let url_b = token_url(&stack, &admin, &b, "terminal").await;
+    let token_b = url_b
+        .split("token=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let (status, _, body) = exchange(
+        &stack,
+        &admin,
+        &format!("/sandbox/{a}/auth?token={token_b}"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_token")),
+        "{body}"
+    );
+
+    // Expired: signed with the right key, but its five minutes are over.
+    let key = session_key(stack.auth_secret.as_bytes(), &a);
+    let grant = PanelGrant {
+        session: a.clone(),
+        login: "x".into(),
+        role: SessionRole::Owner,
+    };
+    let mut claims =
+        Claims::with_custom_claims(grant, jwt_simple::prelude::Duration::from_secs(60))
+            .with_audience(AUDIENCE)
+            .with_subject("u")
+            .with_jwt_id("old");
+    let now = Clock::now_since_epoch();
+    claims.issued_at = Some(now - jwt_simple::prelude::Duration::from_secs(600));
+    claims.expires_at = Some(now - jwt_simple::prelude::Duration::from_secs(300));
+    let expired = HS256Key::from_bytes(&key).authenticate(claims).unwrap();
+    let (status, _, body) = exchange(
+        &stack,
+        &admin,
+        &format!("/sandbox/{a}/auth?token={expired}"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_token")),
+        "{body}"
+    );
+
+    // The redirect never leaves the sandbox.
+    let url = token_url(&stack, &admin, &a, "terminal").await;
+    let evil = url.replace("next=terminal/", "next=//evil.example/");
+    assert_eq!(exchange(&stack, &admin, &evil).await.0, 400);
+}
+
+/// A local app the "agent" started: large bodies both ways, a slow stream and a WebSocket echo.
+async fn upstream() -> u16 {
+    async fn echo_ws(ws: axum::extract::WebSocketUpgrade) -> axum::response::Response {
+        ws.on_upgrade(|mut s| async move {
+            while let Some(Ok(m)) = s.recv().await {
+                if s.send(m).await.is_err() {
+                    break;
+                }
+            }
+        })
+    }
+    let app = axum::Router::new()
+        .route("/big", get(|| async { vec![b'x'; 8 << 20] }))
+        .route("/echo", post(|body: axum::body::Bytes| async move { body }))
+        .route(
+            "/slow",
+            get(|| async {
+                let chunks = futures::stream::unfold(0, |i| async move {
+                    if i == 3 {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(if i == 0 { 0 } else { 700 })).await;
+                    Some((Ok::<_, std::io::Error>(format!("chunk{i};")), i + 1))
+                });
+                axum::body::Body::from_stream(chunks)
+            }),
+        )
+        .route("/ws", get(echo_ws))
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn previews_proxy_http_and_websockets_streaming_both_ways() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let id = session(&stack).await;
+    let admin = stack.admin_key.clone();
+    let cookie = open(&stack, &admin, &id, "terminal").await;
+    let port = upstream().await;
+    let http = reqwest::Client::new();
+    let at = |p: &str| stack.url(&format!("/sandbox/{id}/preview/{port}/{p}"));
+
+    let big = http
+        .get(at("big"))
+        .bearer_auth(&admin)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 200, "{:?}", big.headers());
+    assert_eq!(big.bytes().await.unwrap().len(), 8 << 20);
+
+    let payload: Vec<u8> = (0..(5 << 20)).map(|i| (i % 251) as u8).collect();
+    let echoed = http
+        .post(at("echo"))
+        .bearer_auth(&admin)
+        .header("cookie", &cookie)
+        .header("origin", stack.url(""))
+        .body(payload.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.status(), 200);
+    assert!(
+        echoed.bytes().await.unwrap() == payload,
+        "a 5 MiB body arrives intact"
+    );
+
+    // Streaming: the first chunk arrives long before the upstream has finished.
+    let started = std::time::Instant::now();
+    let mut slow = http
+        .get(at("slow"))
+        .bearer_auth(&admin)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let first = slow.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).starts_with("chunk0"));
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "not buffered: {:?}",
+        started.elapsed()
+    );
+    let mut rest = Vec::new();
+    while let Some(c) = slow.chunk().await.unwrap() {
+        rest.extend_from_slice(&c);
+    }
+    assert!(String::from_utf8_lossy(&rest).ends_with("chunk2;"));
+
+    let mut ws = socket(
+        &stack,
+        &admin,
+        &cookie,
+        &format!("/sandbox/{id}/preview/{port}/ws"),
+    )
+    .await;
+    let big_frame = "y".repeat(1 << 20);
+    ws.send(Message::Text("hello".into())).await.unwrap();
+    ws.send(Message::Text(big_frame.clone().into()))
+        .await
+        .unwrap();
+    let one = ws.next().await.unwrap().unwrap();
+    let two = ws.next().await.unwrap().unwrap();
+    assert_eq!(one.into_text().unwrap().as_str(), "hello");
+    assert_eq!(two.into_text().unwrap().len(), big_frame.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vnc_completes_the_rfb_handshake_and_sends_a_framebuffer() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let id = session(&stack).await;
+    let info = stack.session(&id).await;
+    let browser = info
+        .panels
+        .iter()
+        .find(|p| p.kind == agent_ops_protocol::api::PanelKind::Browser)
+        .unwrap();
+    assert!(
+        browser.available,
+        "make setup installs the desktop: {browser:?}"
+    );
+    let admin = stack.admin_key.clone();
+    let cookie = open(&stack, &admin, &id, "browser").await;
+    let page = reqwest::Client::new()
+        .get(stack.url(&format!("/sandbox/{id}/vnc/vnc.html")))
+        .bearer_auth(&admin)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("noVNC"));
+
+    let ws = socket(
+        &stack,
+        &admin,
+        &cookie,
+        &format!("/sandbox/{id}/vnc/websockify"),
+    )
+    .await;
+    let mut rfb = Rfb::new(ws);
+    let version = rfb.read(12).await;
+    assert_eq!(&version, b"RFB 003.008\n");
+    rfb.write(b"RFB 003.008\n").await;
+    let n = rfb.read(1).await[0] as usize;
+    let types = rfb.read(n).await;
+    assert!(
+        types.contains(&1),
+        "no-auth offered (the gateway is the door): {types:?}"
+    );
+    rfb.write(&[1]).await;
+    assert_eq!(rfb.read(4).await, vec![0, 0, 0, 0], "security result OK");
+    rfb.write(&[1]).await; // ClientInit: shared
+    let init = rfb.read(24).await;
+    let (w, h) = (
+        u16::from_be_bytes([init[0], init[1]]),
+        u16::from_be_bytes([init[2], init[3]]),
+    );
+    assert_eq!((w, h), (1280, 800));
+    let name_len = u32::from_be_bytes([init[20], init[21], init[22], init[23]]) as usize;
+    rfb.read(name_len).await;
+    let mut req = vec![3u8, 0, 0, 0, 0, 0];
+    req.extend_from_slice(&w.to_be_bytes());
+    req.extend_from_slice(&h.to_be_bytes());
+    rfb.write(&req).await;
+    let header = rfb.read(4).await;
+    assert_eq!(header[0], 0, "a FramebufferUpdate");
+    assert!(
+        u16::from_be_bytes([header[2], header[3]]) >= 1,
+        "with at least one rectangle"
+    );
+}
+
+/// RFB over a WebSocket's binary frames, read as a byte stream.
+struct Rfb {
+    ws: e2e::panels::Socket,
+    buf: Vec<u8>,
+}
+
+impl Rfb {
+    fn new(ws: e2e::panels::Socket) -> Rfb {
+        Rfb {
+            ws,
+            buf: Vec::new(),
+        }
+    }
+
+    async fn read(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            match tokio::time::timeout(SHORT, self.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => self.buf.extend_from_slice(&b),
+                Ok(Some(Ok(_))) => {}
+                other => panic!("the VNC stream ended: {other:?}"),
+            }
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    async fn write(&mut self, bytes: &[u8]) {
+        self.ws
+            .send(Message::Binary(bytes.to_vec().into()))
+            .await
+            .unwrap();
+    }
+}
+
+/// Only the gateway and the agent's own API listen on TCP, on loopback; the panel services listen
+/// on Unix sockets in the sandbox's private directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_panel_services_listen_on_no_tcp_port() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let id = session(&stack).await;
+    let admin = stack.admin_key.clone();
+    open(&stack, &admin, &id, "browser").await;
+    let procs = stack.sandbox_procs(&id);
+    let names: Vec<String> = procs.iter().map(|p| p.argv.join(" ")).collect();
+    for service in ["Xvfb", "x11vnc", "websockify"] {
+        let p = procs
+            .iter()
+            .find(|p| p.argv.iter().any(|a| a.ends_with(service)))
+            .unwrap_or_else(|| panic!("{service} runs: {names:?}"));
+        assert!(
+            e2e::procs::tcp_listeners(p.pid).is_empty(),
+            "{service} listens on TCP"
+        );
+    }
+    let mut all = Vec::new();
+    for p in &procs {
+        all.extend(e2e::procs::tcp_listeners(p.pid));
+    }
+    assert!(
+        all.iter().all(|a| a.ip().is_loopback()),
+        "only loopback: {all:?}"
+    );
+}

@@ -1,0 +1,315 @@
+//! The sandbox gateway: the sandbox's one listener. Everything under `/sandbox/<session>/` is
+//! behind one door (a panel token traded for a cookie, see `auth.rs`):
+//!
+//! - `auth?token=..&next=..`: the trade; redirects to `next` inside the prefix.
+//! - `terminal/`: the built-in terminal (xterm.js page, `terminal/ws` is the PTY).
+//! - `vnc/`: noVNC and its WebSocket, through websockify to x11vnc on Xvfb.
+//! - `code/`: code-server.
+//! - `preview/<port>/`: an app the user or agent started on that loopback port.
+
+pub mod auth;
+mod desktop;
+pub mod proxy;
+mod terminal;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, State};
+use axum::http::{header, Request, Response, StatusCode};
+use axum::response::IntoResponse;
+use axum::Router;
+use tokio::process::Child;
+
+use auth::{cookie_name, cookie_value, safe_next, Door};
+use proxy::Upstream;
+
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    pub session_id: String,
+    pub panel_key: Vec<u8>,
+    pub runtime: PathBuf,
+    pub workspace: PathBuf,
+    pub home: PathBuf,
+    pub websockify: Option<PathBuf>,
+    pub novnc_dir: PathBuf,
+    pub code_server: Option<PathBuf>,
+}
+
+struct Gateway {
+    prefix: String,
+    cookie: String,
+    door: Door,
+    terminal: terminal::Terminal,
+    vnc: Option<Upstream>,
+    code: Option<Upstream>,
+    _services: Vec<Child>,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn refuse(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let body = serde_json::json!({"code": code, "message": message});
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response<Body> {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+pub async fn serve(cfg: GatewayConfig) -> Result<(), String> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| format!("gateway {}: {e}", cfg.listen))?;
+    std::fs::create_dir_all(&cfg.runtime).map_err(|e| format!("runtime dir: {e}"))?;
+    let mut services = Vec::new();
+    let vnc = match &cfg.websockify {
+        Some(websockify) => {
+            let desktop = desktop::DesktopConfig {
+                runtime: cfg.runtime.clone(),
+                websockify: websockify.clone(),
+                novnc_dir: cfg.novnc_dir.clone(),
+            };
+            match desktop::start_desktop(&desktop, &mut services).await {
+                Ok(sock) => Some(Upstream::Unix(sock)),
+                Err(e) => {
+                    tracing::warn!("the desktop panel is unavailable: {e}");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let code = match &cfg.code_server {
+        Some(bin) => {
+            match desktop::start_code_server(bin, &cfg.runtime, &cfg.workspace, &mut services).await
+            {
+                Ok(sock) => Some(Upstream::Unix(sock)),
+                Err(e) => {
+                    tracing::warn!("the VS Code panel is unavailable: {e}");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let gw = Arc::new(Gateway {
+        prefix: format!("/sandbox/{}/", cfg.session_id),
+        cookie: cookie_name(&cfg.session_id),
+        door: Door::new(&cfg.session_id, cfg.panel_key),
+        terminal: terminal::Terminal::new(cfg.workspace, cfg.home),
+        vnc,
+        code,
+        _services: services,
+    });
+    tracing::info!("gateway listening on {}", cfg.listen);
+    let app = Router::new().fallback(handle).with_state(gw);
+    axum::serve(listener, app)
+        .await
+        .map_err(|e| format!("gateway: {e}"))
+}
+
+fn exchange(gw: &Gateway, req: &Request<Body>) -> Response<Body> {
+    let query = req.uri().query().unwrap_or("");
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| percent_decode(v))
+    };
+    let Some(token) = param("token") else {
+        return refuse(StatusCode::UNAUTHORIZED, "invalid_token", "no panel token");
+    };
+    let next = param("next").unwrap_or_else(|| "terminal/".into());
+    let Some(next) = safe_next(&next) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            "next must stay inside this sandbox",
+        );
+    };
+    match gw.door.exchange(&token, now()) {
+        Ok(cookie) => Response::builder()
+            .status(StatusCode::SEE_OTHER)
+            .header(header::LOCATION, format!("{}{next}", gw.prefix))
+            .header(
+                header::SET_COOKIE,
+                format!(
+                    "{}={cookie}; Path={}; HttpOnly; SameSite=Strict; Max-Age={}",
+                    gw.cookie,
+                    gw.prefix,
+                    auth::COOKIE_TTL_SECS
+                ),
+            )
+            .header(header::CACHE_CONTROL, "no-store")
+            .body(Body::empty())
+            .expect("static response"),
+        Err(auth::Denied::Replayed) => refuse(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "this panel token has been used already",
+        ),
+        Err(auth::Denied::Token(r)) => refuse(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            &match r {
+                agent_ops_protocol::panel::Refusal::OtherSession => {
+                    "this panel token is for another session".to_owned()
+                }
+                agent_ops_protocol::panel::Refusal::Invalid(why) => {
+                    format!("invalid panel token: {why}")
+                }
+            },
+        ),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = |b: u8| (b as char).to_digit(16);
+                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let Some(rest) = path
+        .strip_prefix(&gw.prefix)
+        .or_else(|| (path == gw.prefix.trim_end_matches('/')).then_some(""))
+    else {
+        return refuse(StatusCode::NOT_FOUND, "not_found", "not this sandbox");
+    };
+    if rest == "auth" {
+        return exchange(&gw, &req);
+    }
+    let access = req
+        .headers()
+        .get(header::COOKIE)
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| cookie_value(c, &gw.cookie))
+        .and_then(|c| gw.door.admit(c, now()));
+    let Some(access) = access else {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "open this panel from Agent Ops: it signs you in with a short-lived panel token",
+        );
+    };
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let (head, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    match head {
+        "terminal" => match tail {
+            "" => terminal_page(),
+            "xterm.js" => asset("text/javascript", terminal::XTERM_JS),
+            "xterm.css" => asset("text/css", terminal::XTERM_CSS),
+            "addon-fit.js" => asset("text/javascript", terminal::FIT_JS),
+            "ws" => {
+                let (mut parts, _) = req.into_parts();
+                match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+                    Ok(upgrade) => {
+                        let writable = access.can_write();
+                        upgrade.on_upgrade(move |socket| async move {
+                            gw.terminal.attach(socket, writable).await
+                        })
+                    }
+                    Err(e) => e.into_response(),
+                }
+            }
+            _ => refuse(StatusCode::NOT_FOUND, "not_found", "no such terminal file"),
+        },
+        "vnc" => match &gw.vnc {
+            Some(up) => proxy::forward(up, req, &format!("/{tail}{query}"), &gw.cookie).await,
+            None => {
+                unavailable("the desktop (Xvfb, x11vnc, websockify) is not running in this sandbox")
+            }
+        },
+        "code" => match &gw.code {
+            Some(up) => proxy::forward(up, req, &format!("/{tail}{query}"), &gw.cookie).await,
+            None => unavailable("code-server is not installed in this sandbox"),
+        },
+        "preview" => {
+            let (port, tail) = tail.split_once('/').unwrap_or((tail, ""));
+            match port.parse::<u16>() {
+                Ok(port) if port > 0 => {
+                    let up = Upstream::Tcp(SocketAddr::from(([127, 0, 0, 1], port)));
+                    proxy::forward(&up, req, &format!("/{tail}{query}"), &gw.cookie).await
+                }
+                _ => refuse(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "preview/<port>/ needs a port",
+                ),
+            }
+        }
+        _ => refuse(StatusCode::NOT_FOUND, "not_found", "no such panel"),
+    }
+}
+
+fn terminal_page() -> Response<Body> {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        terminal::PAGE,
+    )
+        .into_response()
+}
+
+fn unavailable(why: &str) -> Response<Body> {
+    refuse(StatusCode::SERVICE_UNAVAILABLE, "provider_error", why)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(percent_decode("vnc%2Fvnc.html%3Fa%3D1"), "vnc/vnc.html?a=1");
+        assert_eq!(percent_decode("a+b%zz%4"), "a b%zz%4");
+    }
+}

@@ -1,0 +1,216 @@
+//! The terminal panel: one real shell on a PTY per sandbox, shared by everyone watching. Its
+//! output goes to every socket (after the scrollback, taken under the same lock the reader
+//! appends under, so a new viewer sees no gap and no repeat); only owners and collaborators type
+//! or resize. The shell starts on first use and again after it exits.
+//!
+//! Frames: the browser sends JSON text (`{"type":"input","data":..}`,
+//! `{"type":"resize","cols":..,"rows":..}`); the gateway sends the PTY's bytes as binary frames
+//! and JSON text for control (`{"type":"hello","writable":..}`).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::ws::{Message, WebSocket};
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::broadcast;
+
+const SCROLLBACK: usize = 256 * 1024;
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Incoming {
+    Input { data: String },
+    Resize { cols: u16, rows: u16 },
+}
+
+struct Shell {
+    writer: tokio::sync::Mutex<pty_process::OwnedWritePty>,
+    output: broadcast::Sender<Bytes>,
+    scrollback: Mutex<VecDeque<u8>>,
+    alive: std::sync::atomic::AtomicBool,
+}
+
+pub struct Terminal {
+    workspace: PathBuf,
+    home: PathBuf,
+    shell: tokio::sync::Mutex<Option<Arc<Shell>>>,
+}
+
+impl Terminal {
+    pub fn new(workspace: PathBuf, home: PathBuf) -> Terminal {
+        Terminal {
+            workspace,
+            home,
+            shell: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn shell(&self) -> std::io::Result<Arc<Shell>> {
+        let mut slot = self.shell.lock().await;
+        if let Some(s) = slot
+            .as_ref()
+            .filter(|s| s.alive.load(std::sync::atomic::Ordering::SeqCst))
+        {
+            return Ok(s.clone());
+        }
+        let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
+        pty.resize(pty_process::Size::new(24, 80))
+            .map_err(std::io::Error::other)?;
+        // A clean environment: the runner's token and the panel key stay out of the shell.
+        let mut child = pty_process::Command::new("bash")
+            .args(["--login", "-i"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("TERM", "xterm-256color")
+            .env("LANG", "C.UTF-8")
+            .env("PS1", "\\w$ ")
+            .current_dir(&self.workspace)
+            .kill_on_drop(true)
+            .spawn(pts)
+            .map_err(std::io::Error::other)?;
+        let (mut reader, writer) = pty.into_split();
+        let (output, _) = broadcast::channel(1024);
+        let shell = Arc::new(Shell {
+            writer: tokio::sync::Mutex::new(writer),
+            output,
+            scrollback: Mutex::new(VecDeque::new()),
+            alive: std::sync::atomic::AtomicBool::new(true),
+        });
+        let s = shell.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                let n = match reader.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let chunk = Bytes::copy_from_slice(&buf[..n]);
+                let mut back = s.scrollback.lock().expect("lock");
+                back.extend(chunk.iter());
+                let excess = back.len().saturating_sub(SCROLLBACK);
+                back.drain(..excess);
+                s.output.send(chunk).ok();
+            }
+            s.alive.store(false, std::sync::atomic::Ordering::SeqCst);
+            child.kill().await.ok();
+        });
+        *slot = Some(shell.clone());
+        Ok(shell)
+    }
+
+    pub async fn attach(&self, socket: WebSocket, writable: bool) {
+        let (mut tx, mut rx) = socket.split();
+        let shell = match self.shell().await {
+            Ok(s) => s,
+            Err(e) => {
+                let msg = serde_json::json!({"type": "error", "message": format!("the shell could not start: {e}")});
+                tx.send(Message::Text(msg.to_string().into())).await.ok();
+                return;
+            }
+        };
+        let (snapshot, mut live) = {
+            let back = shell.scrollback.lock().expect("lock");
+            (
+                Bytes::from(back.iter().copied().collect::<Vec<u8>>()),
+                shell.output.subscribe(),
+            )
+        };
+        let hello = serde_json::json!({"type": "hello", "writable": writable});
+        if tx
+            .send(Message::Text(hello.to_string().into()))
+            .await
+            .is_err()
+            || tx.send(Message::Binary(snapshot)).await.is_err()
+        {
+            return;
+        }
+        let out = tokio::spawn(async move {
+            loop {
+                match live.recv().await {
+                    Ok(chunk) => {
+                        if tx.send(Message::Binary(chunk)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        while let Some(Ok(msg)) = rx.next().await {
+            let Message::Text(text) = msg else {
+                continue;
+            };
+            // A viewer's keystrokes and resizes are dropped: the terminal is read-only to them.
+            if !writable {
+                continue;
+            }
+            match serde_json::from_str::<Incoming>(&text) {
+                Ok(Incoming::Input { data }) => {
+                    let mut w = shell.writer.lock().await;
+                    if w.write_all(data.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(Incoming::Resize { cols, rows }) if cols > 0 && rows > 0 => {
+                    let w = shell.writer.lock().await;
+                    w.resize(pty_process::Size::new(rows, cols)).ok();
+                }
+                _ => {}
+            }
+        }
+        out.abort();
+    }
+}
+
+pub const PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>Terminal</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="xterm.css">
+<style>
+  html, body { margin: 0; height: 100%; background: #0a0c10; }
+  #term { position: absolute; inset: 0; padding: 6px; }
+  #note { position: absolute; right: 10px; top: 8px; z-index: 3; font: 12px system-ui; color: #e0a43a;
+          background: #2a2413; padding: 3px 8px; border-radius: 6px; display: none; }
+</style></head>
+<body><div id="note">read-only: you are watching</div><div id="term"></div>
+<script src="xterm.js"></script><script src="addon-fit.js"></script>
+<script>
+  const term = new Terminal({ cursorBlink: true, fontSize: 13, convertEol: false,
+    fontFamily: 'ui-monospace, Menlo, Consolas, monospace', theme: { background: '#0a0c10' } });
+  const fit = new FitAddon.FitAddon();
+  term.loadAddon(fit);
+  term.open(document.getElementById('term'));
+  fit.fit();
+  let writable = false;
+  const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host
+    + location.pathname.replace(/\/?$/, '/') + 'ws';
+  const ws = new WebSocket(url);
+  ws.binaryType = 'arraybuffer';
+  const send = (m) => ws.readyState === 1 && ws.send(JSON.stringify(m));
+  const resize = () => { fit.fit(); if (writable) send({ type: 'resize', cols: term.cols, rows: term.rows }); };
+  ws.onmessage = (e) => {
+    if (typeof e.data !== 'string') { term.write(new Uint8Array(e.data)); return; }
+    const m = JSON.parse(e.data);
+    if (m.type === 'hello') {
+      writable = m.writable;
+      document.getElementById('note').style.display = writable ? 'none' : 'block';
+      resize();
+    } else if (m.type === 'error') { term.write('\r\n' + m.message + '\r\n'); }
+  };
+  ws.onclose = () => term.write('\r\n[disconnected: reload the panel to reconnect]\r\n');
+  term.onData((d) => { if (writable) send({ type: 'input', data: d }); });
+  window.addEventListener('resize', resize);
+  window.terminal = term;
+</script></body></html>
+"#;
+
+/// xterm.js, from the npm registry at build time (see package.json), never fetched at run time.
+pub const XTERM_JS: &str = include_str!("../../../node_modules/@xterm/xterm/lib/xterm.js");
+pub const XTERM_CSS: &str = include_str!("../../../node_modules/@xterm/xterm/css/xterm.css");
+pub const FIT_JS: &str = include_str!("../../../node_modules/@xterm/addon-fit/lib/addon-fit.js");
