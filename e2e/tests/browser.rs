@@ -181,6 +181,21 @@ async fn a_viewer_from_a_share_link_watches_without_a_prompt_box() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     bob.screenshot("07-viewer").await;
+
+    // The owner's Terminal tab is a working shell, through the gateway.
+    let frame = alice.find("iframe[data-panel=terminal]").await;
+    frame.enter_frame().await.expect("into the terminal panel");
+    alice.click(".xterm").await;
+    alice
+        .type_into(".xterm-helper-textarea", "echo from-the-browser-$((20+22))\u{E007}")
+        .await;
+    alice
+        .wait_text(".xterm-rows", "the command's output", |t| {
+            t.contains("from-the-browser-42")
+        })
+        .await;
+    alice.client.enter_parent_frame().await.expect("back out");
+    alice.screenshot("10-terminal-panel").await;
     alice.close().await;
     bob.close().await;
 }

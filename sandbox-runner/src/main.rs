@@ -3,6 +3,7 @@
 
 mod gateway;
 mod host;
+mod image;
 mod link;
 mod opencode;
 

@@ -166,7 +166,7 @@ fn Header(
         </header>
         {move || share_url.get().map(|url| view! {
             <div class="share-box">
-                <span>"Anyone signed in with this link joins the session (10 uses, 24 hours):"</span>
+                <span>"Anyone signed in with this link joins the session (10 uses, for 7 days):"</span>
                 <input readonly=true data-test="share-url" value=url.clone()/>
                 <button class="ghost" on:click=move |_| {
                     let _ = window().navigator().clipboard().write_text(&url);
