@@ -187,7 +187,10 @@ async fn a_viewer_from_a_share_link_watches_without_a_prompt_box() {
     frame.enter_frame().await.expect("into the terminal panel");
     alice.click(".xterm").await;
     alice
-        .type_into(".xterm-helper-textarea", "echo from-the-browser-$((20+22))\u{E007}")
+        .type_into(
+            ".xterm-helper-textarea",
+            "echo from-the-browser-$((20+22))\u{E007}",
+        )
         .await;
     alice
         .wait_text(".xterm-rows", "the command's output", |t| {

@@ -42,10 +42,20 @@ mod tests {
         let env = env_block();
         assert!(env.len() >= 7, "{env:?}");
         for (k, _) in &env {
-            assert!(known.contains(k), "{k} is not a `sandbox-runner run` variable");
+            assert!(
+                known.contains(k),
+                "{k} is not a `sandbox-runner run` variable"
+            );
         }
-        for secret in ["AGENT_OPS_RUNNER_TOKEN", "AGENT_OPS_PANEL_KEY", "AGENT_OPS_SESSION_ID"] {
-            assert!(env.iter().all(|(k, _)| k != secret), "{secret} must come from the provider");
+        for secret in [
+            "AGENT_OPS_RUNNER_TOKEN",
+            "AGENT_OPS_PANEL_KEY",
+            "AGENT_OPS_SESSION_ID",
+        ] {
+            assert!(
+                env.iter().all(|(k, _)| k != secret),
+                "{secret} must come from the provider"
+            );
         }
     }
 
@@ -54,12 +64,18 @@ mod tests {
         let env: std::collections::HashMap<_, _> = env_block().into_iter().collect();
         let listen = &env["AGENT_OPS_GATEWAY_LISTEN"];
         let port = listen.rsplit(':').next().unwrap();
-        assert!(DOCKERFILE.contains(&format!("\nEXPOSE {port}\n")), "EXPOSE {port}");
+        assert!(
+            DOCKERFILE.contains(&format!("\nEXPOSE {port}\n")),
+            "EXPOSE {port}"
+        );
         assert_eq!(DOCKERFILE.matches("\nEXPOSE ").count(), 1, "one listener");
         assert!(env["AGENT_OPS_WEBSOCKIFY"].starts_with("/opt/websockify/"));
         assert!(DOCKERFILE.contains("python3 -m venv /opt/websockify"));
         assert_eq!(env["AGENT_OPS_NOVNC_DIR"], "/usr/share/novnc");
-        assert!(DOCKERFILE.contains(" novnc "), "the novnc package provides it");
+        assert!(
+            DOCKERFILE.contains(" novnc "),
+            "the novnc package provides it"
+        );
         for package in ["xvfb", "x11vnc", "chromium", "git", "ripgrep"] {
             assert!(DOCKERFILE.contains(&format!(" {package}")), "{package}");
         }

@@ -1,5 +1,7 @@
-//! `make bench`: the spine's performance figures, each beside a baseline measured in the same
+//! `make bench`: the platform's performance figures, each beside a baseline measured in the same
 //! run on the same machine (these machines are shared and noisy, so ratios are what compare).
+
+mod gateway;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -441,11 +443,16 @@ async fn main() {
     };
     let stack = Stack::start(opts).await;
     let mut rows = Vec::new();
-    // `BENCH_ONLY=relay` skips the slow start-up and memory figures while tuning the relay.
-    if std::env::var("BENCH_ONLY").as_deref() != Ok("relay") {
+    // `BENCH_ONLY=relay` (or `gateway`) runs only those figures, while tuning them.
+    if std::env::var("BENCH_ONLY").is_err() {
         startup_and_memory(&stack, &mut rows).await;
     }
-    relay_and_throughput(&stack, &mut rows).await;
+    if std::env::var("BENCH_ONLY").as_deref() != Ok("gateway") {
+        relay_and_throughput(&stack, &mut rows).await;
+    }
+    if std::env::var("BENCH_ONLY").as_deref() != Ok("relay") {
+        gateway::gateway(&stack, &mut rows).await;
+    }
 
     println!(
         "\n{:<44} {:>12} {:>12} {:>8}  {:<40} target",

@@ -1,0 +1,201 @@
+//! The gateway's overhead, each figure beside the same thing done without it in the same run:
+//! HTTP through the gateway to an app in the sandbox vs straight to the app, and a keystroke's
+//! echo through the terminal's PTY vs a WebSocket echo through the same gateway.
+
+use std::time::{Duration, Instant};
+
+use e2e::panels::{token_url, type_keys, Socket};
+use e2e::Stack;
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{pct, Row};
+
+const REQUESTS: usize = 2000;
+const CONCURRENT: usize = 8;
+const KEYSTROKES: usize = 300;
+
+async fn app() -> u16 {
+    async fn echo(ws: axum::extract::WebSocketUpgrade) -> axum::response::Response {
+        ws.on_upgrade(|mut s| async move {
+            while let Some(Ok(m)) = s.recv().await {
+                if s.send(m).await.is_err() {
+                    break;
+                }
+            }
+        })
+    }
+    let app = axum::Router::new()
+        .route("/small", axum::routing::get(|| async { "ok" }))
+        .route("/ws", axum::routing::get(echo));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    port
+}
+
+/// p50 of sequential requests (ms), and time per request with `CONCURRENT` in flight (µs).
+async fn http(url: &str, cookie: &str) -> (f64, f64) {
+    let client = reqwest::Client::new();
+    let mut lat = Vec::with_capacity(REQUESTS);
+    for _ in 0..REQUESTS {
+        let t = Instant::now();
+        let r = client
+            .get(url)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(f64::total_cmp);
+    let started = Instant::now();
+    let per = REQUESTS / CONCURRENT;
+    let tasks: Vec<_> = (0..CONCURRENT)
+        .map(|_| {
+            let (client, url, cookie) = (client.clone(), url.to_owned(), cookie.to_owned());
+            tokio::spawn(async move {
+                for _ in 0..per {
+                    let r = client
+                        .get(&url)
+                        .header("cookie", &cookie)
+                        .send()
+                        .await
+                        .unwrap();
+                    r.bytes().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let per_request_us = started.elapsed().as_secs_f64() * 1e6 / (per * CONCURRENT) as f64;
+    (pct(&lat, 0.5), per_request_us)
+}
+
+async fn ws(url: &str, cookie: &str) -> Socket {
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut().insert("cookie", cookie.parse().unwrap());
+    tokio_tungstenite::connect_async(req).await.unwrap().0
+}
+
+/// Round trips of one byte: `send` it, then wait for a frame that has it.
+async fn round_trips(socket: &mut Socket, keystroke: bool) -> f64 {
+    let mut lat = Vec::with_capacity(KEYSTROKES);
+    for i in 0..KEYSTROKES {
+        let c = (b'a' + (i % 26) as u8) as char;
+        let t = Instant::now();
+        if keystroke {
+            type_keys(socket, &c.to_string()).await;
+        } else {
+            socket
+                .send(Message::Text(c.to_string().into()))
+                .await
+                .unwrap();
+        }
+        loop {
+            let got = match socket.next().await.unwrap().unwrap() {
+                Message::Binary(b) => b.contains(&(c as u8)),
+                Message::Text(t) => t.contains(c),
+                _ => false,
+            };
+            if got {
+                break;
+            }
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        if keystroke && i % 60 == 59 {
+            // Start a fresh line now and then, so the shell's line editor stays short.
+            type_keys(socket, "\u{15}").await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            while tokio::time::timeout(Duration::from_millis(20), socket.next())
+                .await
+                .is_ok()
+            {}
+        }
+    }
+    lat.sort_by(f64::total_cmp);
+    pct(&lat, 0.5)
+}
+
+pub async fn gateway(stack: &Stack, rows: &mut Vec<Row>) {
+    let id = stack.create_session(None).await.id;
+    let admin = stack.admin_key.clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listen = loop {
+        if let Some(l) = stack.runner_env(&id, "AGENT_OPS_GATEWAY_LISTEN") {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "no runner");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let gw = format!("http://{listen}");
+    // Measured at the gateway itself (the address a provider exposes), not through the worker.
+    let url = token_url(stack, &admin, &id, "terminal").await;
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookie = loop {
+        if let Ok(r) = no_redirect.get(format!("{gw}{url}")).send().await {
+            if let Some(c) = r.headers().get("set-cookie") {
+                break c.to_str().unwrap().split(';').next().unwrap().to_owned();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gateway never traded the token"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let port = app().await;
+    let direct = http(&format!("http://127.0.0.1:{port}/small"), "").await;
+    let via = http(&format!("{gw}/sandbox/{id}/preview/{port}/small"), &cookie).await;
+    rows.push(Row {
+        name: "gateway HTTP p50 (sequential)",
+        value: via.0,
+        baseline_name: "straight to the app",
+        baseline: direct.0,
+        unit: "ms",
+        target: "<= 1.3x".into(),
+        ok: via.0 <= 1.3 * direct.0,
+    });
+    rows.push(Row {
+        name: "gateway HTTP time/request (8 in flight)",
+        value: via.1,
+        baseline_name: "straight to the app",
+        baseline: direct.1,
+        unit: "us",
+        target: "<= 1.3x".into(),
+        ok: via.1 <= 1.3 * direct.1,
+    });
+
+    let ws_base = gw.replacen("http", "ws", 1);
+    let mut echo = ws(
+        &format!("{ws_base}/sandbox/{id}/preview/{port}/ws"),
+        &cookie,
+    )
+    .await;
+    let echo_p50 = round_trips(&mut echo, false).await;
+    let mut term = ws(&format!("{ws_base}/sandbox/{id}/terminal/ws"), &cookie).await;
+    // Let the shell print its prompt first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    while tokio::time::timeout(Duration::from_millis(100), term.next())
+        .await
+        .is_ok()
+    {}
+    let key_p50 = round_trips(&mut term, true).await;
+    rows.push(Row {
+        name: "terminal keystroke echo p50",
+        value: key_p50,
+        baseline_name: "WebSocket echo via the gateway",
+        baseline: echo_p50,
+        unit: "ms",
+        target: "< 2 ms".into(),
+        ok: key_p50 < 2.0,
+    });
+}
