@@ -101,6 +101,15 @@ async fn the_terminal_is_a_real_shared_shell_that_viewers_only_watch() {
         !seen.contains("viewer-typed-4"),
         "a viewer's keys never reach the shell"
     );
+    // The desktop takes input as it is: not for viewers.
+    let desk = reqwest::Client::new()
+        .get(stack.url(&format!("/sandbox/{id}/vnc/vnc.html")))
+        .bearer_auth(&viewer)
+        .header("cookie", &vcookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(desk.status(), 403);
 }
 
 async fn viewer_token(stack: &Stack, id: &str) -> String {

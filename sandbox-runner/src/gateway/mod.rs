@@ -240,6 +240,14 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
     let (head, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    // The desktop and the editor take input as they are; viewers watch the terminal only.
+    if matches!(head, "vnc" | "code") && !access.can_write() {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "viewers can watch the terminal; the desktop and the editor need the collaborator role",
+        );
+    }
     match head {
         "terminal" => match tail {
             "" => terminal_page(),
