@@ -38,6 +38,18 @@ pub fn ErrorBanner(#[prop(into)] error: Signal<Option<ApiError>>) -> impl IntoVi
     }
 }
 
+/// A read-only value shown once (a share link, a new key) with a button that copies it.
+#[component]
+pub fn CopyField(value: String, test: &'static str) -> impl IntoView {
+    let copied = value.clone();
+    view! {
+        <input readonly=true data-test=test value=value/>
+        <button class="ghost" on:click=move |_| {
+            let _ = window().navigator().clipboard().write_text(&copied);
+        }>"Copy"</button>
+    }
+}
+
 /// "3 min ago" from milliseconds since the epoch.
 pub fn ago(ms: u64) -> String {
     let now = js_sys::Date::now() as u64;

@@ -26,19 +26,24 @@ pub async fn token_url(stack: &Stack, token: &str, session: &str, panel: &str) -
     v["url"].as_str().expect("url").to_owned()
 }
 
-/// Presents a panel-token URL; returns the status, the `Cookie` to send afterwards (if any)
-/// and the body.
+/// Presents a panel-token URL at the worker; returns the status, the `Cookie` to send
+/// afterwards (if any) and the body.
 pub async fn exchange(stack: &Stack, token: &str, url: &str) -> (u16, Option<String>, Value) {
+    trade(&stack.url(url), Some(token)).await
+}
+
+/// Presents a panel-token URL at `full_url` (the worker's origin, or a gateway's own address),
+/// without following the redirect, so the cookie it sets can be read.
+pub async fn trade(full_url: &str, bearer: Option<&str>) -> (u16, Option<String>, Value) {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let resp = http
-        .get(stack.url(url))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("exchange");
+    let mut req = http.get(full_url);
+    if let Some(token) = bearer {
+        req = req.bearer_auth(token);
+    }
+    let resp = req.send().await.expect("exchange");
     let status = resp.status().as_u16();
     let cookie = resp
         .headers()
@@ -48,6 +53,36 @@ pub async fn exchange(stack: &Stack, token: &str, url: &str) -> (u16, Option<Str
         .map(str::to_owned);
     let body = resp.json().await.unwrap_or(Value::Null);
     (status, cookie, body)
+}
+
+/// A GET of a sandbox path through the worker, as `token` with the panel `cookie`.
+pub async fn get(stack: &Stack, token: &str, cookie: &str, path: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(stack.url(path))
+        .bearer_auth(token)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("request")
+}
+
+/// A WebSocket handler that sends back whatever it receives.
+pub async fn ws_echo(ws: axum::extract::WebSocketUpgrade) -> axum::response::Response {
+    ws.on_upgrade(|mut s| async move {
+        while let Some(Ok(m)) = s.recv().await {
+            if s.send(m).await.is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// Serves `app` on a free loopback port (an app "the agent started", for previews).
+pub async fn serve_app(app: axum::Router) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+    port
 }
 
 /// Opens `panel` and returns the cookie that admits to it.

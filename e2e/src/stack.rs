@@ -384,12 +384,11 @@ impl Stack {
 
     /// This session's runner process (not bubblewrap, not the agent).
     pub fn runners(&self, id: &str) -> Vec<crate::procs::Proc> {
-        crate::procs::all()
+        self.sandbox_procs(id)
             .into_iter()
             .filter(|p| {
                 p.program_is("sandbox-runner") && p.argv.get(1).map(String::as_str) == Some("run")
             })
-            .filter(|p| p.env("AGENT_OPS_SESSION_ID").as_deref() == Some(id))
             .collect()
     }
 

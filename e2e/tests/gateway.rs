@@ -6,7 +6,7 @@ use std::time::Duration;
 use agent_ops_protocol::access::SessionRole;
 use agent_ops_protocol::panel::{session_key, PanelGrant, AUDIENCE};
 use axum::routing::{get, post};
-use e2e::panels::{exchange, open, read_until, socket, token_url, type_keys};
+use e2e::panels::{self, exchange, open, read_until, socket, token_url, type_keys};
 use e2e::{Stack, StackOptions};
 use futures::{SinkExt, StreamExt};
 use jwt_simple::prelude::{Claims, Clock, HS256Key, MACLike};
@@ -28,13 +28,7 @@ async fn the_terminal_is_a_real_shared_shell_that_viewers_only_watch() {
     let cookie = open(&stack, &admin, &id, "terminal").await;
 
     // The page and its xterm.js are served by the gateway itself.
-    let page = reqwest::Client::new()
-        .get(stack.url(&format!("/sandbox/{id}/terminal/")))
-        .bearer_auth(&admin)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let page = panels::get(&stack, &admin, &cookie, &format!("/sandbox/{id}/terminal/")).await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("xterm.js"));
 
@@ -102,13 +96,13 @@ async fn the_terminal_is_a_real_shared_shell_that_viewers_only_watch() {
         "a viewer's keys never reach the shell"
     );
     // The desktop takes input as it is: not for viewers.
-    let desk = reqwest::Client::new()
-        .get(stack.url(&format!("/sandbox/{id}/vnc/vnc.html")))
-        .bearer_auth(&viewer)
-        .header("cookie", &vcookie)
-        .send()
-        .await
-        .unwrap();
+    let desk = panels::get(
+        &stack,
+        &viewer,
+        &vcookie,
+        &format!("/sandbox/{id}/vnc/vnc.html"),
+    )
+    .await;
     assert_eq!(desk.status(), 403);
 }
 
@@ -225,21 +219,15 @@ async fn panel_tokens_expired_replayed_foreign_or_missing_are_refused() {
 
     // The redirect never leaves the sandbox.
     let url = token_url(&stack, &admin, &a, "terminal").await;
-    let evil = url.replace("next=terminal/", "next=//evil.example/");
+    let evil = format!(
+        "{}&next=%2F%2Fevil.example%2F",
+        url.split("&next=").next().unwrap()
+    );
     assert_eq!(exchange(&stack, &admin, &evil).await.0, 400);
 }
 
 /// A local app the "agent" started: large bodies both ways, a slow stream and a WebSocket echo.
 async fn upstream() -> u16 {
-    async fn echo_ws(ws: axum::extract::WebSocketUpgrade) -> axum::response::Response {
-        ws.on_upgrade(|mut s| async move {
-            while let Some(Ok(m)) = s.recv().await {
-                if s.send(m).await.is_err() {
-                    break;
-                }
-            }
-        })
-    }
     let app = axum::Router::new()
         .route("/big", get(|| async { vec![b'x'; 8 << 20] }))
         .route("/echo", post(|body: axum::body::Bytes| async move { body }))
@@ -256,12 +244,9 @@ async fn upstream() -> u16 {
                 axum::body::Body::from_stream(chunks)
             }),
         )
-        .route("/ws", get(echo_ws))
+        .route("/ws", get(panels::ws_echo))
         .layer(axum::extract::DefaultBodyLimit::disable());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
-    port
+    panels::serve_app(app).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,13 +341,13 @@ async fn vnc_completes_the_rfb_handshake_and_sends_a_framebuffer() {
     );
     let admin = stack.admin_key.clone();
     let cookie = open(&stack, &admin, &id, "browser").await;
-    let page = reqwest::Client::new()
-        .get(stack.url(&format!("/sandbox/{id}/vnc/vnc.html")))
-        .bearer_auth(&admin)
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let page = panels::get(
+        &stack,
+        &admin,
+        &cookie,
+        &format!("/sandbox/{id}/vnc/vnc.html"),
+    )
+    .await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("noVNC"));
 

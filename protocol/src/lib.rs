@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod api;
+pub mod cookies;
 pub mod delivery;
 pub mod errors;
 pub mod events;

@@ -45,11 +45,7 @@ pub fn bearer_token(req: &Request) -> Option<String> {
         }
     }
     let cookies = headers.get("cookie").ok().flatten()?;
-    cookies
-        .split(';')
-        .map(str::trim)
-        .find_map(|c| c.strip_prefix(COOKIE).and_then(|v| v.strip_prefix('=')))
-        .map(str::to_owned)
+    agent_ops_protocol::cookies::value(&cookies, COOKIE).map(str::to_owned)
 }
 
 /// Whether the request's only credential is the cookie, which a browser attaches by itself and

@@ -4,9 +4,10 @@
 
 use agent_ops_protocol::access::SessionRole;
 use agent_ops_protocol::api::{PanelToken, PanelTokenRequest};
+use agent_ops_protocol::cookies;
 use agent_ops_protocol::panel::{self, PanelGrant};
 use agent_ops_protocol::{ApiError, ErrorCode};
-use worker::{Env, Fetch, Method, Request, RequestInit, RequestRedirect, Response, Result};
+use worker::{Env, Fetch, Method, Request, RequestInit, RequestRedirect, Response, Result, Url};
 
 use crate::auth::{Principal, COOKIE as SESSION_COOKIE};
 use crate::http::{error, fail, json, random_id, read_json};
@@ -21,17 +22,6 @@ pub fn session_key(env: &Env, session_id: &str) -> std::result::Result<Vec<u8>, 
         .map(|s| s.to_string())
         .map_err(|_| ApiError::new(ErrorCode::Internal, "AUTH_SECRET is not configured"))?;
     Ok(panel::session_key(master.as_bytes(), session_id))
-}
-
-fn encode_component(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 pub async fn token(
@@ -89,10 +79,12 @@ pub async fn token(
             )
         }
     };
-    let url = format!(
-        "/sandbox/{id}/auth?token={token}&next={}",
-        encode_component(&body.panel.entry(id))
-    );
+    let mut trade = Url::parse(&format!("http://gateway/sandbox/{id}/auth"))?;
+    trade
+        .query_pairs_mut()
+        .append_pair("token", &token)
+        .append_pair("next", &body.panel.entry(id));
+    let url = format!("{}?{}", trade.path(), trade.query().unwrap_or_default());
     json(
         201,
         &PanelToken {
@@ -120,15 +112,9 @@ pub async fn proxy(req: Request, env: &Env, id: &str) -> Result<Response> {
     let headers = req.headers().clone();
     headers.delete("authorization")?;
     if let Some(cookies) = headers.get("cookie")? {
-        let kept: Vec<&str> = cookies
-            .split(';')
-            .map(str::trim)
-            .filter(|kv| !kv.starts_with(&format!("{SESSION_COOKIE}=")))
-            .collect();
-        if kept.is_empty() {
-            headers.delete("cookie")?;
-        } else {
-            headers.set("cookie", &kept.join("; "))?;
+        match cookies::without(&cookies, SESSION_COOKIE) {
+            Some(kept) => headers.set("cookie", &kept)?,
+            None => headers.delete("cookie")?,
         }
     }
     let mut init = RequestInit::new();

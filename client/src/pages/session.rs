@@ -10,7 +10,7 @@ use leptos_router::hooks::use_params_map;
 use serde_json::{json, Value};
 
 use crate::api;
-use crate::components::{run, ErrorBanner, StatusBadge};
+use crate::components::{run, CopyField, ErrorBanner, StatusBadge};
 use crate::conversation::Conversation;
 use crate::pages::sessions::title_of;
 use crate::panels::Panels;
@@ -167,10 +167,7 @@ fn Header(
         {move || share_url.get().map(|url| view! {
             <div class="share-box">
                 <span>"Anyone signed in with this link joins the session (10 uses, for 7 days):"</span>
-                <input readonly=true data-test="share-url" value=url.clone()/>
-                <button class="ghost" on:click=move |_| {
-                    let _ = window().navigator().clipboard().write_text(&url);
-                }>"Copy"</button>
+                <CopyField value=url test="share-url"/>
             </div>
         })}
     }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::api;
-use crate::components::{ago, run, ErrorBanner};
+use crate::components::{ago, run, CopyField, ErrorBanner};
 use crate::Auth;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -105,10 +105,7 @@ fn ApiKeys() -> impl IntoView {
             {move || fresh.get().map(|key| view! {
                 <div class="fresh-key">
                     <strong>"Copy this key now: it is shown only once."</strong>
-                    <input readonly=true data-test="new-key" value=key.clone()/>
-                    <button class="ghost" on:click=move |_| {
-                        let _ = window().navigator().clipboard().write_text(&key);
-                    }>"Copy"</button>
+                    <CopyField value=key test="new-key"/>
                     <button class="ghost" on:click=move |_| fresh.set(None)>"Done"</button>
                 </div>
             })}

@@ -18,13 +18,14 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::{header, Request, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::Router;
 use tokio::process::Child;
 
-use auth::{cookie_name, cookie_value, safe_next, Door};
+use agent_ops_protocol::cookies;
+use auth::{cookie_name, safe_next, Door};
 use proxy::Upstream;
 
 pub struct GatewayConfig {
@@ -129,19 +130,21 @@ pub async fn serve(cfg: GatewayConfig) -> Result<(), String> {
         .map_err(|e| format!("gateway: {e}"))
 }
 
+#[derive(serde::Deserialize)]
+struct Trade {
+    token: Option<String>,
+    next: Option<String>,
+}
+
 fn exchange(gw: &Gateway, req: &Request<Body>) -> Response<Body> {
-    let query = req.uri().query().unwrap_or("");
-    let param = |name: &str| {
-        query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| percent_decode(v))
+    let (token, next) = match Query::<Trade>::try_from_uri(req.uri()) {
+        Ok(Query(t)) => (t.token, t.next),
+        Err(_) => (None, None),
     };
-    let Some(token) = param("token") else {
+    let Some(token) = token else {
         return refuse(StatusCode::UNAUTHORIZED, "invalid_token", "no panel token");
     };
-    let next = param("next").unwrap_or_else(|| "terminal/".into());
+    let next = next.unwrap_or_else(|| "terminal/".into());
     let Some(next) = safe_next(&next) else {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -185,31 +188,6 @@ fn exchange(gw: &Gateway, req: &Request<Body>) -> Response<Body> {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = |b: u8| (b as char).to_digit(16);
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let Some(rest) = path
@@ -225,7 +203,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
         .headers()
         .get(header::COOKIE)
         .and_then(|c| c.to_str().ok())
-        .and_then(|c| cookie_value(c, &gw.cookie))
+        .and_then(|c| cookies::value(c, &gw.cookie))
         .and_then(|c| gw.door.admit(c, now()));
     let Some(access) = access else {
         return refuse(
@@ -309,15 +287,4 @@ fn terminal_page() -> Response<Body> {
 
 fn unavailable(why: &str) -> Response<Body> {
     refuse(StatusCode::SERVICE_UNAVAILABLE, "provider_error", why)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::percent_decode;
-
-    #[test]
-    fn query_values_are_percent_decoded() {
-        assert_eq!(percent_decode("vnc%2Fvnc.html%3Fa%3D1"), "vnc/vnc.html?a=1");
-        assert_eq!(percent_decode("a+b%zz%4"), "a b%zz%4");
-    }
 }

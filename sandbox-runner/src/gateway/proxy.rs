@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use agent_ops_protocol::cookies;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -55,14 +56,9 @@ pub async fn forward(
     }
     let headers = req.headers_mut();
     if let Some(cookies) = headers.get(header::COOKIE).and_then(|c| c.to_str().ok()) {
-        let kept: Vec<&str> = cookies
-            .split(';')
-            .map(str::trim)
-            .filter(|kv| !kv.starts_with(&format!("{drop_cookie}=")))
-            .collect();
-        match HeaderValue::from_str(&kept.join("; ")) {
-            Ok(v) if !kept.is_empty() => headers.insert(header::COOKIE, v),
-            _ => headers.remove(header::COOKIE),
+        match cookies::without(cookies, drop_cookie).and_then(|k| HeaderValue::from_str(&k).ok()) {
+            Some(kept) => headers.insert(header::COOKIE, kept),
+            None => headers.remove(header::COOKIE),
         };
     }
     let sent = match upstream {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::panels::{token_url, type_keys, Socket};
+use e2e::panels::{token_url, trade, type_keys, Socket};
 use e2e::Stack;
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -17,22 +17,10 @@ const CONCURRENT: usize = 8;
 const KEYSTROKES: usize = 300;
 
 async fn app() -> u16 {
-    async fn echo(ws: axum::extract::WebSocketUpgrade) -> axum::response::Response {
-        ws.on_upgrade(|mut s| async move {
-            while let Some(Ok(m)) = s.recv().await {
-                if s.send(m).await.is_err() {
-                    break;
-                }
-            }
-        })
-    }
     let app = axum::Router::new()
         .route("/small", axum::routing::get(|| async { "ok" }))
-        .route("/ws", axum::routing::get(echo));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await.ok() });
-    port
+        .route("/ws", axum::routing::get(e2e::panels::ws_echo));
+    e2e::panels::serve_app(app).await
 }
 
 /// p50 of sequential requests (ms), and time per request with `CONCURRENT` in flight (µs).
@@ -136,22 +124,12 @@ pub async fn gateway(stack: &Stack, rows: &mut Vec<Row>) {
     let gw = format!("http://{listen}");
     // Measured at the gateway itself (the address a provider exposes), not through the worker.
     let url = token_url(stack, &admin, &id, "terminal").await;
-    let no_redirect = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let cookie = loop {
-        if let Ok(r) = no_redirect.get(format!("{gw}{url}")).send().await {
-            if let Some(c) = r.headers().get("set-cookie") {
-                break c.to_str().unwrap().split(';').next().unwrap().to_owned();
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the gateway never traded the token"
-        );
+    while tokio::net::TcpStream::connect(&listen).await.is_err() {
+        assert!(Instant::now() < deadline, "the gateway never listened");
         tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    }
+    let (_, cookie, body) = trade(&format!("{gw}{url}"), None).await;
+    let cookie = cookie.unwrap_or_else(|| panic!("the gateway never traded the token: {body}"));
     let port = app().await;
     let direct = http(&format!("http://127.0.0.1:{port}/small"), "").await;
     let via = http(&format!("{gw}/sandbox/{id}/preview/{port}/small"), &cookie).await;
