@@ -24,6 +24,9 @@ pub struct StackOptions {
     pub rate_limit_signin_per_min: u32,
     /// `development` enables the development sign-in.
     pub environment: &'static str,
+    /// Keep workerd's state (and the sandboxes) in RAM, so a benchmark measures our code rather
+    /// than this machine's disk flushing each Durable Object commit.
+    pub state_in_memory: bool,
 }
 
 impl Default for StackOptions {
@@ -37,6 +40,7 @@ impl Default for StackOptions {
             rate_limit_api_per_min: 100_000,
             rate_limit_signin_per_min: 100_000,
             environment: "development",
+            state_in_memory: false,
         }
     }
 }
@@ -91,7 +95,13 @@ fn wrangler_bin() -> PathBuf {
 
 impl Stack {
     pub async fn start(opts: StackOptions) -> Stack {
-        let dir = target_dir().join("e2e-tmp").join(random_hex(6));
+        let shm = std::path::Path::new("/dev/shm");
+        let base = if opts.state_in_memory && shm.is_dir() {
+            shm.join("agent-ops-e2e")
+        } else {
+            target_dir().join("e2e-tmp")
+        };
+        let dir = base.join(random_hex(6));
         std::fs::create_dir_all(&dir).expect("stack dir");
         let (model_addr, recorder) = scripted_model::spawn("127.0.0.1:0".parse().expect("addr"))
             .await

@@ -150,17 +150,33 @@ async fn run(args: RunArgs) -> Result<(), String> {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = match Cli::parse().command {
-        Cmd::Run(args) => run(args).await,
-        Cmd::Host(args) => host::serve(args).await,
+    let command = Cli::parse().command;
+    // A runner is one sandbox's I/O loop (its link, its agent, its gateway): on one thread, the
+    // bytes it hands between sockets never wait on a wake-up from another thread. The host
+    // serves every sandbox at once, so it gets the machine's cores.
+    let runtime = match command {
+        Cmd::Run(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Cmd::Host(_) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    let result = match runtime {
+        Err(e) => Err(format!("the async runtime: {e}")),
+        Ok(rt) => rt.block_on(async {
+            match command {
+                Cmd::Run(args) => run(args).await,
+                Cmd::Host(args) => host::serve(args).await,
+            }
+        }),
     };
     if let Err(e) = result {
         eprintln!("sandbox-runner: {e}");

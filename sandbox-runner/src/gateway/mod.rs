@@ -21,6 +21,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Query, State};
 use axum::http::{header, Request, Response, StatusCode};
 use axum::response::IntoResponse;
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::process::Child;
 
@@ -47,6 +48,7 @@ struct Gateway {
     terminal: terminal::Terminal,
     vnc: Option<Upstream>,
     code: Option<Upstream>,
+    loopback: proxy::LoopbackPool,
     _services: Vec<Child>,
 }
 
@@ -92,7 +94,7 @@ pub async fn serve(cfg: GatewayConfig) -> Result<(), String> {
                 novnc_dir: cfg.novnc_dir.clone(),
             };
             match desktop::start_desktop(&desktop, &mut services).await {
-                Ok(sock) => Some(Upstream::Unix(sock)),
+                Ok(sock) => Some(Upstream::unix(sock)),
                 Err(e) => {
                     tracing::warn!("the desktop panel is unavailable: {e}");
                     None
@@ -105,7 +107,7 @@ pub async fn serve(cfg: GatewayConfig) -> Result<(), String> {
         Some(bin) => {
             match desktop::start_code_server(bin, &cfg.runtime, &cfg.workspace, &mut services).await
             {
-                Ok(sock) => Some(Upstream::Unix(sock)),
+                Ok(sock) => Some(Upstream::unix(sock)),
                 Err(e) => {
                     tracing::warn!("the VS Code panel is unavailable: {e}");
                     None
@@ -121,10 +123,15 @@ pub async fn serve(cfg: GatewayConfig) -> Result<(), String> {
         terminal: terminal::Terminal::new(cfg.workspace, cfg.home),
         vnc,
         code,
+        loopback: proxy::loopback_pool(),
         _services: services,
     });
     tracing::info!("gateway listening on {}", cfg.listen);
     let app = Router::new().fallback(handle).with_state(gw);
+    // Keystrokes and streamed chunks are small writes: each goes out at once, not batched.
+    let listener = listener.tap_io(|tcp| {
+        tcp.set_nodelay(true).ok();
+    });
     axum::serve(listener, app)
         .await
         .map_err(|e| format!("gateway: {e}"))
@@ -260,7 +267,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
             let (port, tail) = tail.split_once('/').unwrap_or((tail, ""));
             match port.parse::<u16>() {
                 Ok(port) if port > 0 => {
-                    let up = Upstream::Tcp(SocketAddr::from(([127, 0, 0, 1], port)));
+                    let up = Upstream::Tcp(gw.loopback.clone(), port);
                     proxy::forward(&up, req, &format!("/{tail}{query}"), &gw.cookie).await
                 }
                 _ => refuse(

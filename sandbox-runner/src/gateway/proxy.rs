@@ -1,32 +1,63 @@
 //! Reverse proxy from the gateway to a service inside the sandbox, over TCP loopback or a Unix
 //! socket. Bodies stream both ways (nothing is buffered whole), and a WebSocket upgrade is
-//! handed through as raw bytes once both sides have switched protocols.
+//! handed through as raw bytes once both sides have switched protocols. Upstream connections
+//! are kept alive and reused: a fresh connection per request would cost more than the request.
 
-use std::net::SocketAddr;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use agent_ops_protocol::cookies;
 use axum::body::Body;
-use axum::http::{header, HeaderValue, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpStream, UnixStream};
+use axum::http::{header, HeaderValue, Request, Response, StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::UnixStream;
 
-#[derive(Debug, Clone)]
-pub enum Upstream {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
+/// Connects every request to one Unix socket, whatever its URI says.
+#[derive(Clone)]
+pub struct UnixConnector(Arc<PathBuf>);
+
+impl tower_service::Service<Uri> for UnixConnector {
+    type Response = TokioIo<UnixStream>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        let path = self.0.clone();
+        Box::pin(async move { UnixStream::connect(&*path).await.map(TokioIo::new) })
+    }
 }
 
-async fn send<I>(io: I, req: Request<Body>) -> Result<Response<hyper::body::Incoming>, hyper::Error>
-where
-    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
-    tokio::spawn(async move {
-        conn.with_upgrades().await.ok();
-    });
-    sender.send_request(req).await
+pub type LoopbackPool = Client<HttpConnector, Body>;
+
+/// Kept-alive connections to apps on loopback ports (previews), shared by every port.
+pub fn loopback_pool() -> LoopbackPool {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(http)
+}
+
+/// Where a panel's requests go, with its pool of kept-alive connections.
+#[derive(Clone)]
+pub enum Upstream {
+    Tcp(LoopbackPool, u16),
+    Unix(Client<UnixConnector, Body>, Arc<PathBuf>),
+}
+
+impl Upstream {
+    pub fn unix(path: PathBuf) -> Self {
+        let path = Arc::new(path);
+        let client = Client::builder(TokioExecutor::new()).build(UnixConnector(path.clone()));
+        Upstream::Unix(client, path)
+    }
 }
 
 fn bad_gateway(why: String) -> Response<Body> {
@@ -50,7 +81,11 @@ pub async fn forward(
         .headers()
         .contains_key(header::UPGRADE)
         .then(|| hyper::upgrade::on(&mut req));
-    match path_and_query.parse() {
+    let authority = match upstream {
+        Upstream::Tcp(_, port) => format!("127.0.0.1:{port}"),
+        Upstream::Unix(..) => "localhost".to_owned(),
+    };
+    match format!("http://{authority}{path_and_query}").parse() {
         Ok(uri) => *req.uri_mut() = uri,
         Err(e) => return bad_gateway(format!("bad upstream path: {e}")),
     }
@@ -62,20 +97,18 @@ pub async fn forward(
         };
     }
     let sent = match upstream {
-        Upstream::Tcp(addr) => match TcpStream::connect(addr).await {
-            Ok(s) => {
-                s.set_nodelay(true).ok();
-                send(s, req).await
-            }
-            Err(e) => return bad_gateway(format!("{addr} is not answering: {e}")),
-        },
-        Upstream::Unix(path) => match UnixStream::connect(path).await {
-            Ok(s) => send(s, req).await,
-            Err(e) => return bad_gateway(format!("{} is not answering: {e}", path.display())),
-        },
+        Upstream::Tcp(client, _) => client.request(req).await,
+        Upstream::Unix(client, _) => client.request(req).await,
     };
     let mut resp = match sent {
         Ok(r) => r,
+        Err(e) if e.is_connect() => {
+            let at = match upstream {
+                Upstream::Tcp(..) => authority,
+                Upstream::Unix(_, path) => path.display().to_string(),
+            };
+            return bad_gateway(format!("{at} is not answering"));
+        }
         Err(e) => return bad_gateway(format!("the service failed: {e}")),
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {

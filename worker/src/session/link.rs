@@ -79,9 +79,8 @@ impl SessionObject {
             }
         };
         let current = self
-            .load()?
-            .and_then(|p| p.runner_conn)
-            .is_some_and(|c| c == info.conn);
+            .read(|p| p.runner_conn.as_deref() == Some(info.conn.as_str()))?
+            .unwrap_or(false);
         if !current {
             ws.close(Some(4000), Some("replaced by a newer runner connection"))
                 .ok();
@@ -174,7 +173,7 @@ impl SessionObject {
             send(ws, &ToRunnerFrame::Error(e));
             return Ok(());
         }
-        let last = self.load()?.map(|p| p.last_rseq).unwrap_or(0);
+        let last = self.read(|p| p.last_rseq)?.unwrap_or(0);
         let skip = match accept_batch(last, first_rseq, events.len()) {
             Accept::From { skip } => skip,
             Accept::Gap { expected } => {
@@ -189,7 +188,7 @@ impl SessionObject {
             }
         };
         let count = events.len() as u64;
-        let turn = self.load()?.and_then(|p| p.lifecycle.turn);
+        let turn = self.read(|p| p.lifecycle.turn.clone())?.flatten();
         let mut inputs = Vec::new();
         let mut keep = Vec::with_capacity(events.len());
         for event in events.into_iter().skip(skip) {

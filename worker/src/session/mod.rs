@@ -105,15 +105,20 @@ impl SessionObject {
 
     /// The persisted state, or None when the session was never initialised.
     fn load(&self) -> Result<Option<Persisted>> {
+        self.read(Persisted::clone)
+    }
+
+    /// Reads the persisted state in place (a runner's every frame does, so no copy).
+    fn read<R>(&self, f: impl FnOnce(&Persisted) -> R) -> Result<Option<R>> {
         if self.persisted.borrow().is_none() {
             let p: Option<Persisted> = self.store()?.meta("state")?;
             *self.persisted.borrow_mut() = p;
         }
-        Ok(self.persisted.borrow().clone())
+        Ok(self.persisted.borrow().as_ref().map(f))
     }
 
     fn update<R>(&self, f: impl FnOnce(&mut Persisted) -> R) -> Result<R> {
-        self.load()?;
+        self.read(|_| ())?;
         let mut guard = self.persisted.borrow_mut();
         let p = guard
             .as_mut()

@@ -21,7 +21,7 @@ const THROUGHPUT_DELTAS: u64 = 20_000;
 const REPLAY_EVENTS: u64 = 10_000;
 
 struct Row {
-    name: &'static str,
+    name: String,
     value: f64,
     baseline_name: &'static str,
     baseline: f64,
@@ -122,7 +122,7 @@ async fn startup_and_memory(stack: &Stack, rows: &mut Vec<Row>) {
     create.sort_by(f64::total_cmp);
     connect.sort_by(f64::total_cmp);
     rows.push(Row {
-        name: "session create -> runner connected, p50",
+        name: "session create -> runner connected, p50".into(),
         value: pct(&connect, 0.5),
         baseline_name: "the create request alone",
         baseline: pct(&create, 0.5),
@@ -154,7 +154,7 @@ async fn startup_and_memory(stack: &Stack, rows: &mut Vec<Row>) {
         }
     }
     rows.push(Row {
-        name: "runner resident memory, idle",
+        name: "runner resident memory, idle".into(),
         value: idle,
         baseline_name: "the agent it supervises (OpenCode)",
         baseline: agent,
@@ -163,7 +163,7 @@ async fn startup_and_memory(stack: &Stack, rows: &mut Vec<Row>) {
         ok: idle < 25.0,
     });
     rows.push(Row {
-        name: "runner resident memory, streaming (peak)",
+        name: "runner resident memory, streaming (peak)".into(),
         value: peak,
         baseline_name: "runner idle",
         baseline: idle,
@@ -229,17 +229,24 @@ fn count_deltas(frame: &ToClientFrame) -> (u64, bool) {
     }
 }
 
-async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
-    let (id, runner) = bench_runner(stack).await;
-    let (mut tx, mut rx) = runner.split();
-    // Acknowledgements are read and dropped so the socket never backs up.
-    tokio::spawn(async move { while rx.next().await.is_some() {} });
-    let mut client = stack.client(&id, 0).await;
-    client
-        .until_frame(TURN_TIMEOUT, |f| {
-            matches!(f, ToClientFrame::CaughtUp { .. })
-        })
-        .await;
+/// Sorted round trips (ms) of one delta through the session, and of the baselines.
+struct Latencies {
+    relay: Vec<f64>,
+    bare: Vec<f64>,
+    stored: Vec<f64>,
+    fanout: Vec<f64>,
+}
+
+type RunnerTx = futures::stream::SplitSink<Ws, Message>;
+
+/// One delta at a time, runner -> session object -> client, beside the echo baselines. Returns
+/// the runner's sending half and the next runner sequence number, for more.
+async fn relay_latency(
+    stack: &Stack,
+    id: &str,
+    mut tx: RunnerTx,
+    client: &mut ClientSocket,
+) -> (Latencies, RunnerTx, u64) {
     let mut echo = connect(&stack.ws_url("/api/bench/echo"), &stack.admin_key).await;
     let mut persisting =
         connect(&stack.ws_url("/api/bench/echo?persist=1"), &stack.admin_key).await;
@@ -301,13 +308,65 @@ async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
         relay_out.next().await.expect("relayed").expect("frame");
         fanout.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    fanout.sort_by(f64::total_cmp);
-    relay.sort_by(f64::total_cmp);
-    bare.sort_by(f64::total_cmp);
-    stored.sort_by(f64::total_cmp);
+    for v in [&mut relay, &mut bare, &mut stored, &mut fanout] {
+        v.sort_by(f64::total_cmp);
+    }
+    let l = Latencies {
+        relay,
+        bare,
+        stored,
+        fanout,
+    };
+    (l, tx, rseq)
+}
+
+/// Takes over a session's runner link and opens a viewer that has caught up.
+async fn relay_session(stack: &Stack) -> (String, RunnerTx, ClientSocket) {
+    let (id, runner) = bench_runner(stack).await;
+    let (tx, mut rx) = runner.split();
+    // Acknowledgements are read and dropped so the socket never backs up.
+    tokio::spawn(async move { while rx.next().await.is_some() {} });
+    let mut client = stack.client(&id, 0).await;
+    client
+        .until_frame(TURN_TIMEOUT, |f| {
+            matches!(f, ToClientFrame::CaughtUp { .. })
+        })
+        .await;
+    (id, tx, client)
+}
+
+/// The same relay with workerd's state on this machine's disk: every commit waits for a flush.
+async fn relay_on_disk(rows: &mut Vec<Row>) {
+    let stack = Stack::start(bench_options(false)).await;
+    let (id, tx, mut client) = relay_session(&stack).await;
+    let (l, ..) = relay_latency(&stack, &id, tx, &mut client).await;
+    rows.push(Row {
+        name: "relay p50, workerd state on disk".into(),
+        value: pct(&l.relay, 0.5),
+        baseline_name: "DO echo that persists first, on disk",
+        baseline: pct(&l.stored, 0.5),
+        unit: "ms",
+        target: "(reported)".into(),
+        ok: true,
+    });
+    rows.push(Row {
+        name: "relay p50, workerd state on disk".into(),
+        value: pct(&l.relay, 0.5),
+        baseline_name: "bare DO echo round trip, p50",
+        baseline: pct(&l.bare, 0.5),
+        unit: "ms",
+        target: "(reported)".into(),
+        ok: true,
+    });
+}
+
+async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
+    let (id, tx, mut client) = relay_session(stack).await;
+    let (l, mut tx, rseq) = relay_latency(stack, &id, tx, &mut client).await;
+    let (relay, bare, stored, fanout) = (l.relay, l.bare, l.stored, l.fanout);
     let (r50, b50) = (pct(&relay, 0.5), pct(&bare, 0.5));
     rows.push(Row {
-        name: "relay latency runner -> client, p50",
+        name: "relay latency runner -> client, p50".into(),
         value: r50,
         baseline_name: "bare DO echo round trip, p50",
         baseline: b50,
@@ -316,7 +375,7 @@ async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
         ok: r50 <= 1.5 * b50,
     });
     rows.push(Row {
-        name: "relay latency runner -> client, p50",
+        name: "relay latency runner -> client, p50".into(),
         value: r50,
         baseline_name: "bare DO relay socket -> socket, p50",
         baseline: pct(&fanout, 0.5),
@@ -325,7 +384,7 @@ async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
         ok: true,
     });
     rows.push(Row {
-        name: "relay latency runner -> client, p50",
+        name: "relay latency runner -> client, p50".into(),
         value: r50,
         baseline_name: "DO echo that persists first, p50",
         baseline: pct(&stored, 0.5),
@@ -334,7 +393,7 @@ async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
         ok: true,
     });
     rows.push(Row {
-        name: "relay latency runner -> client, p99",
+        name: "relay latency runner -> client, p99".into(),
         value: pct(&relay, 0.99),
         baseline_name: "bare DO echo round trip, p99",
         baseline: pct(&bare, 0.99),
@@ -371,6 +430,7 @@ async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
     let frames = THROUGHPUT_DELTAS.div_ceil(batch);
     let echo_started = Instant::now();
     let payload = delta_frame(1, batch);
+    let echo = connect(&stack.ws_url("/api/bench/echo"), &stack.admin_key).await;
     let (mut etx, mut erx) = echo.split();
     let echo_sender = tokio::spawn(async move {
         for _ in 0..frames {
@@ -384,7 +444,7 @@ async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
     let echo_secs = echo_started.elapsed().as_secs_f64();
     let rate = THROUGHPUT_DELTAS as f64 / secs;
     rows.push(Row {
-        name: "deltas per second through one session",
+        name: "deltas per second through one session".into(),
         value: rate,
         baseline_name: "same frames through the bare echo",
         baseline: THROUGHPUT_DELTAS as f64 / echo_secs,
@@ -423,7 +483,7 @@ async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
     }
     let pages_ms = started.elapsed().as_secs_f64() * 1000.0;
     rows.push(Row {
-        name: "replay of 10,000 events to a new client",
+        name: "replay of 10,000 events to a new client".into(),
         value: replay_ms,
         baseline_name: "the same events over the HTTP history",
         baseline: pages_ms,
@@ -433,15 +493,19 @@ async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
     });
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let opts = StackOptions {
+fn bench_options(state_in_memory: bool) -> StackOptions {
+    StackOptions {
         bench_echo: true,
         runner_grace_ms: 60_000,
         heartbeat_stale_ms: 120_000,
+        state_in_memory,
         ..Default::default()
-    };
-    let stack = Stack::start(opts).await;
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let stack = Stack::start(bench_options(true)).await;
     let mut rows = Vec::new();
     // `BENCH_ONLY=relay` (or `gateway`) runs only those figures, while tuning them.
     if std::env::var("BENCH_ONLY").is_err() {
@@ -449,6 +513,7 @@ async fn main() {
     }
     if std::env::var("BENCH_ONLY").as_deref() != Ok("gateway") {
         relay_and_throughput(&stack, &mut rows).await;
+        relay_on_disk(&mut rows).await;
     }
     if std::env::var("BENCH_ONLY").as_deref() != Ok("relay") {
         gateway::gateway(&stack, &mut rows).await;
