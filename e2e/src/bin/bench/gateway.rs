@@ -28,32 +28,38 @@ async fn app() -> u16 {
     e2e::panels::serve_app(app).await
 }
 
-/// `python3 -m http.server` serving a 16 KiB page, on a free port; killed when dropped.
-fn dev_server(dir: &std::path::Path) -> (KillOnDrop, u16) {
+/// A development server serving a 16 KiB page from `dir`, on a free port; killed when dropped.
+fn dev_server(dir: &std::path::Path, program: &str, args: &[&str]) -> (KillOnDrop, u16) {
     let root = dir.join("dev-server");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("index.html"), "<p>preview</p>\n".repeat(1024)).unwrap();
     let [port] = e2e::free_ports::<1>();
-    let child = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-        ])
+    let port_arg = port.to_string();
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == "PORT" { port_arg.as_str() } else { a })
+        .collect();
+    let child = std::process::Command::new(program)
+        .args(&args)
         .current_dir(&root)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("python3 runs");
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "http.server never listened");
+        assert!(Instant::now() < deadline, "{program} never listened");
         std::thread::sleep(Duration::from_millis(20));
     }
     (KillOnDrop(child), port)
 }
+
+/// Node's http server reading the file for each request, as static middleware does: the
+/// server under Vite, Next.js and webpack-dev-server (keep-alive).
+const NODE_STATIC: &str = "require('http').createServer((q, r) => \
+    require('fs').readFile('index.html', (e, b) => { \
+    r.setHeader('content-type', 'text/html'); r.end(b); })) \
+    .listen(+process.argv[1], '127.0.0.1')";
 
 struct KillOnDrop(std::process::Child);
 
@@ -202,14 +208,24 @@ pub async fn gateway(stack: &Stack, rows: &mut Vec<Row>) {
     }
     let (_, cookie, body) = trade(&format!("{gw}{url}"), None).await;
     let cookie = cookie.unwrap_or_else(|| panic!("the gateway never traded the token: {body}"));
-    let (_server, dev_port) = dev_server(&stack.dir);
-    let direct = http(&format!("http://127.0.0.1:{dev_port}/index.html"), "").await;
-    let via = http(
-        &format!("{gw}/sandbox/{id}/preview/{dev_port}/index.html"),
-        &cookie,
-    )
-    .await;
-    compare(rows, "dev server", direct, via, true);
+    let servers = [
+        ("node", vec!["-e", NODE_STATIC, "PORT"], "Node dev server"),
+        (
+            "python3",
+            vec!["-m", "http.server", "--bind", "127.0.0.1", "PORT"],
+            "python3 -m http.server",
+        ),
+    ];
+    for (program, args, name) in servers {
+        let (_server, dev_port) = dev_server(&stack.dir, program, &args);
+        let direct = http(&format!("http://127.0.0.1:{dev_port}/index.html"), "").await;
+        let via = http(
+            &format!("{gw}/sandbox/{id}/preview/{dev_port}/index.html"),
+            &cookie,
+        )
+        .await;
+        compare(rows, name, direct, via, true);
+    }
     let port = app().await;
     let direct = http(&format!("http://127.0.0.1:{port}/small"), "").await;
     let via = http(&format!("{gw}/sandbox/{id}/preview/{port}/small"), &cookie).await;
