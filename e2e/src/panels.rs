@@ -12,6 +12,23 @@ use crate::Stack;
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// The address of the session's gateway, once it listens.
+pub async fn gateway_listening(stack: &Stack, session: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(listen) = stack.runner_env(session, "AGENT_OPS_GATEWAY_LISTEN") {
+            if tokio::net::TcpStream::connect(&listen).await.is_ok() {
+                return listen;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session's gateway never listened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// A panel token's URL for `panel`, as `token` (a bearer credential).
 pub async fn token_url(stack: &Stack, token: &str, session: &str, panel: &str) -> String {
     let (status, v) = stack

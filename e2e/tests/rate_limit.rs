@@ -80,4 +80,33 @@ async fn limits_hold_across_concurrent_requests() {
         ok == 3 || (4..=7).contains(&ok),
         "{ok} sign-ins admitted, {limited} refused"
     );
+
+    // Panels have their own budget: the admin's API budget is spent, yet its panel requests
+    // (more of them than the API limit) all reach the sandbox's gateway, which asks for a token.
+    let (s, v) = stack
+        .call_as(
+            Some(&other),
+            reqwest::Method::POST,
+            "/api/sessions",
+            Some("{}".into()),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    e2e::panels::gateway_listening(&stack, &id).await;
+    let (api_status, _) = stack
+        .call(reqwest::Method::GET, "/api/sessions", None)
+        .await;
+    let panel = stack.url(&format!("/sandbox/{id}/terminal/"));
+    let answers = futures::future::join_all(
+        (0..40).map(|_| http.get(&panel).bearer_auth(&stack.admin_key).send()),
+    )
+    .await;
+    for a in answers {
+        let a = a.expect("the worker answers");
+        let status = a.status().as_u16();
+        let v: serde_json::Value = a.json().await.unwrap();
+        assert_eq!(status, 401, "{v} (the API answered {api_status})");
+        assert_eq!(v["code"], "unauthorized", "{v}");
+    }
 }

@@ -95,10 +95,10 @@ pub async fn token(
     )
 }
 
-/// Hands a request (WebSocket upgrades included) to the session's gateway, path unchanged,
-/// without the user's own credentials.
-pub async fn proxy(req: Request, env: &Env, id: &str) -> Result<Response> {
-    let Some(base) = sessions_api::gateway_url(env, id).await? else {
+/// Hands a request (WebSocket upgrades included) to the session's gateway at `gateway_url`,
+/// path unchanged, without the user's own credentials.
+pub async fn proxy(req: Request, gateway_url: Option<String>) -> Result<Response> {
+    let Some(base) = gateway_url else {
         return fail(ErrorCode::NotFound, "this session's sandbox has no gateway");
     };
     let url = req.url()?;

@@ -15,37 +15,43 @@ use crate::{
     share_links,
 };
 
-/// The caller's role on a session: owner, a member's role, or none (org admins act as owners).
+/// The caller's role on a session (owner, a member's role, or none; org admins act as owners),
+/// and, read in the same query for the panel proxy, the address of the session's gateway.
 async fn session_role(
     env: &Env,
     user: &Principal,
     session_id: &str,
-) -> Result<Option<SessionRole>> {
+) -> Result<(Option<SessionRole>, Option<String>)> {
     if !sessions_api::is_session_id(session_id) {
-        return Ok(None);
+        return Ok((None, None));
     }
     #[derive(Deserialize)]
     struct Row {
         owner_id: String,
         member_role: Option<String>,
+        gateway_url: Option<String>,
     }
     let row: Option<Row> = env
         .d1("DB")?
         .prepare(
-            "SELECT s.owner_id, m.role AS member_role FROM sessions s \
+            "SELECT s.owner_id, m.role AS member_role, s.gateway_url FROM sessions s \
              LEFT JOIN session_members m ON m.session_id = s.id AND m.user_id = ?2 WHERE s.id = ?1",
         )
         .bind(&[session_id.into(), user.user_id.clone().into()])?
         .first(None)
         .await?;
-    Ok(row.and_then(|r| {
-        if r.owner_id == user.user_id {
-            Some(SessionRole::Owner)
-        } else {
-            r.member_role
-                .and_then(|m| serde_json::from_value(m.into()).ok())
+    Ok(match row {
+        None => (None, None),
+        Some(r) => {
+            let role = if r.owner_id == user.user_id {
+                Some(SessionRole::Owner)
+            } else {
+                r.member_role
+                    .and_then(|m| serde_json::from_value(m.into()).ok())
+            };
+            (role, r.gateway_url)
         }
-    }))
+    })
 }
 
 fn denial(d: Denial, path: &str) -> ApiError {
@@ -92,9 +98,9 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         },
     };
     let param = params.first().cloned().unwrap_or_default();
-    let role = match (&principal, need) {
+    let (role, gateway_url) = match (&principal, need) {
         (Some(p), Need::Session(..)) => session_role(&env, p, &param).await?,
-        _ => None,
+        _ => (None, None),
     };
     if let Err(d) = decide(need, principal.as_ref().map(|p| &p.caller), role) {
         return error(&denial(d, &path));
@@ -133,7 +139,7 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
             Some(role) => panels::token(req, &env, &user, role, &param).await,
             None => fail(ErrorCode::NotFound, format!("{path} not found")),
         },
-        RouteId::SandboxGet | RouteId::SandboxPost => panels::proxy(req, &env, &param).await,
+        RouteId::SandboxGet | RouteId::SandboxPost => panels::proxy(req, gateway_url).await,
         RouteId::RedeemShareLink => share_links::redeem(req, &env, &user).await,
         RouteId::ListKeys => accounts_api::list_keys(&env, &user).await,
         RouteId::CreateKey => accounts_api::create_key(req, &env, &user).await,
@@ -211,6 +217,15 @@ async fn limit(req: &Request, env: &Env, route: RouteId) -> Result<Option<Respon
             format!("signin:{ip}"),
             per_min("RATE_LIMIT_SIGNIN_PER_MIN", 20),
         ),
+        // An editor or a desktop loads hundreds of files at once: panels have their own budget,
+        // so opening one never starves the API (or the other way round).
+        RouteId::SandboxGet | RouteId::SandboxPost => {
+            let panels = per_min("RATE_LIMIT_PANEL_PER_MIN", 6000);
+            match auth::bearer_token(req) {
+                Some(token) => (format!("panel:{}", &hash_token(&token)[..32]), panels),
+                None => (format!("panel-ip:{ip}"), panels),
+            }
+        }
         _ => {
             let api = per_min("RATE_LIMIT_API_PER_MIN", 600);
             match auth::bearer_token(req) {

@@ -271,20 +271,6 @@ pub async fn set_status(env: &Env, id: &str, status: SessionStatus) -> Result<()
 }
 
 /// Where the session's sandbox gateway answers, if it has one.
-pub async fn gateway_url(env: &Env, id: &str) -> Result<Option<String>> {
-    #[derive(Deserialize)]
-    struct Gateway {
-        gateway_url: Option<String>,
-    }
-    let row: Option<Gateway> = env
-        .d1("DB")?
-        .prepare("SELECT gateway_url FROM sessions WHERE id = ?1")
-        .bind(&[id.into()])?
-        .first(None)
-        .await?;
-    Ok(row.and_then(|r| r.gateway_url))
-}
-
 pub async fn find(env: &Env, id: &str) -> Result<Option<SessionInfo>> {
     if !is_session_id(id) {
         return Ok(None);

@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::panels::{token_url, trade, type_keys, Socket};
+use e2e::panels::{gateway_listening, token_url, trade, type_keys, Socket};
 use e2e::Stack;
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -191,21 +191,10 @@ async fn round_trips(socket: &mut Socket, keystroke: bool) -> f64 {
 pub async fn gateway(stack: &Stack, rows: &mut Vec<Row>) {
     let id = stack.create_session(None).await.id;
     let admin = stack.admin_key.clone();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let listen = loop {
-        if let Some(l) = stack.runner_env(&id, "AGENT_OPS_GATEWAY_LISTEN") {
-            break l;
-        }
-        assert!(Instant::now() < deadline, "no runner");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let listen = gateway_listening(stack, &id).await;
     let gw = format!("http://{listen}");
     // Measured at the gateway itself (the address a provider exposes), not through the worker.
     let url = token_url(stack, &admin, &id, "terminal").await;
-    while tokio::net::TcpStream::connect(&listen).await.is_err() {
-        assert!(Instant::now() < deadline, "the gateway never listened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let (_, cookie, body) = trade(&format!("{gw}{url}"), None).await;
     let cookie = cookie.unwrap_or_else(|| panic!("the gateway never traded the token: {body}"));
     let servers = [
