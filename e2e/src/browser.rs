@@ -103,6 +103,15 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no element `{css}` within {WAIT:?}: {e}"))
     }
 
+    /// Whether `css` is on the page and shown (not `display: none`, not inside a hidden parent).
+    pub async fn shown(&self, css: &str) -> bool {
+        self.find(css)
+            .await
+            .is_displayed()
+            .await
+            .expect("is displayed")
+    }
+
     pub async fn exists(&self, css: &str) -> bool {
         self.count(css).await > 0
     }

@@ -137,6 +137,41 @@ async fn a_session_streams_survives_a_reload_and_shows_live_in_a_second_window()
     wait_done(&phone).await;
     phone.find("[data-test=prompt]").await;
     phone.screenshot("06-phone-session").await;
+    // The panels are a toggle away: they replace the conversation, and the toggle brings it back.
+    assert!(!phone.shown(".panels").await, "panels hidden on a phone");
+    phone.click("[data-test=panels-toggle]").await;
+    assert!(phone.shown(".panels").await, "the toggle shows the panels");
+    assert!(
+        !phone.shown("[data-test=prompt]").await,
+        "in place of the chat"
+    );
+    // The terminal, loaded while hidden, fits the screen once shown: the shell's prompt is there.
+    let frame = phone.find("iframe[data-panel=terminal]").await;
+    frame.enter_frame().await.expect("into the terminal panel");
+    phone
+        .wait_text(".xterm-rows", "the shell's prompt", |t| {
+            !t.trim().is_empty()
+        })
+        .await;
+    let height = phone
+        .client
+        .execute(
+            "return document.querySelector('.xterm-screen').getBoundingClientRect().height",
+            vec![],
+        )
+        .await
+        .expect("measure the terminal");
+    assert!(
+        height.as_f64().unwrap_or(0.0) > 300.0,
+        "the terminal fills the phone's screen: {height}"
+    );
+    phone.client.enter_parent_frame().await.expect("back out");
+    phone.screenshot("06b-phone-panels").await;
+    phone.click("[data-test=panels-toggle]").await;
+    assert!(
+        phone.shown("[data-test=prompt]").await,
+        "and back to the chat"
+    );
 
     for b in [alice, second, phone] {
         b.close().await;

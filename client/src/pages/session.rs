@@ -63,8 +63,14 @@ pub fn SessionView() -> impl IntoView {
             }
         }
     });
+    // On a phone the panels take the whole screen, so they are a toggle away rather than beside.
+    let show_panels = RwSignal::new(false);
     view! {
-        <main class="session-page">
+        <main class="session-page" class:show-panels=move || show_panels.get()>
+            <button class="panels-toggle" data-test="panels-toggle"
+                on:click=move |_| show_panels.update(|s| *s = !*s)>
+                {move || if show_panels.get() { "Chat" } else { "Panels" }}
+            </button>
             <section class="chat">
                 <Header id=id.clone() info=info feed=feed status=status role=role error=error/>
                 <ErrorBanner error=error/>

@@ -185,15 +185,25 @@ pub const PAGE: &str = r#"<!doctype html>
     fontFamily: 'ui-monospace, Menlo, Consolas, monospace', theme: { background: '#0a0c10' } });
   const fit = new FitAddon.FitAddon();
   term.loadAddon(fit);
-  term.open(document.getElementById('term'));
-  fit.fit();
+  // xterm measures its font when it opens: in a hidden panel (a phone's) everything measures 0,
+  // so it opens once its box has a size, and writes before then are kept.
+  const box = document.getElementById('term');
+  new ResizeObserver(() => {
+    if (box.clientWidth === 0 || box.clientHeight === 0) return;
+    if (!term.element) term.open(box);
+    resize();
+  }).observe(box);
   let writable = false;
   const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host
     + location.pathname.replace(/\/?$/, '/') + 'ws';
   const ws = new WebSocket(url);
   ws.binaryType = 'arraybuffer';
   const send = (m) => ws.readyState === 1 && ws.send(JSON.stringify(m));
-  const resize = () => { fit.fit(); if (writable) send({ type: 'resize', cols: term.cols, rows: term.rows }); };
+  const resize = () => {
+    if (!term.element) return;
+    fit.fit();
+    if (writable) send({ type: 'resize', cols: term.cols, rows: term.rows });
+  };
   ws.onmessage = (e) => {
     if (typeof e.data !== 'string') { term.write(new Uint8Array(e.data)); return; }
     const m = JSON.parse(e.data);
