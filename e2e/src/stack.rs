@@ -320,6 +320,18 @@ impl Stack {
         serde_json::from_value(v).expect("session info")
     }
 
+    /// Deletes the session (terminating its sandbox).
+    pub async fn terminate_session(&self, id: &str) {
+        let (status, v) = self
+            .call(
+                reqwest::Method::DELETE,
+                &format!("/api/sessions/{id}"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "terminate session: {v}");
+    }
+
     pub async fn prompt(&self, id: &str, text: &str, client_request_id: &str) -> (u16, Value) {
         let body = serde_json::json!({"text": text, "client_request_id": client_request_id});
         self.call(

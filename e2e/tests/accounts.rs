@@ -30,6 +30,21 @@ async fn call(
         .await
 }
 
+const REDEEM: &str = "/api/share-links/redeem";
+const ACCEPT: &str = "/api/invites/accept";
+
+/// Presents a one-time token (a share link's or an invite's) at `path`, as `who`.
+async fn present(stack: &Stack, who: &str, path: &str, token: &str) -> (u16, Value) {
+    call(
+        stack,
+        who,
+        Method::POST,
+        path,
+        Some(json!({"token": token})),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_keys_limits_and_audit() {
     let stack = Stack::start(StackOptions {
@@ -289,20 +304,7 @@ async fn share_links_grant_a_role_until_they_expire_or_run_out() {
     )
     .await;
     assert_eq!(s, 404, "a stranger does not see the session");
-    let redeem = |who: String, token: String| {
-        let stack = &stack;
-        async move {
-            call(
-                stack,
-                &who,
-                Method::POST,
-                "/api/share-links/redeem",
-                Some(json!({"token": token})),
-            )
-            .await
-        }
-    };
-    let (s, v) = redeem(guest.clone(), token.clone()).await;
+    let (s, v) = present(&stack, &guest, REDEEM, &token).await;
     assert_eq!((s, v["role"].as_str()), (200, Some("viewer")), "{v}");
     let (s, _) = call(
         &stack,
@@ -326,7 +328,7 @@ async fn share_links_grant_a_role_until_they_expire_or_run_out() {
         (403, Some("forbidden")),
         "a viewer cannot prompt"
     );
-    let (s, v) = redeem(late.clone(), token).await;
+    let (s, v) = present(&stack, &late, REDEEM, &token).await;
     assert_eq!(
         (s, v["code"].as_str()),
         (404, Some("not_found")),
@@ -342,7 +344,7 @@ async fn share_links_grant_a_role_until_they_expire_or_run_out() {
     )
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let (s, _) = redeem(late, short["token"].as_str().unwrap().to_owned()).await;
+    let (s, _) = present(&stack, &late, REDEEM, short["token"].as_str().unwrap()).await;
     assert_eq!(s, 404, "an expired link is refused");
 
     let (_, audit) = stack.call(Method::GET, "/api/admin/audit", None).await;
@@ -379,24 +381,11 @@ async fn invites_grant_an_org_role_once_before_they_expire() {
     .await;
     assert_eq!(s, 201, "{invite}");
     let token = invite["token"].as_str().unwrap().to_owned();
-    let accept = |who: String, token: String| {
-        let stack = &stack;
-        async move {
-            call(
-                stack,
-                &who,
-                Method::POST,
-                "/api/invites/accept",
-                Some(json!({"token": token})),
-            )
-            .await
-        }
-    };
-    let (s, v) = accept(bob.clone(), token.clone()).await;
+    let (s, v) = present(&stack, &bob, ACCEPT, &token).await;
     assert_eq!((s, v["role"].as_str()), (200, Some("admin")), "{v}");
     let (_, me) = call(&stack, &bob, Method::GET, "/api/me", None).await;
     assert_eq!(me["role"], "admin");
-    let (s, _) = accept(carol.clone(), token).await;
+    let (s, _) = present(&stack, &carol, ACCEPT, &token).await;
     assert_eq!(s, 404, "an invite is used once");
 
     let (_, short) = call(
@@ -408,7 +397,7 @@ async fn invites_grant_an_org_role_once_before_they_expire() {
     )
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    let (s, _) = accept(carol.clone(), short["token"].as_str().unwrap().to_owned()).await;
+    let (s, _) = present(&stack, &carol, ACCEPT, short["token"].as_str().unwrap()).await;
     assert_eq!(s, 404, "an expired invite is refused");
     let (_, me) = call(&stack, &carol, Method::GET, "/api/me", None).await;
     assert_eq!(me["role"], "member");
@@ -421,9 +410,11 @@ async fn invites_grant_an_org_role_once_before_they_expire() {
         Some(json!({"role": "member"})),
     )
     .await;
-    let (s, _) = accept(
-        bob.clone(),
-        member_invite["token"].as_str().unwrap().to_owned(),
+    let (s, _) = present(
+        &stack,
+        &bob,
+        ACCEPT,
+        member_invite["token"].as_str().unwrap(),
     )
     .await;
     assert_eq!(s, 200);

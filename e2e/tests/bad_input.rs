@@ -101,10 +101,7 @@ async fn http_errors_are_stable() {
         "no bad prompt was queued"
     );
 
-    let (s, _) = stack
-        .call(Method::DELETE, &format!("/api/sessions/{}", info.id), None)
-        .await;
-    assert_eq!(s, 200);
+    stack.terminate_session(&info.id).await;
     let (s, v) = stack.prompt(&info.id, "too late", "late").await;
     assert_eq!((s, code(&v)), (409, "session_terminated"));
     assert_eq!(

@@ -56,6 +56,19 @@ async fn finish(callback: &str, nonce: Option<&str>) -> reqwest::Response {
 }
 
 /// The refusal's status and code, checking that its message names `why`.
+/// `/api/me` as the browser holding the login cookie `session` sees it.
+async fn me_by_cookie(stack: &Stack, session: &str) -> serde_json::Value {
+    client()
+        .get(stack.url("/api/me"))
+        .header(COOKIE, session)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 async fn refused(resp: reqwest::Response, why: &str) -> (u16, String) {
     let status = resp.status().as_u16();
     let v: serde_json::Value = resp.json().await.unwrap_or_default();
@@ -74,15 +87,7 @@ async fn github_sign_in_and_its_state_rules() {
     let resp = finish(&callback, Some(&nonce)).await;
     assert_eq!(resp.status(), 302, "signed in");
     let session = cookie_named(&resp, "aops_session").expect("login session cookie");
-    let me: serde_json::Value = client()
-        .get(stack.url("/api/me"))
-        .header(COOKIE, &session)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = me_by_cookie(&stack, &session).await;
     assert_eq!(
         (me["login"].as_str(), me["role"].as_str()),
         (Some("octocat"), Some("admin")),
@@ -146,15 +151,7 @@ async fn github_sign_in_and_its_state_rules() {
     let resp = finish(&callback, Some(&nonce)).await;
     assert_eq!(resp.status(), 302);
     let session = cookie_named(&resp, "aops_session").unwrap();
-    let me: serde_json::Value = client()
-        .get(stack.url("/api/me"))
-        .header(COOKIE, &session)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = me_by_cookie(&stack, &session).await;
     assert_eq!(
         (me["login"].as_str(), me["role"].as_str()),
         (Some("hubot"), Some("member"))

@@ -133,13 +133,7 @@ async fn startup_and_memory(stack: &Stack, rows: &mut Vec<Row>) {
             })
             .await;
         connect.push(ev.ts.saturating_sub(t0) as f64);
-        stack
-            .call(
-                reqwest::Method::DELETE,
-                &format!("/api/sessions/{}", info.id),
-                None,
-            )
-            .await;
+        stack.terminate_session(&info.id).await;
     }
     create.sort_by(f64::total_cmp);
     connect.sort_by(f64::total_cmp);
@@ -191,13 +185,7 @@ async fn startup_and_memory(stack: &Stack, rows: &mut Vec<Row>) {
         idle,
         "MB",
     ));
-    stack
-        .call(
-            reqwest::Method::DELETE,
-            &format!("/api/sessions/{}", info.id),
-            None,
-        )
-        .await;
+    stack.terminate_session(&info.id).await;
 }
 
 /// Takes over a session's runner link with the runner's own token, to inject events at will.
