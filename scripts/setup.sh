@@ -12,6 +12,8 @@ WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3
 
 need_apt=()
 command -v bwrap >/dev/null || need_apt+=(bubblewrap)
+# Each local sandbox's own network namespace, joined to the host through pasta's few doors.
+command -v pasta >/dev/null || need_apt+=(passt)
 command -v rg >/dev/null || need_apt+=(ripgrep)
 # The browser tests drive Debian's Chromium through its ChromeDriver.
 command -v chromium >/dev/null || need_apt+=(chromium)

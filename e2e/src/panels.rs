@@ -12,12 +12,13 @@ use crate::Stack;
 pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// The address of the session's gateway, once it listens.
+/// The address of the session's gateway, once it answers. (A TCP connect alone proves nothing:
+/// pasta accepts on the sandbox's behalf before the gateway listens inside.)
 pub async fn gateway_listening(stack: &Stack, session: &str) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         if let Some(listen) = stack.runner_env(session, "AGENT_OPS_GATEWAY_LISTEN") {
-            if tokio::net::TcpStream::connect(&listen).await.is_ok() {
+            if reqwest::get(format!("http://{listen}/")).await.is_ok() {
                 return listen;
             }
         }
@@ -94,9 +95,20 @@ pub async fn ws_echo(ws: axum::extract::WebSocketUpgrade) -> axum::response::Res
     })
 }
 
-/// Serves `app` on a free loopback port (an app "the agent started", for previews).
-pub async fn serve_app(app: axum::Router) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// Serves `app` on a free loopback port inside the session's sandbox: an app "the agent started",
+/// for previews. The sandbox's runner must be up.
+pub async fn serve_app(stack: &Stack, session: &str, app: axum::Router) -> u16 {
+    let runner = *stack
+        .runner_pids(session)
+        .first()
+        .expect("the sandbox runs");
+    let listener = crate::procs::in_netns_of(runner, || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.set_nonblocking(true)?;
+        Ok::<_, std::io::Error>(l)
+    })
+    .expect("bind in the sandbox");
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await.ok() });
     port

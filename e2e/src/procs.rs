@@ -41,6 +41,23 @@ impl Proc {
     }
 }
 
+/// Runs `f` on a thread inside the network namespace of `pid` (a sandbox's process), where the
+/// sandbox's apps listen. What `f` opens or spawns there stays there, whichever thread uses it.
+pub fn in_netns_of<T: Send + 'static>(pid: u32, f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
+            .unwrap_or_else(|e| panic!("the network namespace of {pid}: {e}"));
+        rustix::thread::move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&ns),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .expect("setns");
+        f()
+    })
+    .join()
+    .expect("the thread in the sandbox's network")
+}
+
 /// Every process visible now.
 pub fn all() -> Vec<Proc> {
     std::fs::read_dir("/proc")

@@ -227,7 +227,7 @@ async fn panel_tokens_expired_replayed_foreign_or_missing_are_refused() {
 }
 
 /// A local app the "agent" started: large bodies both ways, a slow stream and a WebSocket echo.
-async fn upstream() -> u16 {
+async fn upstream(stack: &Stack, id: &str) -> u16 {
     let app = axum::Router::new()
         .route("/big", get(|| async { vec![b'x'; 8 << 20] }))
         .route("/echo", post(|body: axum::body::Bytes| async move { body }))
@@ -246,7 +246,7 @@ async fn upstream() -> u16 {
         )
         .route("/ws", get(panels::ws_echo))
         .layer(axum::extract::DefaultBodyLimit::disable());
-    panels::serve_app(app).await
+    panels::serve_app(stack, id, app).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,7 +255,7 @@ async fn previews_proxy_http_and_websockets_streaming_both_ways() {
     let id = session(&stack).await;
     let admin = stack.admin_key.clone();
     let cookie = open(&stack, &admin, &id, "terminal").await;
-    let port = upstream().await;
+    let port = upstream(&stack, &id).await;
     let http = reqwest::Client::new();
     let at = |p: &str| stack.url(&format!("/sandbox/{id}/preview/{port}/{p}"));
 

@@ -1,12 +1,13 @@
 //! The local sandbox provider: signed requests only, one isolated sandbox per session, logs kept,
 //! everything killed on terminate. Checked from inside a real sandbox, by the real agent.
 
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
 use agent_ops_protocol::signing::{sign_request, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use agent_ops_protocol::{EventBody, SessionEvent, ToolStatus};
-use e2e::{Stack, StackOptions, TURN_TIMEOUT};
+use e2e::{panels, Stack, StackOptions, TURN_TIMEOUT};
 use reqwest::Method;
 
 fn now_secs() -> u64 {
@@ -130,6 +131,71 @@ async fn sandboxes_are_isolated_logged_and_killed_on_terminate() {
     assert!(
         !stack.runner_pids(&a.id).is_empty(),
         "the other session is untouched"
+    );
+}
+
+/// The default route's gateway in the network namespace of `pid`, from `/proc`.
+fn default_gateway(pid: u32) -> Ipv4Addr {
+    let routes = std::fs::read_to_string(format!("/proc/{pid}/net/route")).unwrap();
+    routes
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.get(1) == Some(&"00000000"))
+        .and_then(|f| u32::from_str_radix(f[2], 16).ok())
+        .map(|gw| Ipv4Addr::from(gw.to_le_bytes()))
+        .unwrap_or_else(|| panic!("no default route in the sandbox:\n{routes}"))
+}
+
+/// A sandbox's network is its own: an app it starts on loopback is reached through its gateway
+/// and nowhere else (not from the host, not from another sandbox), and a sandbox reaches on the
+/// host only the ports it was given URLs for, not the rest of the host's loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_network_is_its_own() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let admin = stack.admin_key.clone();
+    let (a, b) = (
+        stack.create_session(None).await.id,
+        stack.create_session(None).await.id,
+    );
+    for id in [&a, &b] {
+        panels::gateway_listening(&stack, id).await;
+    }
+    let app = axum::Router::new().route("/", axum::routing::get(|| async { "inside a" }));
+    let port = panels::serve_app(&stack, &a, app).await;
+
+    let cookie = panels::open(&stack, &admin, &a, "terminal").await;
+    let via = panels::get(
+        &stack,
+        &admin,
+        &cookie,
+        &format!("/sandbox/{a}/preview/{port}/"),
+    )
+    .await;
+    assert_eq!(via.text().await.unwrap(), "inside a", "through the gateway");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the host reaches the app"
+    );
+
+    let in_b = stack.runner_pids(&b)[0];
+    let gateway = default_gateway(in_b);
+    let (worker, provider) = (stack.port, stack.provider_port);
+    let reached = e2e::procs::in_netns_of(in_b, move || {
+        let reaches = |ip: Ipv4Addr, port: u16| {
+            TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(2)).is_ok()
+        };
+        [
+            reaches(Ipv4Addr::LOCALHOST, port),
+            reaches(Ipv4Addr::LOCALHOST, worker),
+            reaches(Ipv4Addr::LOCALHOST, provider),
+            reaches(gateway, provider),
+        ]
+    });
+    assert_eq!(
+        reached,
+        [false, true, false, false],
+        "from b: a's app, b's Worker, the provider on loopback, the provider by the gateway address"
     );
 }
 

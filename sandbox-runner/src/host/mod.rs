@@ -1,6 +1,7 @@
 //! The local sandbox provider: a small HTTP API (create, inspect, terminate) that the Worker
 //! calls with signed requests, starting each session's runner isolated by bubblewrap.
 
+mod network;
 mod panels;
 mod sandbox;
 
@@ -157,7 +158,7 @@ async fn create(
         model_api_key: host.args.model_api_key.as_deref(),
         heartbeat_ms: host.args.heartbeat_ms,
     };
-    match Sandbox::spawn(&host.args.root, &req, &cfg) {
+    match Sandbox::spawn(&host.args.root, &req, &cfg).await {
         Ok(sb) => {
             let info = sb.info(&req.session_id);
             tracing::info!(session = %req.session_id, "sandbox started");

@@ -1,9 +1,13 @@
 //! One local sandbox: a directory per session and the runner started inside bubblewrap, with
-//! its own session's directory writable, the system read-only, and other sessions invisible.
+//! its own session's directory writable, the system read-only, other sessions invisible, and a
+//! network namespace of its own (see `network`).
 
 use std::ffi::OsString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use agent_ops_protocol::api::{CreateSandbox, PanelInfo, SandboxInfo, SandboxState};
 use tokio::process::{Child, Command};
@@ -33,6 +37,14 @@ impl Layout {
     }
 }
 
+/// The pipes through which bubblewrap says which process is the sandbox's first (`info`), then
+/// waits (`block`) until the host has connected the sandbox's network.
+#[derive(Debug, Clone, Copy)]
+pub struct StartFds {
+    pub info: RawFd,
+    pub block: RawFd,
+}
+
 /// The bubblewrap arguments that isolate one session's runner. Pure, so the isolation rules are
 /// tested without starting anything.
 /// `exposed` are host paths the sandbox must read even where a private mount covers them (the
@@ -42,6 +54,7 @@ pub fn bwrap_args(
     hidden: &[PathBuf],
     exposed: &[PathBuf],
     program: &Path,
+    fds: StartFds,
 ) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |items: &[&dyn AsRef<std::ffi::OsStr>]| {
@@ -53,7 +66,10 @@ pub fn bwrap_args(
         &"--die-with-parent",
         &"--new-session",
         &"--unshare-all",
-        &"--share-net",
+        &"--info-fd",
+        &fds.info.to_string(),
+        &"--block-fd",
+        &fds.block.to_string(),
     ]);
     push(&[&"--ro-bind", &"/", &"/"]);
     push(&[&"--dev", &"/dev", &"--proc", &"/proc", &"--tmpfs", &"/tmp"]);
@@ -78,6 +94,8 @@ pub fn bwrap_args(
 pub struct Sandbox {
     pub layout: Layout,
     pub child: Option<Child>,
+    /// pasta, joining the sandbox's network to the host's.
+    net: Option<Child>,
     pub state: SandboxState,
     /// The gateway's address: the sandbox's one listener.
     pub gateway: std::net::SocketAddr,
@@ -95,13 +113,18 @@ pub struct SpawnConfig<'a> {
 }
 
 impl Sandbox {
-    pub fn spawn(
+    pub async fn spawn(
         root: &Path,
         req: &CreateSandbox,
         cfg: &SpawnConfig<'_>,
     ) -> std::io::Result<Sandbox> {
         let layout = Layout::new(root, &req.session_id);
-        for d in [&layout.workspace, &layout.home, &layout.state] {
+        for d in [
+            &layout.workspace,
+            &layout.home,
+            &layout.state,
+            &root.join(NET_DIR),
+        ] {
             std::fs::create_dir_all(d)?;
         }
         let log = std::fs::OpenOptions::new()
@@ -121,30 +144,42 @@ impl Sandbox {
         if let Some(path) = req.repo.as_deref().and_then(|r| r.strip_prefix("file://")) {
             exposed.push(PathBuf::from(path));
         }
-        cmd.args(bwrap_args(&layout, cfg.hidden, &exposed, cfg.runner_bin))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &layout.home)
-            .env("LANG", "C.UTF-8")
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .env("AGENT_OPS_SESSION_ID", &req.session_id)
-            .env("AGENT_OPS_CONTROL_URL", &req.control_url)
-            .env("AGENT_OPS_RUNNER_TOKEN", &req.runner_token)
-            .env("AGENT_OPS_WORKSPACE", &layout.workspace)
-            .env("AGENT_OPS_STATE_DIR", &layout.state)
-            .env(
-                "AGENT_OPS_MODEL",
-                serde_json::to_string(&req.model).unwrap_or_default(),
-            )
-            .env("AGENT_OPS_OPENCODE_BIN", cfg.opencode_bin)
-            .env("AGENT_OPS_HEARTBEAT_MS", cfg.heartbeat_ms.to_string())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true);
+        let (info_rx, info_tx) = std::io::pipe()?;
+        let (block_rx, mut block_tx) = std::io::pipe()?;
+        let fds = StartFds {
+            info: info_tx.as_raw_fd(),
+            block: block_rx.as_raw_fd(),
+        };
+        cmd.args(bwrap_args(
+            &layout,
+            cfg.hidden,
+            &exposed,
+            cfg.runner_bin,
+            fds,
+        ))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &layout.home)
+        .env("LANG", "C.UTF-8")
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .env("AGENT_OPS_SESSION_ID", &req.session_id)
+        .env("AGENT_OPS_CONTROL_URL", &req.control_url)
+        .env("AGENT_OPS_RUNNER_TOKEN", &req.runner_token)
+        .env("AGENT_OPS_WORKSPACE", &layout.workspace)
+        .env("AGENT_OPS_STATE_DIR", &layout.state)
+        .env(
+            "AGENT_OPS_MODEL",
+            serde_json::to_string(&req.model).unwrap_or_default(),
+        )
+        .env("AGENT_OPS_OPENCODE_BIN", cfg.opencode_bin)
+        .env("AGENT_OPS_HEARTBEAT_MS", cfg.heartbeat_ms.to_string())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log.try_clone()?)
+        .kill_on_drop(true);
         if let Some(repo) = &req.repo {
             cmd.env("AGENT_OPS_REPO", repo);
         }
@@ -163,10 +198,48 @@ impl Sandbox {
         if let Some(code_server) = &cfg.tools.code_server {
             cmd.env("AGENT_OPS_CODE_SERVER", code_server);
         }
-        let child = cmd.spawn()?;
+        // SAFETY: runs in the forked child before exec and makes raw fcntl calls only. The two
+        // pipe ends were opened close-on-exec, so no other child inherits them; bubblewrap must.
+        unsafe {
+            cmd.pre_exec(move || {
+                for fd in [fds.info, fds.block] {
+                    rustix::io::fcntl_setfd(
+                        BorrowedFd::borrow_raw(fd),
+                        rustix::io::FdFlags::empty(),
+                    )?;
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn()?;
+        drop((info_tx, block_rx));
+        let outbound = super::network::loopback_ports(
+            [
+                Some(req.control_url.as_str()),
+                req.model.base_url.as_deref(),
+                req.repo.as_deref(),
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        let pid_file = root.join(NET_DIR).join(format!("{}.pid", req.session_id));
+        let joined = async {
+            let pid = first_process(info_rx).await?;
+            super::network::join(pid, gateway.port(), &outbound, &pid_file, log).await
+        };
+        let net = match joined.await {
+            Ok(net) => net,
+            Err(e) => {
+                child.kill().await.ok();
+                return Err(e);
+            }
+        };
+        // The network is up: let bubblewrap start the runner.
+        block_tx.write_all(b"1")?;
         Ok(Sandbox {
             layout,
             child: Some(child),
+            net: Some(net),
             state: SandboxState::Running,
             gateway,
             panels: cfg.panels.to_vec(),
@@ -179,13 +252,15 @@ impl Sandbox {
             if let Ok(Some(_)) = child.try_wait() {
                 self.state = SandboxState::Exited;
                 self.child = None;
+                // Dropping pasta kills it, and frees the gateway's port.
+                self.net = None;
             }
         }
     }
 
-    /// Kills bubblewrap; its PID namespace takes every process of the sandbox with it.
+    /// Kills bubblewrap (its PID namespace takes every process of the sandbox with it) and pasta.
     pub async fn terminate(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        for mut child in [self.child.take(), self.net.take()].into_iter().flatten() {
             child.kill().await.ok();
         }
         self.state = SandboxState::Terminated;
@@ -200,6 +275,37 @@ impl Sandbox {
             gateway_url: Some(format!("http://{}", self.gateway)),
             panels: self.panels.clone(),
         }
+    }
+}
+
+/// Where pasta's pid files live: under the sandbox root, which every sandbox sees as empty, and
+/// named so no session's directory can be it (session ids have no dots).
+const NET_DIR: &str = ".net";
+
+/// The pid of the sandbox's first process, from what bubblewrap writes to its info pipe.
+async fn first_process(info: std::io::PipeReader) -> std::io::Result<u32> {
+    #[derive(serde::Deserialize)]
+    struct Info {
+        #[serde(rename = "child-pid")]
+        child_pid: u32,
+    }
+    let read = tokio::task::spawn_blocking(move || {
+        // One JSON document, read as it arrives: bubblewrap may keep the pipe open after it.
+        serde_json::Deserializer::from_reader(info)
+            .into_iter::<Info>()
+            .next()
+            .unwrap_or_else(|| Err(serde::de::Error::custom("bubblewrap exited first")))
+    });
+    match tokio::time::timeout(Duration::from_secs(5), read).await {
+        Ok(Ok(Ok(info))) => Ok(info.child_pid),
+        Ok(Ok(Err(e))) => Err(std::io::Error::other(format!(
+            "bubblewrap did not start the sandbox: {e}"
+        ))),
+        Ok(Err(e)) => Err(std::io::Error::other(e)),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "bubblewrap did not start the sandbox within 5 s",
+        )),
     }
 }
 
@@ -223,6 +329,7 @@ mod tests {
             ],
             &[PathBuf::from("/bin/sh")],
             Path::new("/bin/runner"),
+            StartFds { info: 7, block: 9 },
         );
         let tmp = pos(&args, &["--tmpfs", "/tmp"]).expect("private /tmp");
         let exposed = pos(&args, &["--ro-bind", "/bin/sh", "/bin/sh"]).expect("exposed read-only");
@@ -242,6 +349,13 @@ mod tests {
         assert!(
             pos(&args, &["--unshare-all"]).is_some()
                 && pos(&args, &["--die-with-parent"]).is_some()
+        );
+        assert!(
+            !args.iter().any(|a| a == "--share-net"),
+            "the sandbox has a network namespace of its own"
+        );
+        assert!(
+            pos(&args, &["--info-fd", "7"]).is_some() && pos(&args, &["--block-fd", "9"]).is_some()
         );
         assert!(pos(&args, &["--chdir", "/srv/sb/abc/workspace"]).is_some());
         assert_eq!(

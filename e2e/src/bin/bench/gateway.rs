@@ -2,6 +2,10 @@
 //! HTTP through the gateway to an app in the sandbox vs straight to the app, and a keystroke's
 //! echo through the terminal's PTY vs a WebSocket echo through the same gateway.
 //!
+//! The apps listen in the sandbox's own network, which only the gateway's port leaves, so the
+//! HTTP comparison is made from inside it; the same requests from the host (through pasta, the
+//! way the Worker reaches the gateway) are shown beside it.
+//!
 //! Two apps: a real development server (Python's `http.server` serving a page, the kind of app a
 //! preview shows), and an in-process one that answers "ok" and does nothing else. The second is
 //! the worst case for any proxy: the app costs less than the extra loopback hop, so its ratio
@@ -21,37 +25,67 @@ const REQUESTS: usize = 2000;
 const CONCURRENT: usize = 8;
 const KEYSTROKES: usize = 300;
 
-async fn app() -> u16 {
+async fn app(stack: &Stack, id: &str) -> u16 {
     let app = axum::Router::new()
         .route("/small", axum::routing::get(|| async { "ok" }))
         .route("/ws", axum::routing::get(e2e::panels::ws_echo));
-    e2e::panels::serve_app(app).await
+    e2e::panels::serve_app(stack, id, app).await
 }
 
-/// A development server serving a 16 KiB page from `dir`, on a free port; killed when dropped.
-fn dev_server(dir: &std::path::Path, program: &str, args: &[&str]) -> (KillOnDrop, u16) {
+/// A development server in the sandbox whose process is `sandbox`, serving a 16 KiB page from
+/// `dir` on a free port; killed when dropped.
+fn dev_server(
+    sandbox: u32,
+    dir: &std::path::Path,
+    program: &'static str,
+    args: &[&str],
+) -> (KillOnDrop, u16) {
     let root = dir.join("dev-server");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("index.html"), "<p>preview</p>\n".repeat(1024)).unwrap();
     let [port] = e2e::free_ports::<1>();
     let port_arg = port.to_string();
-    let args: Vec<&str> = args
+    let args: Vec<String> = args
         .iter()
-        .map(|a| if *a == "PORT" { port_arg.as_str() } else { a })
+        .map(|a| {
+            if *a == "PORT" {
+                port_arg.clone()
+            } else {
+                a.to_string()
+            }
+        })
         .collect();
-    let child = std::process::Command::new(program)
-        .args(&args)
-        .current_dir(&root)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{program} never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = e2e::procs::in_netns_of(sandbox, move || {
+        let child = std::process::Command::new(program)
+            .args(&args)
+            .current_dir(&root)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "{program} never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    });
     (KillOnDrop(child), port)
+}
+
+/// `http` run from inside the sandbox's network, on a runtime of its own there.
+async fn http_in(sandbox: u32, url: String, cookie: String) -> (f64, f64) {
+    tokio::task::spawn_blocking(move || {
+        e2e::procs::in_netns_of(sandbox, move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(http(&url, &cookie))
+        })
+    })
+    .await
+    .unwrap()
 }
 
 /// Node's http server reading the file for each request, as static middleware does: the
@@ -205,19 +239,32 @@ pub async fn gateway(stack: &Stack, rows: &mut Vec<Row>) {
             "python3 -m http.server",
         ),
     ];
+    let sandbox = *stack.runner_pids(&id).first().expect("the sandbox runs");
     for (program, args, name) in servers {
-        let (_server, dev_port) = dev_server(&stack.dir, program, &args);
-        let direct = http(&format!("http://127.0.0.1:{dev_port}/index.html"), "").await;
-        let via = http(
-            &format!("{gw}/sandbox/{id}/preview/{dev_port}/index.html"),
-            &cookie,
-        )
-        .await;
+        let (_server, dev_port) = dev_server(sandbox, &stack.dir, program, &args);
+        let page = format!("{gw}/sandbox/{id}/preview/{dev_port}/index.html");
+        let direct = format!("http://127.0.0.1:{dev_port}/index.html");
+        let direct = http_in(sandbox, direct, String::new()).await;
+        let via = http_in(sandbox, page.clone(), cookie.clone()).await;
         compare(rows, name, direct, via, true);
+        let from_host = http(&page, &cookie).await;
+        rows.push(Row::reported(
+            &format!("gateway HTTP p50 from the host (through pasta), {name}"),
+            from_host.0,
+            "from inside the sandbox",
+            via.0,
+            "ms",
+        ));
     }
-    let port = app().await;
-    let direct = http(&format!("http://127.0.0.1:{port}/small"), "").await;
-    let via = http(&format!("{gw}/sandbox/{id}/preview/{port}/small"), &cookie).await;
+    let port = app(stack, &id).await;
+    let direct = http_in(
+        sandbox,
+        format!("http://127.0.0.1:{port}/small"),
+        String::new(),
+    )
+    .await;
+    let via = format!("{gw}/sandbox/{id}/preview/{port}/small");
+    let via = http_in(sandbox, via, cookie.clone()).await;
     compare(rows, "do-nothing app", direct, via, false);
 
     let ws_base = gw.replacen("http", "ws", 1);

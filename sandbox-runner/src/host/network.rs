@@ -1,0 +1,185 @@
+//! A local sandbox's network: its own namespace (bubblewrap unshares it) joined to the host by
+//! pasta through two kinds of door only. In: the gateway's port, from the host's loopback. Out:
+//! the host loopback ports the sandbox was given URLs for (its session's Worker, a local model
+//! server, a local Git host). So what the agent starts on loopback (OpenCode's API, a dev server)
+//! is reached only through the gateway, never from the host or from another sandbox. The rest of
+//! the world is reached through pasta's NAT, as from any container.
+
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+/// pasta configures a namespace in about 20 ms here; this only bounds a broken one.
+const READY_WITHIN: Duration = Duration::from_secs(5);
+
+/// The ports on this host's loopback that `urls` point at, sorted, without repeats.
+pub fn loopback_ports<'a>(urls: impl IntoIterator<Item = &'a str>) -> Vec<u16> {
+    let mut ports: Vec<u16> = urls
+        .into_iter()
+        .filter_map(|u| reqwest::Url::parse(u).ok())
+        .filter(|u| match u.host_str() {
+            Some("localhost") => true,
+            Some(host) => host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback()),
+            None => false,
+        })
+        .filter_map(|u| u.port_or_known_default())
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// pasta's arguments to join the namespace of `sandbox_pid` to the host. Pure, so the rules that
+/// keep the sandbox closed are tested without starting anything.
+pub fn pasta_args(
+    sandbox_pid: u32,
+    gateway_port: u16,
+    outbound: &[u16],
+    pid_file: &Path,
+    uid: u32,
+) -> Vec<OsString> {
+    let outbound = if outbound.is_empty() {
+        "none".to_owned()
+    } else {
+        let ports: Vec<String> = outbound.iter().map(u16::to_string).collect();
+        ports.join(",")
+    };
+    let gateway = format!("127.0.0.1/{gateway_port}");
+    let uid = uid.to_string();
+    let pid = sandbox_pid.to_string();
+    [
+        "--foreground",
+        "--quiet",
+        // pasta otherwise drops to "nobody", who may not enter a namespace the host made.
+        "--runas",
+        &uid,
+        "--config-net",
+        // By default the namespace's gateway address leads to ALL of the host's loopback.
+        "--no-map-gw",
+        "--tcp-ports",
+        &gateway,
+        // Unlisted, these default to "every port bound on the other side".
+        "--tcp-ns",
+        &outbound,
+        "--udp-ports",
+        "none",
+        "--udp-ns",
+        "none",
+        // Written once the namespace is configured and every port is bound: the ready signal.
+        "--pid",
+        &pid_file.display().to_string(),
+        &pid,
+    ]
+    .into_iter()
+    .map(OsString::from)
+    .collect()
+}
+
+/// Starts pasta for the sandbox whose first process is `sandbox_pid`, and returns once the
+/// sandbox's doors are open. pasta dies with the host (it would otherwise hold the gateway's port).
+pub async fn join(
+    sandbox_pid: u32,
+    gateway_port: u16,
+    outbound: &[u16],
+    pid_file: &Path,
+    log: std::fs::File,
+) -> std::io::Result<Child> {
+    std::fs::remove_file(pid_file).ok();
+    let uid = rustix::process::geteuid().as_raw();
+    let mut cmd = Command::new("pasta");
+    cmd.args(pasta_args(
+        sandbox_pid,
+        gateway_port,
+        outbound,
+        pid_file,
+        uid,
+    ))
+    .stdin(Stdio::null())
+    .stdout(log.try_clone()?)
+    .stderr(log)
+    .kill_on_drop(true);
+    // SAFETY: runs in the forked child before exec and makes one raw system call (prctl), which
+    // neither allocates nor takes locks.
+    unsafe {
+        cmd.pre_exec(|| {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("pasta (Debian package passt) could not start: {e}"),
+        )
+    })?;
+    let deadline = Instant::now() + READY_WITHIN;
+    loop {
+        if std::fs::metadata(pid_file).is_ok_and(|m| m.len() > 0) {
+            return Ok(child);
+        }
+        if let Some(status) = child.try_wait()? {
+            return Err(std::io::Error::other(format!(
+                "pasta exited ({status}) before the sandbox's network was up; see its log"
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "pasta did not bring the sandbox's network up within 5 s",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_urls_open_a_door_out() {
+        let ports = loopback_ports([
+            "ws://127.0.0.1:8787/runner/abc",
+            "http://localhost:8791/v1",
+            "http://[::1]:9000/x.git",
+            "http://127.0.0.1:8787/again",
+            "https://api.anthropic.com/v1",
+            "http://192.0.2.7:22/",
+            "file:///srv/repo",
+            "not a url",
+        ]);
+        assert_eq!(ports, vec![8787, 8791, 9000]);
+        assert_eq!(loopback_ports(["ws://localhost/x"]), vec![80]);
+    }
+
+    fn after<'a>(args: &'a [OsString], flag: &str) -> Vec<&'a str> {
+        args.windows(2)
+            .filter(|w| w[0] == flag)
+            .map(|w| w[1].to_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn pasta_opens_the_gateway_in_and_only_the_listed_ports_out() {
+        let args = pasta_args(42, 40001, &[8787, 8791], Path::new("/r/.net/s.pid"), 0);
+        assert_eq!(after(&args, "--tcp-ports"), ["127.0.0.1/40001"]);
+        assert_eq!(after(&args, "--tcp-ns"), ["8787,8791"]);
+        assert_eq!(after(&args, "--udp-ports"), ["none"]);
+        assert_eq!(after(&args, "--udp-ns"), ["none"]);
+        assert_eq!(after(&args, "--runas"), ["0"]);
+        assert_eq!(after(&args, "--pid"), ["/r/.net/s.pid"]);
+        assert!(args.iter().any(|a| a == "--no-map-gw"));
+        assert!(args.iter().any(|a| a == "--foreground"));
+        assert_eq!(args.last().unwrap(), "42");
+        let closed = pasta_args(42, 40001, &[], Path::new("/p"), 1000);
+        assert_eq!(after(&closed, "--tcp-ns"), ["none"]);
+    }
+}
