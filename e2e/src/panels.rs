@@ -13,14 +13,23 @@ pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The address of the session's gateway, once it answers. (A TCP connect alone proves nothing:
-/// pasta accepts on the sandbox's behalf before the gateway listens inside.)
+/// the provider opens the gateway's socket before the runner serves it.)
 pub async fn gateway_listening(stack: &Stack, session: &str) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let url = stack
+        .sandbox_info(session)
+        .await
+        .gateway_url
+        .expect("a gateway");
+    let listen = url.trim_start_matches("http://").to_owned();
     loop {
-        if let Some(listen) = stack.runner_env(session, "AGENT_OPS_GATEWAY_LISTEN") {
-            if reqwest::get(format!("http://{listen}/")).await.is_ok() {
-                return listen;
-            }
+        let answered = reqwest::Client::new()
+            .get(format!("{url}/"))
+            .timeout(std::time::Duration::from_secs(1))
+            .send()
+            .await;
+        if answered.is_ok() {
+            return listen;
         }
         assert!(
             std::time::Instant::now() < deadline,

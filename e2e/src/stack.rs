@@ -273,6 +273,27 @@ impl Stack {
     }
 
     /// A request with the admin key; returns the status and the JSON body (Null if none).
+    /// What the sandbox provider says of a session's sandbox (a signed request, as the Worker's).
+    pub async fn sandbox_info(&self, id: &str) -> agent_ops_protocol::api::SandboxInfo {
+        use agent_ops_protocol::signing::{sign_request, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+        let path = format!("/v1/sandboxes/{id}");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let signature = sign_request(self.provider_secret.as_bytes(), "GET", &path, now, b"");
+        let resp = self
+            .http
+            .get(format!("http://127.0.0.1:{}{path}", self.provider_port))
+            .header(TIMESTAMP_HEADER, now.to_string())
+            .header(SIGNATURE_HEADER, signature)
+            .send()
+            .await
+            .expect("the provider answers");
+        assert_eq!(resp.status(), 200, "the provider knows session {id}");
+        resp.json().await.expect("a sandbox's info")
+    }
+
     pub async fn call(
         &self,
         method: reqwest::Method,

@@ -7,6 +7,7 @@ mod image;
 mod link;
 mod opencode;
 
+use std::os::fd::FromRawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -59,6 +60,14 @@ struct RunArgs {
     /// Where the gateway (the sandbox's one listener, for the panels) listens.
     #[arg(long, env = "AGENT_OPS_GATEWAY_LISTEN")]
     gateway_listen: Option<std::net::SocketAddr>,
+    /// Or: the descriptor of a listening socket the provider opened for the gateway.
+    #[arg(
+        long,
+        env = "AGENT_OPS_GATEWAY_FD",
+        conflicts_with = "gateway_listen",
+        value_parser = clap::value_parser!(i32).range(3..)
+    )]
+    gateway_fd: Option<i32>,
     /// This session's panel-token key, hex (see `agent_ops_protocol::panel`).
     #[arg(
         long,
@@ -97,7 +106,16 @@ async fn run(args: RunArgs) -> Result<(), String> {
         repo: args.repo,
         branch: args.branch,
     };
-    let gateway = match args.gateway_listen {
+    let listen = match (args.gateway_listen, args.gateway_fd) {
+        (Some(addr), _) => Some(gateway::Listen::Addr(addr)),
+        // SAFETY: the provider opened this descriptor for the gateway alone; nothing else in this
+        // process takes it. Should it be no socket, `Listen::open` says so.
+        (None, Some(fd)) => Some(gateway::Listen::Inherited(unsafe {
+            std::os::fd::OwnedFd::from_raw_fd(fd)
+        })),
+        (None, None) => None,
+    };
+    let gateway = match listen {
         Some(listen) => {
             let panel_key = hex::decode(&args.panel_key)
                 .ok()

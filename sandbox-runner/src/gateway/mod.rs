@@ -13,6 +13,7 @@ pub mod proxy;
 mod terminal;
 
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -29,8 +30,35 @@ use agent_ops_protocol::cookies;
 use auth::{cookie_name, safe_next, Door};
 use proxy::Upstream;
 
+/// Where the gateway answers.
+pub enum Listen {
+    /// An address to bind (a container's exposed port).
+    Addr(SocketAddr),
+    /// A listening socket the provider opened in its own network and handed down, so the gateway
+    /// answers there with no hop in between while the sandbox's own network stays closed.
+    Inherited(OwnedFd),
+}
+
+impl Listen {
+    async fn open(self) -> Result<tokio::net::TcpListener, String> {
+        match self {
+            Listen::Addr(addr) => tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("gateway {addr}: {e}")),
+            Listen::Inherited(fd) => {
+                let listener = std::net::TcpListener::from(fd);
+                listener
+                    .local_addr()
+                    .and_then(|_| listener.set_nonblocking(true))
+                    .and_then(|()| tokio::net::TcpListener::from_std(listener))
+                    .map_err(|e| format!("the gateway's inherited socket: {e}"))
+            }
+        }
+    }
+}
+
 pub struct GatewayConfig {
-    pub listen: SocketAddr,
+    pub listen: Listen,
     pub session_id: String,
     pub panel_key: Vec<u8>,
     pub runtime: PathBuf,
@@ -81,9 +109,8 @@ fn asset(content_type: &'static str, body: &'static str) -> Response<Body> {
 }
 
 pub async fn serve(cfg: GatewayConfig) -> Result<(), String> {
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| format!("gateway {}: {e}", cfg.listen))?;
+    let listener = cfg.listen.open().await?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&cfg.runtime).map_err(|e| format!("runtime dir: {e}"))?;
     let mut services = Vec::new();
     let vnc = match &cfg.websockify {
@@ -126,7 +153,7 @@ pub async fn serve(cfg: GatewayConfig) -> Result<(), String> {
         loopback: proxy::loopback_pool(),
         _services: services,
     });
-    tracing::info!("gateway listening on {}", cfg.listen);
+    tracing::info!("gateway listening on {local}");
     let app = Router::new().fallback(handle).with_state(gw);
     // Keystrokes and streamed chunks are small writes: each goes out at once, not batched.
     let listener = listener.tap_io(|tcp| {

@@ -1,9 +1,9 @@
-//! A local sandbox's network: its own namespace (bubblewrap unshares it) joined to the host by
-//! pasta through two kinds of door only. In: the gateway's port, from the host's loopback. Out:
-//! the host loopback ports the sandbox was given URLs for (its session's Worker, a local model
-//! server, a local Git host). So what the agent starts on loopback (OpenCode's API, a dev server)
-//! is reached only through the gateway, never from the host or from another sandbox. The rest of
-//! the world is reached through pasta's NAT, as from any container.
+//! A local sandbox's network: its own namespace (bubblewrap unshares it), so what the agent starts
+//! on loopback (OpenCode's API, a dev server) is reached only through the gateway, never from the
+//! host or from another sandbox. The way in is the gateway's listening socket, opened on the
+//! host and handed down (see `sandbox.rs`). The ways out are pasta's: the host loopback ports the
+//! sandbox was given URLs for (its session's Worker, a local model server, a local Git host), and
+//! the rest of the world through pasta's NAT, as from any container.
 
 use std::ffi::OsString;
 use std::net::IpAddr;
@@ -39,20 +39,13 @@ pub fn loopback_ports<'a>(urls: impl IntoIterator<Item = &'a str>) -> Vec<u16> {
 
 /// pasta's arguments to join the namespace of `sandbox_pid` to the host. Pure, so the rules that
 /// keep the sandbox closed are tested without starting anything.
-pub fn pasta_args(
-    sandbox_pid: u32,
-    gateway_port: u16,
-    outbound: &[u16],
-    pid_file: &Path,
-    uid: u32,
-) -> Vec<OsString> {
+pub fn pasta_args(sandbox_pid: u32, outbound: &[u16], pid_file: &Path, uid: u32) -> Vec<OsString> {
     let outbound = if outbound.is_empty() {
         "none".to_owned()
     } else {
         let ports: Vec<String> = outbound.iter().map(u16::to_string).collect();
         ports.join(",")
     };
-    let gateway = format!("127.0.0.1/{gateway_port}");
     let uid = uid.to_string();
     let pid = sandbox_pid.to_string();
     [
@@ -64,9 +57,9 @@ pub fn pasta_args(
         "--config-net",
         // By default the namespace's gateway address leads to ALL of the host's loopback.
         "--no-map-gw",
-        "--tcp-ports",
-        &gateway,
         // Unlisted, these default to "every port bound on the other side".
+        "--tcp-ports",
+        "none",
         "--tcp-ns",
         &outbound,
         "--udp-ports",
@@ -84,10 +77,9 @@ pub fn pasta_args(
 }
 
 /// Starts pasta for the sandbox whose first process is `sandbox_pid`, and returns once the
-/// sandbox's doors are open. pasta dies with the host (it would otherwise hold the gateway's port).
+/// sandbox's ways out are open. pasta dies with the host, whose sandboxes die with it.
 pub async fn join(
     sandbox_pid: u32,
-    gateway_port: u16,
     outbound: &[u16],
     pid_file: &Path,
     log: std::fs::File,
@@ -95,17 +87,11 @@ pub async fn join(
     std::fs::remove_file(pid_file).ok();
     let uid = rustix::process::geteuid().as_raw();
     let mut cmd = Command::new("pasta");
-    cmd.args(pasta_args(
-        sandbox_pid,
-        gateway_port,
-        outbound,
-        pid_file,
-        uid,
-    ))
-    .stdin(Stdio::null())
-    .stdout(log.try_clone()?)
-    .stderr(log)
-    .kill_on_drop(true);
+    cmd.args(pasta_args(sandbox_pid, outbound, pid_file, uid))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true);
     // SAFETY: runs in the forked child before exec and makes one raw system call (prctl), which
     // neither allocates nor takes locks.
     unsafe {
@@ -168,9 +154,9 @@ mod tests {
     }
 
     #[test]
-    fn pasta_opens_the_gateway_in_and_only_the_listed_ports_out() {
-        let args = pasta_args(42, 40001, &[8787, 8791], Path::new("/r/.net/s.pid"), 0);
-        assert_eq!(after(&args, "--tcp-ports"), ["127.0.0.1/40001"]);
+    fn pasta_opens_only_the_listed_ports_out_and_none_in() {
+        let args = pasta_args(42, &[8787, 8791], Path::new("/r/.net/s.pid"), 0);
+        assert_eq!(after(&args, "--tcp-ports"), ["none"]);
         assert_eq!(after(&args, "--tcp-ns"), ["8787,8791"]);
         assert_eq!(after(&args, "--udp-ports"), ["none"]);
         assert_eq!(after(&args, "--udp-ns"), ["none"]);
@@ -179,7 +165,7 @@ mod tests {
         assert!(args.iter().any(|a| a == "--no-map-gw"));
         assert!(args.iter().any(|a| a == "--foreground"));
         assert_eq!(args.last().unwrap(), "42");
-        let closed = pasta_args(42, 40001, &[], Path::new("/p"), 1000);
+        let closed = pasta_args(42, &[], Path::new("/p"), 1000);
         assert_eq!(after(&closed, "--tcp-ns"), ["none"]);
     }
 }

@@ -37,12 +37,14 @@ impl Layout {
     }
 }
 
-/// The pipes through which bubblewrap says which process is the sandbox's first (`info`), then
-/// waits (`block`) until the host has connected the sandbox's network.
+/// What the sandbox inherits: the pipes through which bubblewrap says which process is the
+/// sandbox's first (`info`), then waits (`block`) until the host has connected the sandbox's
+/// network, and the gateway's listening socket, opened on the host's loopback.
 #[derive(Debug, Clone, Copy)]
 pub struct StartFds {
     pub info: RawFd,
     pub block: RawFd,
+    pub gateway: RawFd,
 }
 
 /// The bubblewrap arguments that isolate one session's runner. Pure, so the isolation rules are
@@ -139,8 +141,10 @@ impl Sandbox {
             exposed.extend(websockify.ancestors().nth(2).map(Path::to_owned));
         }
         exposed.extend(cfg.tools.code_server.clone());
-        // Held until just before the runner binds it, so no other sandbox is handed this port.
-        let gateway = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+        // Opened here, in the host's network, and handed down: the gateway answers on the host's
+        // loopback with no hop in between, and the sandbox's own network stays closed.
+        let gateway_socket = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let gateway = gateway_socket.local_addr()?;
         if let Some(path) = req.repo.as_deref().and_then(|r| r.strip_prefix("file://")) {
             exposed.push(PathBuf::from(path));
         }
@@ -149,6 +153,7 @@ impl Sandbox {
         let fds = StartFds {
             info: info_tx.as_raw_fd(),
             block: block_rx.as_raw_fd(),
+            gateway: gateway_socket.as_raw_fd(),
         };
         cmd.args(bwrap_args(
             &layout,
@@ -189,7 +194,7 @@ impl Sandbox {
         if let Some(key) = cfg.model_api_key {
             cmd.env("AGENT_OPS_MODEL_API_KEY", key);
         }
-        cmd.env("AGENT_OPS_GATEWAY_LISTEN", gateway.to_string())
+        cmd.env("AGENT_OPS_GATEWAY_FD", fds.gateway.to_string())
             .env("AGENT_OPS_PANEL_KEY", &req.panel_key);
         if let Some((websockify, novnc)) = desktop {
             cmd.env("AGENT_OPS_WEBSOCKIFY", websockify)
@@ -198,11 +203,11 @@ impl Sandbox {
         if let Some(code_server) = &cfg.tools.code_server {
             cmd.env("AGENT_OPS_CODE_SERVER", code_server);
         }
-        // SAFETY: runs in the forked child before exec and makes raw fcntl calls only. The two
-        // pipe ends were opened close-on-exec, so no other child inherits them; bubblewrap must.
+        // SAFETY: runs in the forked child before exec and makes raw fcntl calls only. These
+        // were opened close-on-exec, so no other child inherits them; this one must.
         unsafe {
             cmd.pre_exec(move || {
-                for fd in [fds.info, fds.block] {
+                for fd in [fds.info, fds.block, fds.gateway] {
                     rustix::io::fcntl_setfd(
                         BorrowedFd::borrow_raw(fd),
                         rustix::io::FdFlags::empty(),
@@ -212,7 +217,7 @@ impl Sandbox {
             });
         }
         let mut child = cmd.spawn()?;
-        drop((info_tx, block_rx));
+        drop((info_tx, block_rx, gateway_socket));
         let outbound = super::network::loopback_ports(
             [
                 Some(req.control_url.as_str()),
@@ -225,7 +230,7 @@ impl Sandbox {
         let pid_file = root.join(NET_DIR).join(format!("{}.pid", req.session_id));
         let joined = async {
             let pid = first_process(info_rx).await?;
-            super::network::join(pid, gateway.port(), &outbound, &pid_file, log).await
+            super::network::join(pid, &outbound, &pid_file, log).await
         };
         let net = match joined.await {
             Ok(net) => net,
@@ -329,7 +334,11 @@ mod tests {
             ],
             &[PathBuf::from("/bin/sh")],
             Path::new("/bin/runner"),
-            StartFds { info: 7, block: 9 },
+            StartFds {
+                info: 7,
+                block: 9,
+                gateway: 11,
+            },
         );
         let tmp = pos(&args, &["--tmpfs", "/tmp"]).expect("private /tmp");
         let exposed = pos(&args, &["--ro-bind", "/bin/sh", "/bin/sh"]).expect("exposed read-only");
