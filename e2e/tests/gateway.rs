@@ -325,6 +325,64 @@ async fn previews_proxy_http_and_websockets_streaming_both_ways() {
     assert_eq!(two.into_text().unwrap().len(), big_frame.len());
 }
 
+/// An app that speaks HTTP/1.0 and closes every connection, like Python's `http.server`.
+fn closing_app(stack: &Stack, id: &str) -> u16 {
+    use std::io::{Read, Write};
+    let runner = stack.runner_pids(id)[0];
+    let listener = e2e::procs::in_netns_of(runner, || std::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind in the sandbox");
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.ends_with(b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+            let answer = b"HTTP/1.0 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+            conn.write_all(answer).ok();
+        }
+    });
+    port
+}
+
+/// The client's connection to the gateway is the gateway's, not the app's: an app that closes
+/// every connection does not close the client's, which stays open for the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closing_app_does_not_close_the_clients_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = Stack::start(StackOptions::default()).await;
+    let id = session(&stack).await;
+    let listen = panels::gateway_listening(&stack, &id).await;
+    let url = token_url(&stack, &stack.admin_key, &id, "terminal").await;
+    let (_, cookie, _) = panels::trade(&format!("http://{listen}{url}"), None).await;
+    let cookie = cookie.expect("the gateway's cookie");
+    let port = closing_app(&stack, &id);
+    let mut conn = tokio::net::TcpStream::connect(&listen).await.unwrap();
+    for round in 0..2 {
+        let request = format!(
+            "GET /sandbox/{id}/preview/{port}/ HTTP/1.1\r\nHost: {listen}\r\nCookie: {cookie}\r\n\r\n"
+        );
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !seen.ends_with(b"\r\n\r\nok") {
+            let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+                .await
+                .expect("an answer")
+                .unwrap();
+            assert!(n > 0, "round {round}: the gateway closed the connection");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        let head = String::from_utf8_lossy(&seen).to_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vnc_completes_the_rfb_handshake_and_sends_a_framebuffer() {
     let stack = Stack::start(StackOptions::default()).await;

@@ -81,6 +81,7 @@ pub async fn forward(
         .headers()
         .contains_key(header::UPGRADE)
         .then(|| hyper::upgrade::on(&mut req));
+    let client_version = req.version();
     let authority = match upstream {
         Upstream::Tcp(_, port) => format!("127.0.0.1:{port}"),
         Upstream::Unix(..) => "localhost".to_owned(),
@@ -111,16 +112,25 @@ pub async fn forward(
         }
         Err(e) => return bad_gateway(format!("the service failed: {e}")),
     };
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client_upgrade) = client_upgrade {
-            let upstream_upgrade = hyper::upgrade::on(&mut resp);
-            tokio::spawn(async move {
-                if let (Ok(c), Ok(u)) = (client_upgrade.await, upstream_upgrade.await) {
-                    let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-                    tokio::io::copy_bidirectional(&mut c, &mut u).await.ok();
-                }
-            });
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        // The client's connection is ours, not the app's: an app that speaks HTTP/1.0 or closes
+        // every connection (Python's http.server) must not close the client's kept-alive one.
+        *resp.version_mut() = client_version;
+        for hop_by_hop in [
+            header::CONNECTION.as_str(),
+            "keep-alive",
+            "proxy-connection",
+        ] {
+            resp.headers_mut().remove(hop_by_hop);
         }
+    } else if let Some(client_upgrade) = client_upgrade {
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            if let (Ok(c), Ok(u)) = (client_upgrade.await, upstream_upgrade.await) {
+                let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+                tokio::io::copy_bidirectional(&mut c, &mut u).await.ok();
+            }
+        });
     }
     resp.map(Body::new)
 }
