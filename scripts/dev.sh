@@ -53,6 +53,7 @@ fi
 node_modules/.bin/wrangler d1 migrations apply DB --local --persist-to .state/wrangler >/dev/null
 
 AGENT_OPS_WEBSOCKIFY="$PWD/.tools/websockify/bin/websockify" \
+AGENT_OPS_CODE_SERVER="$PWD/.tools/code-server" \
 AGENT_OPS_MODEL_API_KEY=$model_key "$BIN/sandbox-runner" host \
   --listen "127.0.0.1:$PROVIDER_PORT" --root .state/sandboxes --secret "$PROVIDER_SECRET" \
   --opencode-bin "$PWD/node_modules/.bin/opencode" --hide "$PWD/.dev.vars" --hide "$PWD/.state/wrangler" \

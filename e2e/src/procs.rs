@@ -78,7 +78,8 @@ pub fn all() -> Vec<Proc> {
         .collect()
 }
 
-/// The TCP addresses `pid` listens on (IPv4 and IPv6), from its sockets in `/proc`.
+/// The TCP addresses `pid` listens on (IPv4 and IPv6), from its sockets in `/proc`: in its own
+/// network and in ours (a sandbox's runner holds a socket opened in the host's).
 pub fn tcp_listeners(pid: u32) -> Vec<std::net::SocketAddr> {
     let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .into_iter()
@@ -93,8 +94,16 @@ pub fn tcp_listeners(pid: u32) -> Vec<std::net::SocketAddr> {
         })
         .collect();
     let mut out = Vec::new();
-    for (table, v6) in [("tcp", false), ("tcp6", true)] {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+    let tables = [pid.to_string(), "self".to_owned()]
+        .into_iter()
+        .flat_map(|p| {
+            [
+                (format!("/proc/{p}/net/tcp"), false),
+                (format!("/proc/{p}/net/tcp6"), true),
+            ]
+        });
+    for (table, v6) in tables {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
         for line in text.lines().skip(1) {
             let cols: Vec<&str> = line.split_whitespace().collect();
             if cols.len() < 10 || cols[3] != "0A" || !inodes.iter().any(|i| i == cols[9]) {
@@ -119,5 +128,7 @@ pub fn tcp_listeners(pid: u32) -> Vec<std::net::SocketAddr> {
             out.push(std::net::SocketAddr::new(ip, port));
         }
     }
+    out.sort();
+    out.dedup();
     out
 }

@@ -140,7 +140,8 @@ impl Stack {
             .arg(dir.join("wrangler"))
             .arg("--hide")
             .arg(repo_root().join(".dev.vars"))
-            .env("AGENT_OPS_WEBSOCKIFY", crate::websockify_bin());
+            .env("AGENT_OPS_WEBSOCKIFY", crate::websockify_bin())
+            .env("AGENT_OPS_CODE_SERVER", crate::code_server_bin());
         let host = spawn_group(&mut host_cmd, &dir.join("host.log"));
 
         let mut stack = Stack {

@@ -325,6 +325,64 @@ async fn previews_proxy_http_and_websockets_streaming_both_ways() {
     assert_eq!(two.into_text().unwrap().len(), big_frame.len());
 }
 
+/// VS Code: the real code-server, started by the first request for it, serves its workbench
+/// through the gateway and takes its WebSocket; a viewer is kept out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vscode_serves_the_workbench_and_its_socket() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let id = session(&stack).await;
+    let info = stack.session(&id).await;
+    let vscode = info
+        .panels
+        .iter()
+        .find(|p| p.kind == agent_ops_protocol::api::PanelKind::Vscode)
+        .unwrap();
+    assert!(
+        vscode.available,
+        "make setup installs code-server: {vscode:?}"
+    );
+    let admin = stack.admin_key.clone();
+    let cookie = open(&stack, &admin, &id, "vscode").await;
+    // Its first answer redirects (relatively) to the workspace folder, whose page is the
+    // workbench; its socket speaks VS Code's own binary protocol.
+    let page = panels::get(&stack, &admin, &cookie, &format!("/sandbox/{id}/code/")).await;
+    let (status, final_url) = (page.status(), page.url().clone());
+    assert_eq!(status, 200, "{final_url}");
+    let html = page
+        .headers()
+        .get("content-type")
+        .and_then(|c| c.to_str().ok());
+    assert!(html.is_some_and(|c| c.starts_with("text/html")), "{html:?}");
+    let folder = format!("folder={}", stack.workspace(&id).display());
+    assert!(
+        final_url.query().is_some_and(|q| q.contains(&folder)),
+        "it opens the session's workspace: {final_url}"
+    );
+    let query = "reconnectionToken=e2e&reconnection=false&skipWebSocketFrames=false";
+    let mut ws = socket(
+        &stack,
+        &admin,
+        &cookie,
+        &format!("/sandbox/{id}/code/?{query}"),
+    )
+    .await;
+    let first = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .expect("code-server speaks first on its socket")
+        .expect("a frame")
+        .expect("a frame");
+    assert!(first.is_binary(), "{first:?}");
+
+    let viewer = viewer_token(&stack, &id).await;
+    let vcookie = open(&stack, &viewer, &id, "terminal").await;
+    let editor = panels::get(&stack, &viewer, &vcookie, &format!("/sandbox/{id}/code/")).await;
+    assert_eq!(
+        editor.status(),
+        403,
+        "the editor takes input: not for viewers"
+    );
+}
+
 /// An app that speaks HTTP/1.0 and closes every connection, like Python's `http.server`.
 fn closing_app(stack: &Stack, id: &str) -> u16 {
     use std::io::{Read, Write};
@@ -510,4 +568,26 @@ async fn the_panel_services_listen_on_no_tcp_port() {
         all.iter().all(|a| a.ip().is_loopback()),
         "only loopback: {all:?}"
     );
+    // The gateway's socket, handed down from the provider, stays with the runner: nothing the
+    // runner starts (the agent, a shell, the desktop) could take its connections.
+    let gateway: std::net::SocketAddr = panels::gateway_listening(&stack, &id)
+        .await
+        .parse()
+        .unwrap();
+    let runners = stack.runner_pids(&id);
+    let holders: Vec<&e2e::procs::Proc> = procs
+        .iter()
+        .filter(|p| e2e::procs::tcp_listeners(p.pid).contains(&gateway))
+        .collect();
+    assert!(
+        holders.iter().any(|p| runners.contains(&p.pid)),
+        "the runner serves it"
+    );
+    for p in holders {
+        assert!(
+            runners.contains(&p.pid) || p.program_is("bwrap"),
+            "{:?} holds the gateway's socket",
+            p.argv
+        );
+    }
 }

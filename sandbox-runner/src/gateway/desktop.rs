@@ -27,7 +27,8 @@ fn spawn(program: &Path, args: &[&str], log: &Path) -> Result<Child, String> {
 }
 
 async fn wait_for(path: &Path, what: &str) -> Result<(), String> {
-    for _ in 0..200 {
+    // Ten seconds: code-server boots in well under one, but not on two busy cores.
+    for _ in 0..400 {
         if path.exists() {
             return Ok(());
         }

@@ -46,6 +46,10 @@ impl Listen {
                 .await
                 .map_err(|e| format!("gateway {addr}: {e}")),
             Listen::Inherited(fd) => {
+                // Inherited without close-on-exec; nothing this runner starts (the agent, a
+                // shell) may take the gateway's connections.
+                rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)
+                    .map_err(|e| format!("the gateway's inherited socket: {e}"))?;
                 let listener = std::net::TcpListener::from(fd);
                 listener
                     .local_addr()
@@ -69,13 +73,43 @@ pub struct GatewayConfig {
     pub code_server: Option<PathBuf>,
 }
 
+/// code-server, started by the first request for it: it costs a second of CPU and a couple of
+/// hundred MB, and most sessions never open the editor.
+struct Editor {
+    bin: PathBuf,
+    runtime: PathBuf,
+    workspace: PathBuf,
+    started: tokio::sync::OnceCell<(Upstream, Vec<Child>)>,
+}
+
+impl Editor {
+    /// Its upstream, starting it first if need be. A failed start is tried again next time.
+    async fn upstream(&self) -> Result<&Upstream, String> {
+        let (up, _child) = self
+            .started
+            .get_or_try_init(|| async {
+                let mut children = Vec::new();
+                let sock = desktop::start_code_server(
+                    &self.bin,
+                    &self.runtime,
+                    &self.workspace,
+                    &mut children,
+                )
+                .await?;
+                Ok::<_, String>((Upstream::unix(sock), children))
+            })
+            .await?;
+        Ok(up)
+    }
+}
+
 struct Gateway {
     prefix: String,
     cookie: String,
     door: Door,
     terminal: terminal::Terminal,
     vnc: Option<Upstream>,
-    code: Option<Upstream>,
+    code: Option<Editor>,
     loopback: proxy::LoopbackPool,
     _services: Vec<Child>,
 }
@@ -130,19 +164,12 @@ pub async fn serve(cfg: GatewayConfig) -> Result<(), String> {
         }
         None => None,
     };
-    let code = match &cfg.code_server {
-        Some(bin) => {
-            match desktop::start_code_server(bin, &cfg.runtime, &cfg.workspace, &mut services).await
-            {
-                Ok(sock) => Some(Upstream::unix(sock)),
-                Err(e) => {
-                    tracing::warn!("the VS Code panel is unavailable: {e}");
-                    None
-                }
-            }
-        }
-        None => None,
-    };
+    let code = cfg.code_server.map(|bin| Editor {
+        bin,
+        runtime: cfg.runtime.clone(),
+        workspace: cfg.workspace.clone(),
+        started: tokio::sync::OnceCell::new(),
+    });
     let gw = Arc::new(Gateway {
         prefix: format!("/sandbox/{}/", cfg.session_id),
         cookie: cookie_name(&cfg.session_id),
@@ -286,8 +313,11 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
                 unavailable("the desktop (Xvfb, x11vnc, websockify) is not running in this sandbox")
             }
         },
-        "code" => match &gw.code {
-            Some(up) => proxy::forward(up, req, &format!("/{tail}{query}"), &gw.cookie).await,
+        "code" => match gw.code.as_ref().map(Editor::upstream) {
+            Some(started) => match started.await {
+                Ok(up) => proxy::forward(up, req, &format!("/{tail}{query}"), &gw.cookie).await,
+                Err(e) => unavailable(&format!("code-server did not start: {e}")),
+            },
             None => unavailable("code-server is not installed in this sandbox"),
         },
         "preview" => {

@@ -136,11 +136,12 @@ impl Sandbox {
         let mut cmd = Command::new("bwrap");
         let mut exposed = vec![cfg.runner_bin.to_owned(), cfg.opencode_bin.to_owned()];
         let desktop = cfg.tools.desktop();
-        if let Some((websockify, _)) = desktop {
-            // A virtualenv's script needs the environment around it (two levels up: the venv).
-            exposed.extend(websockify.ancestors().nth(2).map(Path::to_owned));
+        // A program's install, two levels up from its `bin/`: websockify's virtualenv, and
+        // code-server's beside the Node it runs on.
+        let installs = [desktop.map(|(ws, _)| ws), cfg.tools.code_server.as_deref()];
+        for program in installs.into_iter().flatten() {
+            exposed.extend(program.ancestors().nth(2).map(Path::to_owned));
         }
-        exposed.extend(cfg.tools.code_server.clone());
         // Opened here, in the host's network, and handed down: the gateway answers on the host's
         // loopback with no hop in between, and the sandbox's own network stays closed.
         let gateway_socket = std::net::TcpListener::bind("127.0.0.1:0")?;
