@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use agent_ops_protocol::access::SessionRole;
+use agent_ops_protocol::api::PanelKind;
 use agent_ops_protocol::panel::{session_key, PanelGrant, AUDIENCE};
 use axum::routing::{get, post};
 use e2e::panels::{self, exchange, open, read_until, socket, token_url, type_keys};
@@ -325,24 +326,24 @@ async fn previews_proxy_http_and_websockets_streaming_both_ways() {
     assert_eq!(two.into_text().unwrap().len(), big_frame.len());
 }
 
+/// A stack with a session whose `kind` panel is offered (`make setup` installs what each needs),
+/// and the admin's cookie for it.
+async fn with_panel(kind: PanelKind) -> (Stack, String, String) {
+    let stack = Stack::start(StackOptions::default()).await;
+    let id = session(&stack).await;
+    let info = stack.session(&id).await;
+    let panel = info.panels.iter().find(|p| p.kind == kind).unwrap();
+    assert!(panel.available, "make setup installs it: {panel:?}");
+    let cookie = open(&stack, &stack.admin_key, &id, kind.as_str()).await;
+    (stack, id, cookie)
+}
+
 /// VS Code: the real code-server, started by the first request for it, serves its workbench
 /// through the gateway and takes its WebSocket; a viewer is kept out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vscode_serves_the_workbench_and_its_socket() {
-    let stack = Stack::start(StackOptions::default()).await;
-    let id = session(&stack).await;
-    let info = stack.session(&id).await;
-    let vscode = info
-        .panels
-        .iter()
-        .find(|p| p.kind == agent_ops_protocol::api::PanelKind::Vscode)
-        .unwrap();
-    assert!(
-        vscode.available,
-        "make setup installs code-server: {vscode:?}"
-    );
+    let (stack, id, cookie) = with_panel(PanelKind::Vscode).await;
     let admin = stack.admin_key.clone();
-    let cookie = open(&stack, &admin, &id, "vscode").await;
     // Its first answer redirects (relatively) to the workspace folder, whose page is the
     // workbench; its socket speaks VS Code's own binary protocol.
     let page = panels::get(&stack, &admin, &cookie, &format!("/sandbox/{id}/code/")).await;
@@ -443,20 +444,8 @@ async fn a_closing_app_does_not_close_the_clients_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vnc_completes_the_rfb_handshake_and_sends_a_framebuffer() {
-    let stack = Stack::start(StackOptions::default()).await;
-    let id = session(&stack).await;
-    let info = stack.session(&id).await;
-    let browser = info
-        .panels
-        .iter()
-        .find(|p| p.kind == agent_ops_protocol::api::PanelKind::Browser)
-        .unwrap();
-    assert!(
-        browser.available,
-        "make setup installs the desktop: {browser:?}"
-    );
+    let (stack, id, cookie) = with_panel(PanelKind::Browser).await;
     let admin = stack.admin_key.clone();
-    let cookie = open(&stack, &admin, &id, "browser").await;
     let page = panels::get(
         &stack,
         &admin,
