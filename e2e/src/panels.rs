@@ -131,10 +131,13 @@ pub async fn open(stack: &Stack, token: &str, session: &str, panel: &str) -> Str
     cookie.expect("the gateway sets its cookie")
 }
 
+/// A panel's WebSocket through the worker, as the web client's iframe opens it (with its Origin).
 pub async fn socket(stack: &Stack, token: &str, cookie: &str, path: &str) -> Socket {
     let mut req = stack.ws_url(path).into_client_request().expect("request");
     req.headers_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req.headers_mut()
+        .insert("origin", stack.url("").parse().unwrap());
     req.headers_mut().insert("cookie", cookie.parse().unwrap());
     tokio_tungstenite::connect_async(req)
         .await

@@ -234,6 +234,26 @@ async fn a_viewer_from_a_share_link_watches_without_a_prompt_box() {
         .await;
     alice.client.enter_parent_frame().await.expect("back out");
     alice.screenshot("10-terminal-panel").await;
+
+    // The VS Code tab is the real editor (code-server, started by this first visit), through the
+    // Worker's origin: its workbench renders, with its parts in place.
+    std::fs::write(stack.workspace(&id).join("hello.txt"), "hello\n").unwrap();
+    alice.click("button[data-panel=vscode]").await;
+    let frame = alice.find("iframe[data-panel=vscode]").await;
+    frame.enter_frame().await.expect("into the editor panel");
+    alice.find(".monaco-workbench .part.activitybar").await;
+    // Connected to its server: the explorer lists the workspace's file, and no error dialog.
+    alice
+        .wait_text(".explorer-folders-view", "the workspace's files", |t| {
+            t.contains("hello.txt")
+        })
+        .await;
+    assert!(
+        !alice.exists(".monaco-dialog-box").await,
+        "the workbench reports an error"
+    );
+    alice.client.enter_parent_frame().await.expect("back out");
+    alice.screenshot("11-vscode-panel").await;
     alice.close().await;
     bob.close().await;
 }

@@ -111,6 +111,15 @@ pub async fn proxy(req: Request, gateway_url: Option<String>) -> Result<Response
     // A copy of the headers (WebSocket upgrade ones included), minus the user's credentials.
     let headers = req.headers().clone();
     headers.delete("authorization")?;
+    // The host the browser sees, which the fetch below replaces with the gateway's: services that
+    // refuse cross-origin WebSockets (code-server) compare the browser's Origin with it.
+    let host = match (url.host_str(), url.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        (None, _) => String::new(),
+    };
+    headers.set("x-forwarded-host", &host)?;
+    headers.set("x-forwarded-proto", url.scheme())?;
     if let Some(cookies) = headers.get("cookie")? {
         match cookies::without(&cookies, SESSION_COOKIE) {
             Some(kept) => headers.set("cookie", &kept)?,
