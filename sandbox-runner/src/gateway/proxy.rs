@@ -58,6 +58,24 @@ impl Upstream {
         let client = Client::builder(TokioExecutor::new()).build(UnixConnector(path.clone()));
         Upstream::Unix(client, path)
     }
+
+    /// The `Host` its requests carry.
+    fn authority(&self) -> String {
+        match self {
+            Upstream::Tcp(_, port) => format!("127.0.0.1:{port}"),
+            Upstream::Unix(..) => "localhost".to_owned(),
+        }
+    }
+
+    /// The status of `GET /` there, if it answers at all.
+    pub async fn root_status(&self) -> Option<StatusCode> {
+        let uri: Uri = format!("http://{}/", self.authority()).parse().ok()?;
+        let resp = match self {
+            Upstream::Tcp(client, _) => client.get(uri).await,
+            Upstream::Unix(client, _) => client.get(uri).await,
+        };
+        resp.ok().map(|r| r.status())
+    }
 }
 
 fn bad_gateway(why: String) -> Response<Body> {
@@ -82,10 +100,7 @@ pub async fn forward(
         .contains_key(header::UPGRADE)
         .then(|| hyper::upgrade::on(&mut req));
     let client_version = req.version();
-    let authority = match upstream {
-        Upstream::Tcp(_, port) => format!("127.0.0.1:{port}"),
-        Upstream::Unix(..) => "localhost".to_owned(),
-    };
+    let authority = upstream.authority();
     match format!("http://{authority}{path_and_query}").parse() {
         Ok(uri) => *req.uri_mut() = uri,
         Err(e) => return bad_gateway(format!("bad upstream path: {e}")),
