@@ -27,14 +27,23 @@ fn spawn(program: &Path, args: &[&str], log: &Path) -> Result<Child, String> {
 }
 
 async fn wait_for(path: &Path, what: &str) -> Result<(), String> {
-    // Ten seconds: code-server boots in well under one, but not on two busy cores.
+    wait_until(|| std::future::ready(path.exists()))
+        .await
+        .ok_or_else(|| format!("{what} did not come up ({})", path.display()))
+}
+
+/// Polls `ready` until it holds, for at most ten seconds: code-server boots in well under one,
+/// but not on two busy cores.
+pub async fn wait_until<F: std::future::Future<Output = bool>>(
+    mut ready: impl FnMut() -> F,
+) -> Option<()> {
     for _ in 0..400 {
-        if path.exists() {
-            return Ok(());
+        if ready().await {
+            return Some(());
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    Err(format!("{what} did not come up ({})", path.display()))
+    None
 }
 
 pub struct DesktopConfig {

@@ -98,17 +98,14 @@ impl Editor {
                 .await?;
                 let up = Upstream::unix(sock);
                 // It listens before it has registered its routes, answering 404 meanwhile.
-                for _ in 0..400 {
-                    if up
-                        .root_status()
+                desktop::wait_until(|| async {
+                    up.root_status()
                         .await
                         .is_some_and(|s| s != StatusCode::NOT_FOUND)
-                    {
-                        return Ok((up, children));
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-                }
-                Err("code-server listens but never served its workbench".to_owned())
+                })
+                .await
+                .ok_or("code-server listens but never served its workbench")?;
+                Ok::<_, String>((up, children))
             })
             .await?;
         Ok(up)

@@ -121,8 +121,8 @@ async fn direct_and_via(
     seen.map(|rounds| {
         let mut latencies: Vec<f64> = rounds.iter().flat_map(|r| r.latencies.clone()).collect();
         latencies.sort_by(f64::total_cmp);
-        let secs: f64 = rounds.iter().map(|r| r.concurrent_secs).sum();
-        let requests = rounds.len() * (REQUESTS / ROUNDS / CONCURRENT) * CONCURRENT;
+        let requests: usize = rounds.iter().map(|r| r.concurrent.0).sum();
+        let secs: f64 = rounds.iter().map(|r| r.concurrent.1).sum();
         (pct(&latencies, 0.5), requests as f64 / secs)
     })
 }
@@ -178,7 +178,8 @@ fn compare(rows: &mut Vec<Row>, app: &str, direct: (f64, f64), via: (f64, f64), 
 /// clients in flight took for as many requests again.
 struct Round {
     latencies: Vec<f64>,
-    concurrent_secs: f64,
+    /// Requests answered with `CONCURRENT` in flight, and the seconds they took.
+    concurrent: (usize, f64),
 }
 
 async fn http(url: &str, cookie: &str, requests: usize) -> Round {
@@ -219,7 +220,7 @@ async fn http(url: &str, cookie: &str, requests: usize) -> Round {
     }
     Round {
         latencies,
-        concurrent_secs: started.elapsed().as_secs_f64(),
+        concurrent: (per * CONCURRENT, started.elapsed().as_secs_f64()),
     }
 }
 
