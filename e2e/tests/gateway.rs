@@ -227,6 +227,27 @@ async fn panel_tokens_expired_replayed_foreign_or_missing_are_refused() {
     assert_eq!(exchange(&stack, &admin, &evil).await.0, 400);
 }
 
+/// "compressed", gzipped.
+const GZIPPED: [u8; 30] = [
+    31, 139, 8, 0, 0, 0, 0, 0, 2, 3, 75, 206, 207, 45, 40, 74, 45, 46, 78, 77, 1, 0, 30, 75, 86,
+    151, 10, 0, 0, 0,
+];
+
+/// A page gzipped whenever it may be, as development servers do.
+async fn negotiated(headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let accepted = headers
+        .get("accept-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let page = [("content-type", "text/html")];
+    if accepted.contains("gzip") {
+        (page, [("content-encoding", "gzip")], GZIPPED.to_vec()).into_response()
+    } else {
+        (page, "compressed").into_response()
+    }
+}
+
 /// A local app the "agent" started: large bodies both ways, a slow stream and a WebSocket echo.
 async fn upstream(stack: &Stack, id: &str) -> u16 {
     let app = axum::Router::new()
@@ -246,6 +267,7 @@ async fn upstream(stack: &Stack, id: &str) -> u16 {
             }),
         )
         .route("/ws", get(panels::ws_echo))
+        .route("/negotiated", get(negotiated))
         .layer(axum::extract::DefaultBodyLimit::disable());
     panels::serve_app(stack, id, app).await
 }
@@ -307,6 +329,28 @@ async fn previews_proxy_http_and_websockets_streaming_both_ways() {
         rest.extend_from_slice(&c);
     }
     assert!(String::from_utf8_lossy(&rest).ends_with("chunk2;"));
+
+    // The Worker's own fetch always accepts compression, and the front line (Cloudflare's, or
+    // wrangler's stand-in for it) negotiates the coding with the client: gzip to one that takes it,
+    // decoded for one that does not.
+    for (accepts, encoding) in [("gzip", Some("gzip")), ("identity", None)] {
+        let resp = http
+            .get(at("negotiated"))
+            .bearer_auth(&admin)
+            .header("cookie", &cookie)
+            .header("accept-encoding", accepts)
+            .send()
+            .await
+            .unwrap();
+        let got = resp.headers().get("content-encoding").cloned();
+        assert_eq!(got.as_ref().map(|v| v.to_str().unwrap()), encoding);
+        let got = resp.bytes().await.unwrap();
+        // Decoded and encoded again on the way: its gzip header is the Worker's, not the app's.
+        match encoding {
+            Some(_) => assert!(got.starts_with(&GZIPPED[..2]), "{got:?}"),
+            None => assert_eq!(&got[..], b"compressed"),
+        }
+    }
 
     let mut ws = socket(
         &stack,

@@ -95,36 +95,70 @@ async fn http_from(sandbox: Option<u32>, url: String, cookie: String) -> Round {
     .unwrap()
 }
 
-/// p50 (ms) and requests per second, straight to the app at `direct` from inside the sandbox and
-/// through the gateway at `via` from the host, in alternating rounds (A B B A ...).
+/// Nanoseconds `pid` has run on a CPU, all its threads together.
+fn cpu_ns(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten();
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// What both sides saw: p50 (ms) and requests per second, each side.
+struct Compared {
+    direct: (f64, f64),
+    via: (f64, f64),
+    /// CPU microseconds per request through the gateway: the runner's, and the app's.
+    cpu_per_request: (f64, f64),
+}
+
+/// Straight to the app at `direct` from inside the sandbox and through the gateway at `via` from
+/// the host, in alternating rounds (A B B A ...). `sandbox` is the runner's pid; `app` the app's.
 async fn direct_and_via(
     sandbox: u32,
+    app: u32,
     direct: String,
     via: String,
     cookie: &str,
-) -> [(f64, f64); 2] {
+) -> Compared {
     let sides = [
         (Some(sandbox), direct, String::new()),
         (None, via, cookie.to_owned()),
     ];
     let mut seen: [Vec<Round>; 2] = Default::default();
+    let (mut runner_ns, mut app_ns, mut via_requests) = (0, 0, 0);
     for round in 0..=ROUNDS {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for side in order {
             let (netns, url, cookie) = sides[side].clone();
+            let cpu = (cpu_ns(sandbox), cpu_ns(app));
             let r = http_from(netns, url, cookie).await;
             if round > 0 {
+                if side == 1 {
+                    runner_ns += cpu_ns(sandbox) - cpu.0;
+                    app_ns += cpu_ns(app) - cpu.1;
+                    via_requests += r.latencies.len() + r.concurrent.0;
+                }
                 seen[side].push(r);
             }
         }
     }
-    seen.map(|rounds| {
+    let [direct, via] = seen.map(|rounds| {
         let mut latencies: Vec<f64> = rounds.iter().flat_map(|r| r.latencies.clone()).collect();
         latencies.sort_by(f64::total_cmp);
         let requests: usize = rounds.iter().map(|r| r.concurrent.0).sum();
         let secs: f64 = rounds.iter().map(|r| r.concurrent.1).sum();
         (pct(&latencies, 0.5), requests as f64 / secs)
-    })
+    });
+    let per_request = |ns: u64| ns as f64 / 1000.0 / via_requests as f64;
+    Compared {
+        direct,
+        via,
+        cpu_per_request: (per_request(runner_ns), per_request(app_ns)),
+    }
 }
 
 /// Node's http server reading the file for each request, as static middleware does: the
@@ -143,8 +177,14 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Rows for one app: p50 latency and requests per second, through the gateway vs straight.
-fn compare(rows: &mut Vec<Row>, app: &str, direct: (f64, f64), via: (f64, f64), judged: bool) {
+/// Rows for one app: p50 latency and requests per second, through the gateway vs straight, and
+/// the CPU the gateway spends on a request beside what the app spends on it.
+fn compare(rows: &mut Vec<Row>, app: &str, seen: Compared, judged: bool) {
+    let Compared {
+        direct,
+        via,
+        cpu_per_request,
+    } = seen;
     let target = |ok: bool| {
         if judged {
             ("<= 1.3x".to_owned(), ok)
@@ -172,6 +212,15 @@ fn compare(rows: &mut Vec<Row>, app: &str, direct: (f64, f64), via: (f64, f64), 
         target: t.replace("<= 1.3x", ">= 0.77x"),
         ok,
     });
+    if judged {
+        rows.push(Row::reported(
+            &format!("gateway CPU per request, {app}"),
+            cpu_per_request.0,
+            "the app's CPU per request",
+            cpu_per_request.1,
+            "us",
+        ));
+    }
 }
 
 /// What one round saw: each sequential request's latency (ms), then the seconds `CONCURRENT`
@@ -288,17 +337,18 @@ pub async fn gateway(stack: &Stack, rows: &mut Vec<Row>) {
     ];
     let sandbox = *stack.runner_pids(&id).first().expect("the sandbox runs");
     for (program, args, name) in servers {
-        let (_server, dev_port) = dev_server(sandbox, &stack.dir, program, &args);
+        let (server, dev_port) = dev_server(sandbox, &stack.dir, program, &args);
         let direct = format!("http://127.0.0.1:{dev_port}/index.html");
         let via = format!("{gw}/sandbox/{id}/preview/{dev_port}/index.html");
-        let [direct, via] = direct_and_via(sandbox, direct, via, &cookie).await;
-        compare(rows, name, direct, via, true);
+        let seen = direct_and_via(sandbox, server.0.id(), direct, via, &cookie).await;
+        compare(rows, name, seen, true);
     }
     let port = app(stack, &id).await;
     let direct = format!("http://127.0.0.1:{port}/small");
     let via = format!("{gw}/sandbox/{id}/preview/{port}/small");
-    let [direct, via] = direct_and_via(sandbox, direct, via, &cookie).await;
-    compare(rows, "do-nothing app", direct, via, false);
+    // The app runs in this process, which also runs the clients: its CPU is not shown.
+    let seen = direct_and_via(sandbox, std::process::id(), direct, via, &cookie).await;
+    compare(rows, "do-nothing app", seen, false);
 
     let ws_base = gw.replacen("http", "ws", 1);
     let mut echo = ws(
