@@ -4,12 +4,13 @@
 //!
 //! The apps listen in the sandbox's own network, so "straight to the app" is measured from inside
 //! it; "through the gateway" from the host, where the Worker reaches it. Each side runs on a
-//! client thread of its own, so both are measured alike.
+//! client thread of its own, so both are measured alike. A third side, a bare TCP relay (bytes
+//! copied, no HTTP, no door), shows what one more process on the path costs before the gateway
+//! does anything: the floor for any proxy.
 //!
-//! Two apps: a real development server (Python's `http.server` serving a page, the kind of app a
-//! preview shows), and an in-process one that answers "ok" and does nothing else. The second is
-//! the worst case for any proxy: the app costs less than the extra loopback hop, so its ratio
-//! shows the hop itself.
+//! Three apps: two real development servers (Node's http serving a file, as static middleware
+//! does, and Python's `http.server`), and an in-process one that answers "ok" and does nothing
+//! else, the worst case for any proxy: the app costs less than the extra hop.
 
 use std::time::{Duration, Instant};
 
@@ -21,11 +22,15 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::{pct, Row};
 
-/// Requests per side, in `ROUNDS` rounds that alternate between the sides after a warm-up round
-/// of each: measured one after the other, whichever side went first paid alone for a cold app
-/// (Node's JIT) and whichever went second for the first's sockets in TIME_WAIT.
-const REQUESTS: usize = 2000;
-const ROUNDS: usize = 4;
+/// Each side's sequential requests, timed one by one, taken `BATCH` at a time from each side in
+/// turn: a burst of noise on this shared machine then falls on every side alike. (Measured one
+/// side after the other, whichever side went first paid alone for a cold app, Node's JIT, and
+/// whichever went second for the first's sockets in TIME_WAIT.)
+const SEQUENTIAL: usize = 1000;
+const BATCH: usize = 20;
+/// Each side's requests with `CONCURRENT` in flight, in `BURSTS` bursts taken in turn likewise.
+const BURSTS: usize = 8;
+const BURST: usize = 200;
 const CONCURRENT: usize = 8;
 const KEYSTROKES: usize = 300;
 
@@ -77,22 +82,64 @@ fn dev_server(
     (KillOnDrop(child), port)
 }
 
-/// `http` on a runtime of its own on a fresh thread: in the network of the sandbox whose process
-/// is `sandbox`, or else in the host's.
-async fn http_from(sandbox: Option<u32>, url: String, cookie: String) -> Round {
-    let measure = move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(http(&url, &cookie, REQUESTS / ROUNDS))
-    };
-    tokio::task::spawn_blocking(move || match sandbox {
-        Some(pid) => e2e::procs::in_netns_of(pid, measure),
-        None => measure(),
-    })
-    .await
-    .unwrap()
+/// What a side is asked to measure.
+enum Job {
+    /// Requests one after the other: each one's latency (ms).
+    Sequential(usize),
+    /// Requests with `CONCURRENT` in flight: the seconds they took, all together.
+    Concurrent(usize),
+}
+
+/// A client of one URL on a thread and a runtime of its own, in the network of the sandbox whose
+/// process is given, or else in the host's. Its connections stay open from one job to the next,
+/// as a browser's do. The thread ends when the side is dropped.
+struct Side {
+    jobs: tokio::sync::mpsc::UnboundedSender<(Job, Done)>,
+}
+
+type Done = tokio::sync::oneshot::Sender<Vec<f64>>;
+
+impl Side {
+    fn new(netns: Option<u32>, url: String, cookie: String) -> Side {
+        let (jobs, mut queue) = tokio::sync::mpsc::unbounded_channel::<(Job, Done)>();
+        let serve = move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let client = reqwest::Client::new();
+                while let Some((job, done)) = queue.recv().await {
+                    let seen = match job {
+                        Job::Sequential(n) => sequential(&client, &url, &cookie, n).await,
+                        Job::Concurrent(n) => vec![concurrent(&client, &url, &cookie, n).await],
+                    };
+                    done.send(seen).ok();
+                }
+            })
+        };
+        std::thread::spawn(move || match netns {
+            Some(pid) => e2e::procs::in_netns_of(pid, serve),
+            None => serve(),
+        });
+        Side { jobs }
+    }
+
+    async fn run(&self, job: Job) -> Vec<f64> {
+        let (done, seen) = tokio::sync::oneshot::channel();
+        self.jobs.send((job, done)).expect("the side's thread runs");
+        seen.await.expect("the side's thread answers")
+    }
+}
+
+/// The order the sides take their turn `n` in: it changes every turn (A B C, C B A, B C A ...).
+fn turn(n: usize) -> [usize; 3] {
+    let mut order = [0, 1, 2];
+    order.rotate_left(n % 3);
+    if n % 2 == 1 {
+        order.reverse();
+    }
+    order
 }
 
 /// Nanoseconds `pid` has run on a CPU, all its threads together.
@@ -107,55 +154,115 @@ fn cpu_ns(pid: u32) -> u64 {
         .sum()
 }
 
-/// What both sides saw: p50 (ms) and requests per second, each side.
+/// What each side saw: p50 (ms) and requests per second.
 struct Compared {
     direct: (f64, f64),
+    relay: (f64, f64),
     via: (f64, f64),
     /// CPU microseconds per request through the gateway: the runner's, and the app's.
     cpu_per_request: (f64, f64),
 }
 
-/// Straight to the app at `direct` from inside the sandbox and through the gateway at `via` from
-/// the host, in alternating rounds (A B B A ...). `sandbox` is the runner's pid; `app` the app's.
-async fn direct_and_via(
+/// A bare TCP relay from the host's loopback to `port` in the network of the sandbox whose
+/// process is `sandbox`: bytes copied both ways, no HTTP and no door, on a thread and a
+/// current-thread runtime of its own as the gateway has. What any proxy process costs at least.
+/// It serves until the bench exits.
+fn bare_relay(sandbox: u32, port: u16) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            while let Ok((mut down, _)) = listener.accept().await {
+                // A socket belongs to the network it was made in; it connects from here.
+                let socket = e2e::procs::in_netns_of(sandbox, tokio::net::TcpSocket::new_v4);
+                tokio::spawn(async move {
+                    let Ok(mut up) = socket?.connect(([127, 0, 0, 1], port).into()).await else {
+                        return Ok(());
+                    };
+                    for s in [&down, &up] {
+                        s.set_nodelay(true)?;
+                    }
+                    // Buffers that hold a whole page, as the gateway's do: no response is
+                    // split into more writes than the app made.
+                    const BUF: usize = 64 << 10;
+                    tokio::io::copy_bidirectional_with_sizes(&mut down, &mut up, BUF, BUF)
+                        .await
+                        .map(drop)
+                });
+            }
+        });
+    });
+    at
+}
+
+/// `path` on the app at `port`: straight from inside the sandbox, through a bare relay and
+/// through the gateway's `previews` from the host, after a warm-up of each, in turns (see
+/// `SEQUENTIAL`). `sandbox` is the runner's pid; `app` the app's.
+async fn compared(
     sandbox: u32,
     app: u32,
-    direct: String,
-    via: String,
+    port: u16,
+    path: &str,
+    previews: &str,
     cookie: &str,
 ) -> Compared {
+    let relay = bare_relay(sandbox, port);
     let sides = [
-        (Some(sandbox), direct, String::new()),
-        (None, via, cookie.to_owned()),
+        Side::new(
+            Some(sandbox),
+            format!("http://127.0.0.1:{port}/{path}"),
+            String::new(),
+        ),
+        Side::new(
+            None,
+            format!("http://127.0.0.1:{relay}/{path}"),
+            String::new(),
+        ),
+        Side::new(None, format!("{previews}/{port}/{path}"), cookie.to_owned()),
     ];
-    let mut seen: [Vec<Round>; 2] = Default::default();
-    let (mut runner_ns, mut app_ns, mut via_requests) = (0, 0, 0);
-    for round in 0..=ROUNDS {
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for side in order {
-            let (netns, url, cookie) = sides[side].clone();
+    for side in &sides {
+        side.run(Job::Sequential(BATCH * 5)).await;
+        side.run(Job::Concurrent(BURST)).await;
+    }
+    let mut latencies: [Vec<f64>; 3] = Default::default();
+    let mut secs = [0.0; 3];
+    let (mut runner_ns, mut app_ns) = (0, 0);
+    let jobs = (0..SEQUENTIAL / BATCH).map(|_| (true, BATCH));
+    let jobs = jobs.chain((0..BURSTS).map(|_| (false, BURST)));
+    for (n, (one_by_one, requests)) in jobs.enumerate() {
+        for side in turn(n) {
             let cpu = (cpu_ns(sandbox), cpu_ns(app));
-            let r = http_from(netns, url, cookie).await;
-            if round > 0 {
-                if side == 1 {
-                    runner_ns += cpu_ns(sandbox) - cpu.0;
-                    app_ns += cpu_ns(app) - cpu.1;
-                    via_requests += r.latencies.len() + r.concurrent.0;
-                }
-                seen[side].push(r);
+            let job = if one_by_one {
+                Job::Sequential(requests)
+            } else {
+                Job::Concurrent(requests)
+            };
+            let seen = sides[side].run(job).await;
+            if side == 2 {
+                runner_ns += cpu_ns(sandbox) - cpu.0;
+                app_ns += cpu_ns(app) - cpu.1;
+            }
+            match one_by_one {
+                true => latencies[side].extend(seen),
+                false => secs[side] += seen[0],
             }
         }
     }
-    let [direct, via] = seen.map(|rounds| {
-        let mut latencies: Vec<f64> = rounds.iter().flat_map(|r| r.latencies.clone()).collect();
-        latencies.sort_by(f64::total_cmp);
-        let requests: usize = rounds.iter().map(|r| r.concurrent.0).sum();
-        let secs: f64 = rounds.iter().map(|r| r.concurrent.1).sum();
-        (pct(&latencies, 0.5), requests as f64 / secs)
+    let [direct, relay, via] = [0, 1, 2].map(|side| {
+        latencies[side].sort_by(f64::total_cmp);
+        let rate = (BURSTS * BURST) as f64 / secs[side];
+        (pct(&latencies[side], 0.5), rate)
     });
-    let per_request = |ns: u64| ns as f64 / 1000.0 / via_requests as f64;
+    let per_request = |ns: u64| ns as f64 / 1000.0 / (SEQUENTIAL + BURSTS * BURST) as f64;
     Compared {
         direct,
+        relay,
         via,
         cpu_per_request: (per_request(runner_ns), per_request(app_ns)),
     }
@@ -182,6 +289,7 @@ impl Drop for KillOnDrop {
 fn compare(rows: &mut Vec<Row>, app: &str, seen: Compared, judged: bool) {
     let Compared {
         direct,
+        relay,
         via,
         cpu_per_request,
     } = seen;
@@ -212,6 +320,21 @@ fn compare(rows: &mut Vec<Row>, app: &str, seen: Compared, judged: bool) {
         target: t.replace("<= 1.3x", ">= 0.77x"),
         ok,
     });
+    // The same hop with nothing done on it: how much of the above is the gateway's own.
+    rows.push(Row::reported(
+        &format!("gateway HTTP p50 vs a bare relay, {app}"),
+        via.0,
+        "a bare TCP relay",
+        relay.0,
+        "ms",
+    ));
+    rows.push(Row::reported(
+        &format!("gateway HTTP req/s vs a bare relay, {app}"),
+        via.1,
+        "a bare TCP relay",
+        relay.1,
+        "/s",
+    ));
     if judged {
         rows.push(Row::reported(
             &format!("gateway CPU per request, {app}"),
@@ -223,43 +346,35 @@ fn compare(rows: &mut Vec<Row>, app: &str, seen: Compared, judged: bool) {
     }
 }
 
-/// What one round saw: each sequential request's latency (ms), then the seconds `CONCURRENT`
-/// clients in flight took for as many requests again.
-struct Round {
-    latencies: Vec<f64>,
-    /// Requests answered with `CONCURRENT` in flight, and the seconds they took.
-    concurrent: (usize, f64),
+async fn get(client: &reqwest::Client, url: &str, cookie: &str) {
+    let r = client
+        .get(url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
 }
 
-async fn http(url: &str, cookie: &str, requests: usize) -> Round {
-    let client = reqwest::Client::new();
-    let mut latencies = Vec::with_capacity(requests);
-    for _ in 0..requests {
+async fn sequential(client: &reqwest::Client, url: &str, cookie: &str, n: usize) -> Vec<f64> {
+    let mut latencies = Vec::with_capacity(n);
+    for _ in 0..n {
         let t = Instant::now();
-        let r = client
-            .get(url)
-            .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        r.bytes().await.unwrap();
+        get(client, url, cookie).await;
         latencies.push(t.elapsed().as_secs_f64() * 1000.0);
     }
+    latencies
+}
+
+async fn concurrent(client: &reqwest::Client, url: &str, cookie: &str, n: usize) -> f64 {
     let started = Instant::now();
-    let per = requests / CONCURRENT;
     let tasks: Vec<_> = (0..CONCURRENT)
         .map(|_| {
             let (client, url, cookie) = (client.clone(), url.to_owned(), cookie.to_owned());
             tokio::spawn(async move {
-                for _ in 0..per {
-                    let r = client
-                        .get(&url)
-                        .header("cookie", &cookie)
-                        .send()
-                        .await
-                        .unwrap();
-                    r.bytes().await.unwrap();
+                for _ in 0..n / CONCURRENT {
+                    get(&client, &url, &cookie).await;
                 }
             })
         })
@@ -267,10 +382,7 @@ async fn http(url: &str, cookie: &str, requests: usize) -> Round {
     for t in tasks {
         t.await.unwrap();
     }
-    Round {
-        latencies,
-        concurrent: (per * CONCURRENT, started.elapsed().as_secs_f64()),
-    }
+    started.elapsed().as_secs_f64()
 }
 
 async fn ws(url: &str, cookie: &str) -> Socket {
@@ -336,18 +448,24 @@ pub async fn gateway(stack: &Stack, rows: &mut Vec<Row>) {
         ),
     ];
     let sandbox = *stack.runner_pids(&id).first().expect("the sandbox runs");
+    let previews = format!("{gw}/sandbox/{id}/preview");
     for (program, args, name) in servers {
         let (server, dev_port) = dev_server(sandbox, &stack.dir, program, &args);
-        let direct = format!("http://127.0.0.1:{dev_port}/index.html");
-        let via = format!("{gw}/sandbox/{id}/preview/{dev_port}/index.html");
-        let seen = direct_and_via(sandbox, server.0.id(), direct, via, &cookie).await;
+        let app = server.0.id();
+        let seen = compared(sandbox, app, dev_port, "index.html", &previews, &cookie).await;
         compare(rows, name, seen, true);
     }
     let port = app(stack, &id).await;
-    let direct = format!("http://127.0.0.1:{port}/small");
-    let via = format!("{gw}/sandbox/{id}/preview/{port}/small");
     // The app runs in this process, which also runs the clients: its CPU is not shown.
-    let seen = direct_and_via(sandbox, std::process::id(), direct, via, &cookie).await;
+    let seen = compared(
+        sandbox,
+        std::process::id(),
+        port,
+        "small",
+        &previews,
+        &cookie,
+    )
+    .await;
     compare(rows, "do-nothing app", seen, false);
 
     let ws_base = gw.replacen("http", "ws", 1);
