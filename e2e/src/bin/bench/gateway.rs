@@ -142,6 +142,15 @@ fn turn(n: usize) -> [usize; 3] {
     order
 }
 
+/// Nanoseconds a thread has run on a CPU, from its `schedstat`.
+fn schedstat_ns(path: std::path::PathBuf) -> u64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    stat.split_whitespace()
+        .next()
+        .and_then(|ns| ns.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Nanoseconds `pid` has run on a CPU, all its threads together.
 fn cpu_ns(pid: u32) -> u64 {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -149,9 +158,15 @@ fn cpu_ns(pid: u32) -> u64 {
         .flatten();
     tasks
         .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|t| schedstat_ns(t.path().join("schedstat")))
         .sum()
+}
+
+/// CPU microseconds per request.
+struct CpuPerRequest {
+    gateway: f64,
+    relay: f64,
+    app: f64,
 }
 
 /// What each side saw: p50 (ms) and requests per second.
@@ -159,19 +174,22 @@ struct Compared {
     direct: (f64, f64),
     relay: (f64, f64),
     via: (f64, f64),
-    /// CPU microseconds per request through the gateway: the runner's, and the app's.
-    cpu_per_request: (f64, f64),
+    cpu: CpuPerRequest,
 }
 
 /// A bare TCP relay from the host's loopback to `port` in the network of the sandbox whose
 /// process is `sandbox`: bytes copied both ways, no HTTP and no door, on a thread and a
 /// current-thread runtime of its own as the gateway has. What any proxy process costs at least.
-/// It serves until the bench exits.
-fn bare_relay(sandbox: u32, port: u16) -> u16 {
+/// It serves until the bench exits. Its port, and its thread's id.
+fn bare_relay(sandbox: u32, port: u16) -> (u16, u32) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let at = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).unwrap();
+    let (tid_tx, tid) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        tid_tx
+            .send(rustix::thread::gettid().as_raw_nonzero().get() as u32)
+            .ok();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -198,7 +216,7 @@ fn bare_relay(sandbox: u32, port: u16) -> u16 {
             }
         });
     });
-    at
+    (at, tid.recv().expect("the relay's thread starts"))
 }
 
 /// `path` on the app at `port`: straight from inside the sandbox, through a bare relay and
@@ -212,7 +230,8 @@ async fn compared(
     previews: &str,
     cookie: &str,
 ) -> Compared {
-    let relay = bare_relay(sandbox, port);
+    let (relay, relay_tid) = bare_relay(sandbox, port);
+    let relay_cpu = || schedstat_ns(format!("/proc/{relay_tid}/schedstat").into());
     let sides = [
         Side::new(
             Some(sandbox),
@@ -232,21 +251,25 @@ async fn compared(
     }
     let mut latencies: [Vec<f64>; 3] = Default::default();
     let mut secs = [0.0; 3];
-    let (mut runner_ns, mut app_ns) = (0, 0);
+    let (mut runner_ns, mut relay_ns, mut app_ns) = (0, 0, 0);
     let jobs = (0..SEQUENTIAL / BATCH).map(|_| (true, BATCH));
     let jobs = jobs.chain((0..BURSTS).map(|_| (false, BURST)));
     for (n, (one_by_one, requests)) in jobs.enumerate() {
         for side in turn(n) {
-            let cpu = (cpu_ns(sandbox), cpu_ns(app));
+            let cpu = (cpu_ns(sandbox), relay_cpu(), cpu_ns(app));
             let job = if one_by_one {
                 Job::Sequential(requests)
             } else {
                 Job::Concurrent(requests)
             };
             let seen = sides[side].run(job).await;
-            if side == 2 {
-                runner_ns += cpu_ns(sandbox) - cpu.0;
-                app_ns += cpu_ns(app) - cpu.1;
+            match side {
+                1 => relay_ns += relay_cpu() - cpu.1,
+                2 => {
+                    runner_ns += cpu_ns(sandbox) - cpu.0;
+                    app_ns += cpu_ns(app) - cpu.2;
+                }
+                _ => {}
             }
             match one_by_one {
                 true => latencies[side].extend(seen),
@@ -264,7 +287,11 @@ async fn compared(
         direct,
         relay,
         via,
-        cpu_per_request: (per_request(runner_ns), per_request(app_ns)),
+        cpu: CpuPerRequest {
+            gateway: per_request(runner_ns),
+            relay: per_request(relay_ns),
+            app: per_request(app_ns),
+        },
     }
 }
 
@@ -291,7 +318,7 @@ fn compare(rows: &mut Vec<Row>, app: &str, seen: Compared, judged: bool) {
         direct,
         relay,
         via,
-        cpu_per_request,
+        cpu,
     } = seen;
     let target = |ok: bool| {
         if judged {
@@ -335,12 +362,19 @@ fn compare(rows: &mut Vec<Row>, app: &str, seen: Compared, judged: bool) {
         relay.1,
         "/s",
     ));
+    rows.push(Row::reported(
+        &format!("gateway CPU per request, {app}"),
+        cpu.gateway,
+        "a bare TCP relay's",
+        cpu.relay,
+        "us",
+    ));
     if judged {
         rows.push(Row::reported(
             &format!("gateway CPU per request, {app}"),
-            cpu_per_request.0,
-            "the app's CPU per request",
-            cpu_per_request.1,
+            cpu.gateway,
+            "the app's",
+            cpu.app,
             "us",
         ));
     }
