@@ -190,7 +190,8 @@ async fn a_viewer_from_a_share_link_watches_without_a_prompt_box() {
     let link = alice.value("[data-test=share-url]").await;
     assert!(link.contains("/join#asl_"), "{link}");
 
-    let bob = driver.open(&stack.url(""), 1366, 860).await;
+    // A smaller window than alice's, so a terminal fitted to it would have another size.
+    let bob = driver.open(&stack.url(""), 1100, 760).await;
     bob.sign_in("bob").await;
     bob.client.goto(&link).await.expect("open the link");
     assert_eq!(session_id(&bob).await, id);
@@ -232,8 +233,32 @@ async fn a_viewer_from_a_share_link_watches_without_a_prompt_box() {
             t.contains("from-the-browser-42")
         })
         .await;
+    let size = "return [window.terminal.cols, window.terminal.rows]";
+    let shell = alice.client.execute(size, vec![]).await.unwrap();
     alice.client.enter_parent_frame().await.expect("back out");
     alice.screenshot("10-terminal-panel").await;
+
+    // Bob watches the same shell, drawn at its size rather than fitted to his smaller window.
+    let frame = bob.find("iframe[data-panel=terminal]").await;
+    frame
+        .enter_frame()
+        .await
+        .expect("into bob's terminal panel");
+    bob.wait_text(".xterm-rows", "alice's command", |t| {
+        t.contains("from-the-browser-42")
+    })
+    .await;
+    assert!(bob.shown("#note").await, "bob is told he is watching");
+    let mut drawn = bob.client.execute(size, vec![]).await.unwrap();
+    for _ in 0..100 {
+        if drawn == shell {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        drawn = bob.client.execute(size, vec![]).await.unwrap();
+    }
+    assert_eq!(drawn, shell, "bob's terminal is drawn at the shell's size");
+    bob.client.enter_parent_frame().await.expect("back out");
 
     // The VS Code tab is the real editor (code-server, started by this first visit), through the
     // Worker's origin: its workbench renders, with its parts in place.

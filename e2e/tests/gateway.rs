@@ -53,6 +53,14 @@ async fn the_terminal_is_a_real_shared_shell_that_viewers_only_watch() {
         ))
         .await
         .unwrap();
+    // Everyone is told the shell's new size (the writer included: its resize took).
+    let told = read_until(&mut owner, "\"type\":\"size\"", SHORT)
+        .await
+        .unwrap();
+    assert!(
+        told.contains("\"cols\":101") && told.contains("\"rows\":33"),
+        "{told}"
+    );
     type_keys(&mut owner, "stty size\r").await;
     assert!(
         read_until(&mut owner, "33 101", SHORT).await.is_some(),
@@ -84,7 +92,13 @@ async fn the_terminal_is_a_real_shared_shell_that_viewers_only_watch() {
         &format!("/sandbox/{id}/terminal/ws"),
     )
     .await;
-    read_until(&mut watcher, "\"writable\":false", SHORT).await;
+    let hello = read_until(&mut watcher, "\"writable\":false", SHORT)
+        .await
+        .unwrap();
+    assert!(
+        hello.contains("\"cols\":101"),
+        "a viewer draws at the shell's size: {hello}"
+    );
     // A new viewer gets the scrollback.
     read_until(&mut watcher, "answer-42", SHORT).await;
     type_keys(&mut watcher, "echo viewer-typed-$((2+2))\r").await;
@@ -96,6 +110,17 @@ async fn the_terminal_is_a_real_shared_shell_that_viewers_only_watch() {
         !seen.contains("viewer-typed-4"),
         "a viewer's keys never reach the shell"
     );
+    assert!(
+        seen.contains("\"code\":\"read_only\""),
+        "and the viewer is told so: {seen}"
+    );
+    // A frame the terminal cannot use is refused with a reason, not dropped.
+    owner
+        .send(Message::Text(r#"{"type":"paste"}"#.into()))
+        .await
+        .unwrap();
+    let refused = read_until(&mut owner, "\"code\":\"bad_frame\"", SHORT).await;
+    assert!(refused.is_some());
     // The desktop takes input as it is: not for viewers.
     let desk = panels::get(
         &stack,

@@ -5,7 +5,10 @@
 //!
 //! Frames: the browser sends JSON text (`{"type":"input","data":..}`,
 //! `{"type":"resize","cols":..,"rows":..}`); the gateway sends the PTY's bytes as binary frames
-//! and JSON text for control (`{"type":"hello","writable":..}`).
+//! and JSON text for control: `{"type":"hello","writable":..,"cols":..,"rows":..}` first, then
+//! `{"type":"size",..}` to everyone whenever the shell is resized (so viewers draw at the
+//! shell's size, and a writer knows its resize took), and `{"type":"error",..}` for a frame the
+//! gateway refuses, which is never dropped unanswered.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -27,9 +30,29 @@ enum Incoming {
     Resize { cols: u16, rows: u16 },
 }
 
+/// What every socket on the shell is sent, in order.
+#[derive(Clone)]
+enum Out {
+    Bytes(Bytes),
+    Size(Size),
+}
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+struct Size {
+    cols: u16,
+    rows: u16,
+}
+
+impl Size {
+    fn json(self, kind: &str) -> serde_json::Value {
+        serde_json::json!({"type": kind, "cols": self.cols, "rows": self.rows})
+    }
+}
+
 struct Shell {
-    writer: tokio::sync::Mutex<pty_process::OwnedWritePty>,
-    output: broadcast::Sender<Bytes>,
+    /// The PTY's writing half, and its size (changed only under this lock).
+    writer: tokio::sync::Mutex<(pty_process::OwnedWritePty, Size)>,
+    output: broadcast::Sender<Out>,
     scrollback: Mutex<VecDeque<u8>>,
     alive: std::sync::atomic::AtomicBool,
 }
@@ -58,7 +81,8 @@ impl Terminal {
             return Ok(s.clone());
         }
         let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
-        pty.resize(pty_process::Size::new(24, 80))
+        let size = Size { cols: 80, rows: 24 };
+        pty.resize(pty_process::Size::new(size.rows, size.cols))
             .map_err(std::io::Error::other)?;
         // A clean environment: the runner's token and the panel key stay out of the shell.
         let mut child = pty_process::Command::new("bash")
@@ -76,7 +100,7 @@ impl Terminal {
         let (mut reader, writer) = pty.into_split();
         let (output, _) = broadcast::channel(1024);
         let shell = Arc::new(Shell {
-            writer: tokio::sync::Mutex::new(writer),
+            writer: tokio::sync::Mutex::new((writer, size)),
             output,
             scrollback: Mutex::new(VecDeque::new()),
             alive: std::sync::atomic::AtomicBool::new(true),
@@ -94,7 +118,7 @@ impl Terminal {
                 back.extend(chunk.iter());
                 let excess = back.len().saturating_sub(SCROLLBACK);
                 back.drain(..excess);
-                s.output.send(chunk).ok();
+                s.output.send(Out::Bytes(chunk)).ok();
             }
             s.alive.store(false, std::sync::atomic::Ordering::SeqCst);
             child.kill().await.ok();
@@ -108,11 +132,13 @@ impl Terminal {
         let shell = match self.shell().await {
             Ok(s) => s,
             Err(e) => {
-                let msg = serde_json::json!({"type": "error", "message": format!("the shell could not start: {e}")});
-                tx.send(Message::Text(msg.to_string().into())).await.ok();
+                let why = format!("the shell could not start: {e}");
+                tx.send(refusal("shell_failed", &why)).await.ok();
                 return;
             }
         };
+        // The size first: a resize sends its news under the same lock, so none is missed.
+        let size = shell.writer.lock().await.1;
         let (snapshot, mut live) = {
             let back = shell.scrollback.lock().expect("lock");
             (
@@ -120,7 +146,8 @@ impl Terminal {
                 shell.output.subscribe(),
             )
         };
-        let hello = serde_json::json!({"type": "hello", "writable": writable});
+        let mut hello = size.json("hello");
+        hello["writable"] = writable.into();
         if tx
             .send(Message::Text(hello.to_string().into()))
             .await
@@ -129,43 +156,84 @@ impl Terminal {
         {
             return;
         }
+        // The socket's own answers (refusals) go out in order with the shell's output.
+        let (answer, mut answers) = tokio::sync::mpsc::channel::<Message>(16);
         let out = tokio::spawn(async move {
             loop {
-                match live.recv().await {
-                    Ok(chunk) => {
-                        if tx.send(Message::Binary(chunk)).await.is_err() {
+                let frame = tokio::select! {
+                    Some(frame) = answers.recv() => frame,
+                    next = live.recv() => match next {
+                        Ok(Out::Bytes(chunk)) => Message::Binary(chunk),
+                        Ok(Out::Size(size)) => Message::Text(size.json("size").to_string().into()),
+                        // A watcher this far behind has lost output: it is told, and reloads.
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            let why = format!("{n} chunks of output were missed: reload the panel");
+                            tx.send(refusal("lagged", &why)).await.ok();
                             break;
                         }
-                    }
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => break,
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                };
+                if tx.send(frame).await.is_err() {
+                    break;
                 }
             }
         });
         while let Some(Ok(msg)) = rx.next().await {
-            let Message::Text(text) = msg else {
-                continue;
-            };
-            // A viewer's keystrokes and resizes are dropped: the terminal is read-only to them.
-            if !writable {
-                continue;
-            }
-            match serde_json::from_str::<Incoming>(&text) {
-                Ok(Incoming::Input { data }) => {
-                    let mut w = shell.writer.lock().await;
-                    if w.write_all(data.as_bytes()).await.is_err() {
-                        break;
+            let refused = match (msg, writable) {
+                (Message::Text(text), true) => match serde_json::from_str::<Incoming>(&text) {
+                    Ok(Incoming::Input { data }) => {
+                        let mut w = shell.writer.lock().await;
+                        if w.0.write_all(data.as_bytes()).await.is_err() {
+                            break;
+                        }
+                        None
                     }
+                    Ok(Incoming::Resize { cols, rows }) if cols > 0 && rows > 0 => {
+                        let mut w = shell.writer.lock().await;
+                        match w.0.resize(pty_process::Size::new(rows, cols)) {
+                            Ok(()) => {
+                                w.1 = Size { cols, rows };
+                                shell.output.send(Out::Size(w.1)).ok();
+                                None
+                            }
+                            Err(e) => Some(refusal("resize_failed", &e.to_string())),
+                        }
+                    }
+                    Ok(Incoming::Resize { .. }) => Some(refusal(
+                        "bad_frame",
+                        "a terminal has at least one row and column",
+                    )),
+                    Err(e) => Some(refusal(
+                        "bad_frame",
+                        &format!("not a terminal message: {e}"),
+                    )),
+                },
+                (Message::Text(_) | Message::Binary(_), false) => Some(refusal(
+                    "read_only",
+                    "you are watching: your keys and sizes do not reach the shell",
+                )),
+                (Message::Binary(_), true) => Some(refusal(
+                    "bad_frame",
+                    "terminal messages are JSON text frames",
+                )),
+                // Pings, pongs and the close are the socket's own business.
+                _ => None,
+            };
+            if let Some(frame) = refused {
+                if answer.send(frame).await.is_err() {
+                    break;
                 }
-                Ok(Incoming::Resize { cols, rows }) if cols > 0 && rows > 0 => {
-                    let w = shell.writer.lock().await;
-                    w.resize(pty_process::Size::new(rows, cols)).ok();
-                }
-                _ => {}
             }
         }
         out.abort();
     }
+}
+
+/// A control frame refusing what the browser sent, with a stable code.
+fn refusal(code: &str, message: &str) -> Message {
+    let msg = serde_json::json!({"type": "error", "code": code, "message": message});
+    Message::Text(msg.to_string().into())
 }
 
 pub const PAGE: &str = r#"<!doctype html>
@@ -194,6 +262,7 @@ pub const PAGE: &str = r#"<!doctype html>
     resize();
   }).observe(box);
   let writable = false;
+  let shell = null; // the shell's size, which a viewer draws at
   const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host
     + location.pathname.replace(/\/?$/, '/') + 'ws';
   const ws = new WebSocket(url);
@@ -201,16 +270,25 @@ pub const PAGE: &str = r#"<!doctype html>
   const send = (m) => ws.readyState === 1 && ws.send(JSON.stringify(m));
   const resize = () => {
     if (!term.element) return;
-    fit.fit();
-    if (writable) send({ type: 'resize', cols: term.cols, rows: term.rows });
+    if (writable) {
+      fit.fit();
+      send({ type: 'resize', cols: term.cols, rows: term.rows });
+    } else if (shell) {
+      term.resize(shell.cols, shell.rows);
+    }
   };
   ws.onmessage = (e) => {
     if (typeof e.data !== 'string') { term.write(new Uint8Array(e.data)); return; }
     const m = JSON.parse(e.data);
     if (m.type === 'hello') {
       writable = m.writable;
+      shell = m;
       document.getElementById('note').style.display = writable ? 'none' : 'block';
       resize();
+    } else if (m.type === 'size') {
+      // Viewers draw at the shell's size, so its output lines up for them too.
+      shell = m;
+      if (!writable) resize();
     } else if (m.type === 'error') { term.write('\r\n' + m.message + '\r\n'); }
   };
   ws.onclose = () => term.write('\r\n[disconnected: reload the panel to reconnect]\r\n');
