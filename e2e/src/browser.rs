@@ -15,10 +15,13 @@ use crate::{free_ports, random_hex, target_dir};
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// One ChromeDriver, shared by the browsers of a test; killed on drop.
+/// One ChromeDriver, shared by the browsers of a test; killed on drop, with every browser it
+/// started: a test that fails midway never closes its browsers, and killing ChromeDriver leaves
+/// them running, to slow every test after it.
 pub struct Driver {
     child: Child,
     port: u16,
+    profiles: std::sync::Mutex<Vec<PathBuf>>,
 }
 
 impl Driver {
@@ -35,12 +38,17 @@ impl Driver {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Driver { child, port }
+        Driver {
+            child,
+            port,
+            profiles: Default::default(),
+        }
     }
 
     /// A new browser window with its own profile, `width` x `height` CSS pixels.
     pub async fn open(&self, base_url: &str, width: u32, height: u32) -> Browser {
         let profile = std::env::temp_dir().join(format!("aops-chromium-{}", random_hex(6)));
+        self.profiles.lock().unwrap().push(profile.clone());
         let args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".into(),
@@ -77,6 +85,19 @@ impl Drop for Driver {
     fn drop(&mut self) {
         self.child.kill().ok();
         self.child.wait().ok();
+        let profiles = self.profiles.lock().unwrap_or_else(|e| e.into_inner());
+        let flags: Vec<String> = profiles
+            .iter()
+            .map(|p| format!("--user-data-dir={}", p.display()))
+            .collect();
+        for proc in crate::procs::all() {
+            if proc.argv.iter().any(|a| flags.contains(a)) {
+                proc.kill();
+            }
+        }
+        for profile in profiles.iter() {
+            std::fs::remove_dir_all(profile).ok();
+        }
     }
 }
 

@@ -82,6 +82,25 @@ fn dev_server(
     (KillOnDrop(child), port)
 }
 
+/// Waits (at most a minute) until the sandbox of session `id` is quiet: its processes together
+/// use under 2% of a core. The agent boots when its session starts and, until it has, takes
+/// CPU from whichever side is measured: most from the side with more processes to schedule.
+async fn settle(stack: &Stack, id: &str) {
+    const EVERY: Duration = Duration::from_millis(500);
+    let busy = || -> u64 { stack.sandbox_procs(id).iter().map(|p| cpu_ns(p.pid)).sum() };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut before = busy();
+    while Instant::now() < deadline {
+        tokio::time::sleep(EVERY).await;
+        let now = busy();
+        if now.saturating_sub(before) < EVERY.as_nanos() as u64 / 50 {
+            return;
+        }
+        before = now;
+    }
+    eprintln!("the sandbox of {id} never went quiet: measuring anyway");
+}
+
 /// What a side is asked to measure.
 enum Job {
     /// Requests one after the other: each one's latency (ms).
@@ -177,25 +196,47 @@ struct Compared {
     cpu: CpuPerRequest,
 }
 
+/// Set in the environment of the bench binary run as a bare relay: `<sandbox pid>:<port>`.
+pub const RELAY_TO: &str = "BENCH_RELAY_TO";
+
 /// A bare TCP relay from the host's loopback to `port` in the network of the sandbox whose
-/// process is `sandbox`: bytes copied both ways, no HTTP and no door, on a thread and a
-/// current-thread runtime of its own as the gateway has. What any proxy process costs at least.
-/// It serves until the bench exits. Its port, and its thread's id.
-fn bare_relay(sandbox: u32, port: u16) -> (u16, u32) {
+/// process is `sandbox`: bytes copied both ways, no HTTP and no door. It is a process of its
+/// own (this binary again, see `serve_relay`) on one thread, as the gateway is: a relay thread
+/// in the bench's own process would share its address space with the clients, and switching
+/// between them costs less than switching between processes. What any proxy costs at least.
+/// Killed when dropped. Its port, and its pid.
+fn bare_relay(sandbox: u32, port: u16) -> (KillOnDrop, u16, u32) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(RELAY_TO, format!("{sandbox}:{port}"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the relay starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let at = line.trim().parse().expect("the relay tells its port");
+    let pid = child.id();
+    (KillOnDrop(child), at, pid)
+}
+
+/// The relay's process (see `bare_relay`): prints the port it listens on, and serves until its
+/// standard input closes, when the bench that started it ends however it ends.
+pub fn serve_relay(to: &str) {
+    let (sandbox, port) = to.split_once(':').expect("<sandbox pid>:<port>");
+    let (sandbox, port): (u32, u16) = (sandbox.parse().unwrap(), port.parse().unwrap());
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let at = listener.local_addr().unwrap().port();
+    println!("{}", listener.local_addr().unwrap().port());
     listener.set_nonblocking(true).unwrap();
-    let (tid_tx, tid) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        tid_tx
-            .send(rustix::thread::gettid().as_raw_nonzero().get() as u32)
-            .ok();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let serve = async {
             while let Ok((mut down, _)) = listener.accept().await {
                 // A socket belongs to the network it was made in; it connects from here.
                 let socket = e2e::procs::in_netns_of(sandbox, tokio::net::TcpSocket::new_v4);
@@ -214,9 +255,14 @@ fn bare_relay(sandbox: u32, port: u16) -> (u16, u32) {
                         .map(drop)
                 });
             }
-        });
+        };
+        let (mut stdin, mut sink) = (tokio::io::stdin(), tokio::io::sink());
+        let orphaned = tokio::io::copy(&mut stdin, &mut sink);
+        tokio::select! {
+            _ = serve => {}
+            _ = orphaned => {}
+        }
     });
-    (at, tid.recv().expect("the relay's thread starts"))
 }
 
 /// `path` on the app at `port`: straight from inside the sandbox, through a bare relay and
@@ -230,8 +276,8 @@ async fn compared(
     previews: &str,
     cookie: &str,
 ) -> Compared {
-    let (relay, relay_tid) = bare_relay(sandbox, port);
-    let relay_cpu = || schedstat_ns(format!("/proc/{relay_tid}/schedstat").into());
+    let (_relay, relay, relay_pid) = bare_relay(sandbox, port);
+    let relay_cpu = || cpu_ns(relay_pid);
     let sides = [
         Side::new(
             Some(sandbox),
@@ -482,6 +528,7 @@ pub async fn gateway(stack: &Stack, rows: &mut Vec<Row>) {
         ),
     ];
     let sandbox = *stack.runner_pids(&id).first().expect("the sandbox runs");
+    settle(stack, &id).await;
     let previews = format!("{gw}/sandbox/{id}/preview");
     for (program, args, name) in servers {
         let (server, dev_port) = dev_server(sandbox, &stack.dir, program, &args);

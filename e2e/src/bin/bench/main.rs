@@ -497,8 +497,15 @@ fn bench_options(state_in_memory: bool) -> StackOptions {
     }
 }
 
+fn main() {
+    match std::env::var(gateway::RELAY_TO) {
+        Ok(to) => gateway::serve_relay(&to),
+        Err(_) => bench(),
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+async fn bench() {
     let stack = Stack::start(bench_options(true)).await;
     let mut rows = Vec::new();
     // `BENCH_ONLY=relay` (or `gateway`) runs only those figures, while tuning them.
