@@ -44,14 +44,49 @@ struct Size {
 }
 
 impl Size {
+    fn winsize(self) -> rustix::termios::Winsize {
+        rustix::termios::Winsize {
+            ws_row: self.rows,
+            ws_col: self.cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        }
+    }
+
     fn json(self, kind: &str) -> serde_json::Value {
         serde_json::json!({"type": kind, "cols": self.cols, "rows": self.rows})
     }
 }
 
+/// The PTY's writing side, and the size its writers asked for.
+struct Writer {
+    pty: pty_process::OwnedWritePty,
+    /// The PTY again, to read its size back (its write half cannot).
+    master: std::os::fd::OwnedFd,
+    size: Size,
+}
+
+impl Writer {
+    fn resize(&mut self, size: Size) -> std::io::Result<()> {
+        rustix::termios::tcsetwinsize(&self.master, size.winsize())?;
+        self.size = size;
+        Ok(())
+    }
+
+    /// readline reads the terminal's size and writes it straight back each time it prepares a
+    /// prompt, so a resize that lands between the two is undone and the shell goes on at the old
+    /// size. The size asked for is put back before the shell reads what is typed next.
+    fn keep_size(&self) -> std::io::Result<()> {
+        let now = rustix::termios::tcgetwinsize(&self.master)?;
+        if (now.ws_col, now.ws_row) != (self.size.cols, self.size.rows) {
+            rustix::termios::tcsetwinsize(&self.master, self.size.winsize())?;
+        }
+        Ok(())
+    }
+}
+
 struct Shell {
-    /// The PTY's writing half, and its size (changed only under this lock).
-    writer: tokio::sync::Mutex<(pty_process::OwnedWritePty, Size)>,
+    writer: tokio::sync::Mutex<Writer>,
     output: broadcast::Sender<Out>,
     scrollback: Mutex<VecDeque<u8>>,
     alive: std::sync::atomic::AtomicBool,
@@ -81,9 +116,9 @@ impl Terminal {
             return Ok(s.clone());
         }
         let (pty, pts) = pty_process::open().map_err(std::io::Error::other)?;
+        let master = std::os::fd::AsFd::as_fd(&pty).try_clone_to_owned()?;
         let size = Size { cols: 80, rows: 24 };
-        pty.resize(pty_process::Size::new(size.rows, size.cols))
-            .map_err(std::io::Error::other)?;
+        rustix::termios::tcsetwinsize(&master, size.winsize())?;
         // A clean environment: the runner's token and the panel key stay out of the shell.
         let mut child = pty_process::Command::new("bash")
             .args(["--login", "-i"])
@@ -97,10 +132,10 @@ impl Terminal {
             .kill_on_drop(true)
             .spawn(pts)
             .map_err(std::io::Error::other)?;
-        let (mut reader, writer) = pty.into_split();
+        let (mut reader, pty) = pty.into_split();
         let (output, _) = broadcast::channel(1024);
         let shell = Arc::new(Shell {
-            writer: tokio::sync::Mutex::new((writer, size)),
+            writer: tokio::sync::Mutex::new(Writer { pty, master, size }),
             output,
             scrollback: Mutex::new(VecDeque::new()),
             alive: std::sync::atomic::AtomicBool::new(true),
@@ -138,7 +173,7 @@ impl Terminal {
             }
         };
         // The size first: a resize sends its news under the same lock, so none is missed.
-        let size = shell.writer.lock().await.1;
+        let size = shell.writer.lock().await.size;
         let (snapshot, mut live) = {
             let back = shell.scrollback.lock().expect("lock");
             (
@@ -184,17 +219,17 @@ impl Terminal {
                 (Message::Text(text), true) => match serde_json::from_str::<Incoming>(&text) {
                     Ok(Incoming::Input { data }) => {
                         let mut w = shell.writer.lock().await;
-                        if w.0.write_all(data.as_bytes()).await.is_err() {
+                        if w.keep_size().is_err() || w.pty.write_all(data.as_bytes()).await.is_err()
+                        {
                             break;
                         }
                         None
                     }
                     Ok(Incoming::Resize { cols, rows }) if cols > 0 && rows > 0 => {
                         let mut w = shell.writer.lock().await;
-                        match w.0.resize(pty_process::Size::new(rows, cols)) {
+                        match w.resize(Size { cols, rows }) {
                             Ok(()) => {
-                                w.1 = Size { cols, rows };
-                                shell.output.send(Out::Size(w.1)).ok();
+                                shell.output.send(Out::Size(w.size)).ok();
                                 None
                             }
                             Err(e) => Some(refusal("resize_failed", &e.to_string())),
@@ -302,3 +337,38 @@ pub const PAGE: &str = r#"<!doctype html>
 pub const XTERM_JS: &str = include_str!("../../../node_modules/@xterm/xterm/lib/xterm.js");
 pub const XTERM_CSS: &str = include_str!("../../../node_modules/@xterm/xterm/css/xterm.css");
 pub const FIT_JS: &str = include_str!("../../../node_modules/@xterm/addon-fit/lib/addon-fit.js");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the shell sees as its size: the PTY's other end, as `stty size` asks it.
+    fn seen(pts: &pty_process::Pts) -> (u16, u16) {
+        let ws = rustix::termios::tcgetwinsize(pts).unwrap();
+        (ws.ws_row, ws.ws_col)
+    }
+
+    #[tokio::test]
+    async fn a_resize_readline_undid_is_put_back_before_the_shell_reads_input() {
+        let (pty, pts) = pty_process::open().unwrap();
+        let master = std::os::fd::AsFd::as_fd(&pty).try_clone_to_owned().unwrap();
+        let (_reader, pty) = pty.into_split();
+        let old = Size { cols: 80, rows: 24 };
+        let mut w = Writer {
+            pty,
+            master,
+            size: old,
+        };
+        w.resize(Size {
+            cols: 101,
+            rows: 33,
+        })
+        .unwrap();
+        assert_eq!(seen(&pts), (33, 101));
+        // readline writes back the size it read just before the resize.
+        rustix::termios::tcsetwinsize(&pts, old.winsize()).unwrap();
+        assert_eq!(seen(&pts), (24, 80));
+        w.keep_size().unwrap();
+        assert_eq!(seen(&pts), (33, 101));
+    }
+}
