@@ -172,8 +172,10 @@ impl Terminal {
                 return;
             }
         };
-        // The size first: a resize sends its news under the same lock, so none is missed.
-        let size = shell.writer.lock().await.size;
+        // Under the writer's lock, which a resize holds while it sends its news: the size is
+        // either in the hello or in a later `size` frame, never in neither.
+        let writer = shell.writer.lock().await;
+        let size = writer.size;
         let (snapshot, mut live) = {
             let back = shell.scrollback.lock().expect("lock");
             (
@@ -181,6 +183,7 @@ impl Terminal {
                 shell.output.subscribe(),
             )
         };
+        drop(writer);
         let mut hello = size.json("hello");
         hello["writable"] = writable.into();
         if tx
@@ -215,45 +218,9 @@ impl Terminal {
             }
         });
         while let Some(Ok(msg)) = rx.next().await {
-            let refused = match (msg, writable) {
-                (Message::Text(text), true) => match serde_json::from_str::<Incoming>(&text) {
-                    Ok(Incoming::Input { data }) => {
-                        let mut w = shell.writer.lock().await;
-                        if w.keep_size().is_err() || w.pty.write_all(data.as_bytes()).await.is_err()
-                        {
-                            break;
-                        }
-                        None
-                    }
-                    Ok(Incoming::Resize { cols, rows }) if cols > 0 && rows > 0 => {
-                        let mut w = shell.writer.lock().await;
-                        match w.resize(Size { cols, rows }) {
-                            Ok(()) => {
-                                shell.output.send(Out::Size(w.size)).ok();
-                                None
-                            }
-                            Err(e) => Some(refusal("resize_failed", &e.to_string())),
-                        }
-                    }
-                    Ok(Incoming::Resize { .. }) => Some(refusal(
-                        "bad_frame",
-                        "a terminal has at least one row and column",
-                    )),
-                    Err(e) => Some(refusal(
-                        "bad_frame",
-                        &format!("not a terminal message: {e}"),
-                    )),
-                },
-                (Message::Text(_) | Message::Binary(_), false) => Some(refusal(
-                    "read_only",
-                    "you are watching: your keys and sizes do not reach the shell",
-                )),
-                (Message::Binary(_), true) => Some(refusal(
-                    "bad_frame",
-                    "terminal messages are JSON text frames",
-                )),
-                // Pings, pongs and the close are the socket's own business.
-                _ => None,
+            let refused = match take(&shell, msg, writable).await {
+                Ok(refused) => refused,
+                Err(_) => break,
             };
             if let Some(frame) = refused {
                 if answer.send(frame).await.is_err() {
@@ -262,6 +229,54 @@ impl Terminal {
             }
         }
         out.abort();
+    }
+}
+
+/// Does what one frame from a browser asks of the shell: nothing, or a refusal to send back, or
+/// an error once the shell can no longer be written to.
+async fn take(shell: &Shell, msg: Message, writable: bool) -> std::io::Result<Option<Message>> {
+    let text = match (msg, writable) {
+        (Message::Text(text), true) => text,
+        (Message::Text(_) | Message::Binary(_), false) => {
+            return Ok(Some(refusal(
+                "read_only",
+                "you are watching: your keys and sizes do not reach the shell",
+            )))
+        }
+        (Message::Binary(_), true) => {
+            return Ok(Some(refusal(
+                "bad_frame",
+                "terminal messages are JSON text frames",
+            )))
+        }
+        // Pings, pongs and the close are the socket's own business.
+        _ => return Ok(None),
+    };
+    match serde_json::from_str::<Incoming>(&text) {
+        Ok(Incoming::Input { data }) => {
+            let mut w = shell.writer.lock().await;
+            w.keep_size()?;
+            w.pty.write_all(data.as_bytes()).await?;
+            Ok(None)
+        }
+        Ok(Incoming::Resize { cols, rows }) if cols > 0 && rows > 0 => {
+            let mut w = shell.writer.lock().await;
+            Ok(match w.resize(Size { cols, rows }) {
+                Ok(()) => {
+                    shell.output.send(Out::Size(w.size)).ok();
+                    None
+                }
+                Err(e) => Some(refusal("resize_failed", &e.to_string())),
+            })
+        }
+        Ok(Incoming::Resize { .. }) => Ok(Some(refusal(
+            "bad_frame",
+            "a terminal has at least one row and column",
+        ))),
+        Err(e) => Ok(Some(refusal(
+            "bad_frame",
+            &format!("not a terminal message: {e}"),
+        ))),
     }
 }
 
