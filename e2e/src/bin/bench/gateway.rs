@@ -393,7 +393,15 @@ fn compare(rows: &mut Vec<Row>, app: &str, seen: Compared, judged: bool) {
         target: t.replace("<= 1.3x", ">= 0.77x"),
         ok,
     });
-    // The same hop with nothing done on it: how much of the above is the gateway's own.
+    // The same hop with nothing done on it: how much of the above is the gateway's own, and
+    // what one more process on the path costs on this machine before any proxy does anything.
+    rows.push(Row::reported(
+        &format!("bare relay HTTP p50, {app}"),
+        relay.0,
+        "straight to the app",
+        direct.0,
+        "ms",
+    ));
     rows.push(Row::reported(
         &format!("gateway HTTP p50 vs a bare relay, {app}"),
         via.0,
