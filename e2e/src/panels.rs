@@ -171,27 +171,10 @@ pub async fn read_until(
 }
 
 /// An API token of vera's, a viewer of session `id` (signed in after a first user, who becomes
-/// the organisation's admin).
+/// the organisation's admin and so acts as owner everywhere).
 pub async fn viewer_token(stack: &Stack, id: &str) -> String {
-    // The first person to sign in becomes an organisation admin (who acts as owner everywhere).
-    stack
-        .call_as(
-            None,
-            Method::POST,
-            "/auth/dev/login",
-            Some(json!({"login": "first"}).to_string()),
-        )
-        .await;
-    let (status, v) = stack
-        .call_as(
-            None,
-            Method::POST,
-            "/auth/dev/login",
-            Some(json!({"login": "vera"}).to_string()),
-        )
-        .await;
-    assert_eq!(status, 200, "{v}");
-    let token = v["token"].as_str().unwrap().to_owned();
+    stack.dev_login("first").await;
+    let token = stack.dev_login("vera").await;
     let (status, v) = stack
         .call(
             Method::POST,

@@ -330,6 +330,17 @@ impl Stack {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Signs `login` in through development sign-in; its bearer token. The first to sign in
+    /// becomes the organisation's admin.
+    pub async fn dev_login(&self, login: &str) -> String {
+        let body = serde_json::json!({"login": login}).to_string();
+        let (status, v) = self
+            .call_as(None, reqwest::Method::POST, "/auth/dev/login", Some(body))
+            .await;
+        assert_eq!(status, 200, "{v}");
+        v["token"].as_str().expect("a token").to_owned()
+    }
+
     pub async fn create_session(&self, prompt: Option<&str>) -> SessionInfo {
         let body = match prompt {
             Some(p) => serde_json::json!({"prompt": p}),

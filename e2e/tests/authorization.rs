@@ -124,19 +124,6 @@ fn request_for(route: RouteId, session: &str) -> (String, Option<Value>) {
     }
 }
 
-async fn login(stack: &Stack, name: &str) -> String {
-    let (status, v) = stack
-        .call_as(
-            None,
-            Method::POST,
-            "/auth/dev/login",
-            Some(json!({"login": name}).to_string()),
-        )
-        .await;
-    assert_eq!(status, 200, "{v}");
-    v["token"].as_str().unwrap().to_owned()
-}
-
 async fn key(stack: &Stack, token: &str, scopes: Value) -> (String, String) {
     let body = json!({"name": "k", "scopes": scopes}).to_string();
     let (status, v) = stack
@@ -197,12 +184,12 @@ async fn websocket_status(stack: &Stack, path: &str, token: Option<&str>) -> u16
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_by_every_kind_of_caller() {
     let stack = Stack::start(StackOptions::default()).await;
-    let admin = login(&stack, "root").await; // the first person to sign in administers
-    let owner = login(&stack, "olivia").await;
-    let collaborator = login(&stack, "carl").await;
-    let viewer = login(&stack, "vera").await;
-    login(&stack, "stranger").await;
-    let expired = login(&stack, "eve").await;
+    let admin = stack.dev_login("root").await; // the first person to sign in administers
+    let owner = stack.dev_login("olivia").await;
+    let collaborator = stack.dev_login("carl").await;
+    let viewer = stack.dev_login("vera").await;
+    stack.dev_login("stranger").await;
+    let expired = stack.dev_login("eve").await;
     let status = std::process::Command::new(e2e::repo_root().join("node_modules/.bin/wrangler"))
         .args(["d1", "execute", "DB", "--local", "--persist-to"])
         .arg(stack.dir.join("wrangler"))
@@ -291,10 +278,10 @@ async fn every_route_by_every_kind_of_caller() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_messages_by_session_role() {
     let stack = Stack::start(StackOptions::default()).await;
-    login(&stack, "root").await;
-    let owner = login(&stack, "olivia").await;
-    let collaborator = login(&stack, "carl").await;
-    let viewer = login(&stack, "vera").await;
+    stack.dev_login("root").await;
+    let owner = stack.dev_login("olivia").await;
+    let collaborator = stack.dev_login("carl").await;
+    let viewer = stack.dev_login("vera").await;
     let session = shared_session(&stack, &owner).await;
     let (_, read_only) = key(&stack, &owner, json!(["sessions:read"])).await;
     let url = stack.ws_url(&format!("/api/sessions/{session}/ws"));
