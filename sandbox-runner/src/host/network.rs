@@ -76,14 +76,46 @@ pub fn pasta_args(sandbox_pid: u32, outbound: &[u16], pid_file: &Path, uid: u32)
     .collect()
 }
 
-/// Starts pasta for the sandbox whose first process is `sandbox_pid`, and returns once the
-/// sandbox's ways out are open. pasta dies with the host, whose sandboxes die with it.
+/// Whether a namespace's `fib_trie` (from `/proc/<pid>/net`) shows its loopback up: routes for
+/// 127.0.0.1 exist once the address is on `lo` and `lo` is up, not before.
+fn loopback_is_up(fib_trie: &str) -> bool {
+    fib_trie
+        .lines()
+        .any(|l| l.trim_start_matches([' ', '|', '-']) == "127.0.0.1")
+}
+
+/// Waits until bubblewrap has given the sandbox's namespace its loopback. bubblewrap does that
+/// in the sandbox's first process right after telling us its pid, and pasta brings `lo` up as it
+/// joins: started at once, the two race, and bubblewrap's setup fails now and then
+/// ("loopback: Failed RTM_NEWADDR").
+async fn loopback_configured(sandbox_pid: u32) -> std::io::Result<()> {
+    let trie = format!("/proc/{sandbox_pid}/net/fib_trie");
+    let deadline = Instant::now() + READY_WITHIN;
+    loop {
+        // An unreadable table means the sandbox's first process is gone: it failed to start.
+        if loopback_is_up(&std::fs::read_to_string(&trie)?) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "bubblewrap did not bring the sandbox's loopback up within 5 s",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Starts pasta for the sandbox whose first process is `sandbox_pid`, once that process has
+/// set its namespace's loopback up, and returns once the sandbox's ways out are open. pasta dies
+/// with the host, whose sandboxes die with it.
 pub async fn join(
     sandbox_pid: u32,
     outbound: &[u16],
     pid_file: &Path,
     log: std::fs::File,
 ) -> std::io::Result<Child> {
+    loopback_configured(sandbox_pid).await?;
     std::fs::remove_file(pid_file).ok();
     let uid = rustix::process::geteuid().as_raw();
     let mut cmd = Command::new("pasta");
@@ -129,6 +161,17 @@ pub async fn join(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_loopback_is_up_once_the_kernel_routes_127_0_0_1() {
+        // A fresh namespace's table is empty; this is one with `lo` up.
+        assert!(!loopback_is_up(""));
+        let up = "Local:\n  +-- 127.0.0.0/8 2 0 2\n     +-- 127.0.0.0/31 1 0 0\n        \
+                  |-- 127.0.0.0\n           /8 host LOCAL\n        |-- 127.0.0.1\n           \
+                  /32 host LOCAL\n";
+        assert!(loopback_is_up(up));
+        assert!(!loopback_is_up("Local:\n        |-- 127.0.0.10\n"));
+    }
 
     #[test]
     fn only_loopback_urls_open_a_door_out() {
