@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use agent_ops_protocol::access::SessionRole;
 use agent_ops_protocol::api::PanelKind;
+use agent_ops_protocol::events::{AgentState, EventBody};
 use agent_ops_protocol::panel::{session_key, PanelGrant, AUDIENCE};
 use axum::routing::{get, post};
 use e2e::panels::{self, exchange, open, socket, token_url, viewer_token};
@@ -127,6 +128,56 @@ async fn negotiated(headers: axum::http::HeaderMap) -> axum::response::Response 
         (page, [("content-encoding", "gzip")], GZIPPED.to_vec()).into_response()
     } else {
         (page, "compressed").into_response()
+    }
+}
+
+/// The loopback port the session's OpenCode serves its API on, once the runner reports the agent
+/// ready: OpenCode can leave a request made during its own start-up unanswered.
+async fn ready_opencode_port(stack: &Stack, id: &str) -> u16 {
+    for _ in 0..600 {
+        let ready = stack.history(id).await.iter().any(|e| {
+            matches!(
+                e.body,
+                EventBody::AgentStatus {
+                    state: AgentState::Ready,
+                    ..
+                }
+            )
+        });
+        let listening = stack
+            .sandbox_procs(id)
+            .into_iter()
+            .filter(|p| p.argv.iter().any(|a| a == "serve"))
+            .flat_map(|p| e2e::procs::tcp_listeners(p.pid))
+            .next();
+        if let (true, Some(at)) = (ready, listening) {
+            return at.port();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the agent never became ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_own_api_is_closed_to_previews() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let id = session(&stack).await;
+    let admin = stack.admin_key.clone();
+    let cookie = open(&stack, &admin, &id, "terminal").await;
+    let port = ready_opencode_port(&stack, &id).await;
+    // OpenCode listens on the sandbox's loopback like any app, so a preview reaches its port; it
+    // asks for the password only the runner holds. (Its configuration carries the model's key,
+    // and its API would drive the agent around the session's log and roles.) Every agent test
+    // shows the runner, which holds it, still drives the agent.
+    for path in ["config", "session", "event"] {
+        let resp = panels::get(
+            &stack,
+            &admin,
+            &cookie,
+            &format!("/sandbox/{id}/preview/{port}/{path}"),
+        )
+        .await;
+        assert_eq!(resp.status(), 401, "/{path}");
     }
 }
 

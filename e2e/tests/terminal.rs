@@ -120,4 +120,13 @@ async fn the_terminal_is_a_real_shared_shell_that_viewers_only_watch() {
     )
     .await;
     assert_eq!(desk.status(), 403);
+    // Nor an app: its forms and APIs change the workspace as typing does.
+    let app = panels::get(
+        &stack,
+        &viewer,
+        &vcookie,
+        &format!("/sandbox/{id}/preview/8080/"),
+    )
+    .await;
+    assert_eq!(app.status(), 403);
 }

@@ -288,12 +288,13 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
     let (head, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    // The desktop and the editor take input as they are; viewers watch the terminal only.
-    if matches!(head, "vnc" | "code") && !access.can_write() {
+    // The desktop, the editor and an app take input as they are (an app's forms and APIs
+    // change the workspace just as typing does); viewers watch the terminal only.
+    if matches!(head, "vnc" | "code" | "preview") && !access.can_write() {
         return refuse(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "viewers can watch the terminal; the desktop and the editor need the collaborator role",
+            "viewers can watch the terminal; the desktop, the editor and app previews need the collaborator role",
         );
     }
     match head {

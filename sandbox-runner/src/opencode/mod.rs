@@ -90,7 +90,11 @@ async fn session_loop(
         Err(e) => return Exit::Crashed(e.to_string()),
     };
     let (stream_tx, mut stream) = mpsc::channel(1024);
-    let follower = tokio::spawn(follow_events(server.base.clone(), stream_tx));
+    let follower = tokio::spawn(follow_events(
+        server.base.clone(),
+        server.auth.clone(),
+        stream_tx,
+    ));
     events
         .send(EventBody::AgentStatus {
             state: AgentState::Ready,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use agent_ops_protocol::api::ModelConfig;
 use futures::StreamExt;
+use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -74,15 +75,33 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
+/// The credentials OpenCode's server asks every request for (`OPENCODE_SERVER_PASSWORD`, with
+/// its default user name): without them, anything that reaches its loopback port (an app
+/// preview through the gateway included) could read its configuration, the model's key with it,
+/// and drive the agent around the session's log and roles.
+fn basic_auth(password: &str) -> HeaderMap {
+    use base64::Engine;
+    let pair = base64::engine::general_purpose::STANDARD.encode(format!("opencode:{password}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {pair}")).expect("base64 is ASCII");
+    value.set_sensitive(true);
+    HeaderMap::from_iter([(header::AUTHORIZATION, value)])
+}
+
 pub struct Server {
     pub child: Child,
     pub base: String,
+    /// The headers every request to it carries (its credentials).
+    pub auth: HeaderMap,
     http: reqwest::Client,
 }
 
 impl Server {
     pub async fn start(cfg: &ServerConfig) -> Result<Server, ServerError> {
         let port = free_port().map_err(ServerError::Spawn)?;
+        // A fresh password each start: it lives only in this process and OpenCode's.
+        let mut raw = [0u8; 32];
+        getrandom::getrandom(&mut raw).map_err(|e| ServerError::Spawn(std::io::Error::other(e)))?;
+        let password = hex::encode(raw);
         let xdg = |d: &str| cfg.state_dir.join(d);
         for d in ["data", "config", "cache", "state"] {
             std::fs::create_dir_all(xdg(d)).map_err(ServerError::Spawn)?;
@@ -104,6 +123,7 @@ impl Server {
         .env("OPENCODE_DISABLE_AUTOUPDATE", "1")
         .env("OPENCODE_DISABLE_PROJECT_CONFIG", "1")
         .env("OPENCODE_DISABLE_DEFAULT_PLUGINS", "1")
+        .env("OPENCODE_SERVER_PASSWORD", &password)
         .env(
             "OPENCODE_CONFIG_CONTENT",
             config_json(&cfg.model, cfg.api_key.as_deref()).to_string(),
@@ -115,12 +135,15 @@ impl Server {
         .stdin(Stdio::null())
         .kill_on_drop(true);
         let child = cmd.spawn().map_err(ServerError::Spawn)?;
+        let auth = basic_auth(&password);
         let mut server = Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::builder()
+                .default_headers(auth.clone())
                 .timeout(Duration::from_secs(30))
                 .build()?,
+            auth,
         };
         let limit = Duration::from_secs(90);
         let started = tokio::time::Instant::now();
@@ -246,8 +269,15 @@ pub enum StreamItem {
 }
 
 /// Follows `GET /event` forever, re-opening it when it ends, errors or goes silent.
-pub async fn follow_events(base: String, tx: mpsc::Sender<StreamItem>) {
-    let http = reqwest::Client::new();
+/// `auth` is the server's credentials; the stream has no overall timeout, unlike other requests.
+pub async fn follow_events(base: String, auth: HeaderMap, tx: mpsc::Sender<StreamItem>) {
+    let http = match reqwest::Client::builder().default_headers(auth).build() {
+        Ok(http) => http,
+        Err(e) => {
+            tracing::error!("the event stream's client: {e}");
+            return;
+        }
+    };
     // OpenCode sends a heartbeat every ~10 s; silence for longer means a stalled stream.
     let silence = Duration::from_secs(30);
     loop {
@@ -293,6 +323,15 @@ fn parse_block(block: &[u8]) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_credentials_are_opencodes_basic_scheme_and_never_logged() {
+        let auth = basic_auth("pw");
+        let value = &auth[header::AUTHORIZATION];
+        // base64("opencode:pw")
+        assert_eq!(value.to_str().unwrap(), "Basic b3BlbmNvZGU6cHc=");
+        assert!(value.is_sensitive());
+    }
 
     #[test]
     fn parses_sse_blocks() {
