@@ -63,7 +63,10 @@ async fn sandboxes_are_isolated_logged_and_killed_on_terminate() {
     let root = stack.dir.join("sandboxes");
     let probe = format!(
         "@bash ls {root}; cat {root}/{a}/workspace/secret-a.txt 2>&1; touch /usr/agent-ops-probe 2>&1; \
-         cat {wrangler}/x 2>&1; ls {wrangler} | wc -l; env | grep -c AGENT_OPS_RUNNER_TOKEN; echo probe-done\n@say checked",
+         cat {wrangler}/x 2>&1; ls {wrangler} | wc -l; env | grep -c AGENT_OPS_RUNNER_TOKEN; \
+         ls -d /proc/[0-9]* | grep -v '^/proc/1$' | sed 's|$|/environ|' | xargs cat 2>/dev/null | tr '\\0' '\\n' \
+         | grep -c -E 'AGENT_OPS_(RUNNER_TOKEN|PANEL_KEY|MODEL_API_KEY)='; \
+         echo probe-done\n@say checked",
         root = root.display(),
         a = a.id,
         wrangler = stack.dir.join("wrangler").display(),
@@ -97,8 +100,11 @@ async fn sandboxes_are_isolated_logged_and_killed_on_terminate() {
         .collect();
     assert_eq!(
         counts,
-        vec!["0", "0"],
-        "platform state hidden, runner token not in the agent's environment: {out}"
+        vec!["0", "0", "0"],
+        "platform state hidden, the runner token not in the agent's environment, and no \
+         process in the sandbox can read the runner's credentials from another's (but the \
+         sandbox's first process, bubblewrap's, which still holds the environment it was \
+         started with): {out}"
     );
 
     for id in [&a.id, &b.id] {

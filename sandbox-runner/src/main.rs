@@ -168,6 +168,27 @@ async fn run(args: RunArgs) -> Result<(), String> {
     }
 }
 
+/// The runner's credentials. They arrive in its environment, as a provider passes them.
+const SECRET_ENV: [&str; 3] = [
+    "AGENT_OPS_RUNNER_TOKEN",
+    "AGENT_OPS_PANEL_KEY",
+    "AGENT_OPS_MODEL_API_KEY",
+];
+
+/// Once read, the runner's credentials stay its own. They leave its environment, so nothing it
+/// starts inherits them: not the agent, and not the terminal, the desktop or the editor, whose
+/// shells a collaborator types into. And the runner is made not dumpable, so no other process
+/// in the sandbox, though it runs as the same user, may read the runner's memory or its
+/// `/proc/<pid>/environ`, or trace it. Called before any thread exists, as changing the
+/// environment must be.
+fn keep_credentials_to_itself() -> Result<(), String> {
+    for secret in SECRET_ENV {
+        std::env::remove_var(secret);
+    }
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+        .map_err(|e| format!("could not make the runner undumpable: {e}"))
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -176,6 +197,12 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let command = Cli::parse().command;
+    if matches!(command, Cmd::Run(_)) {
+        if let Err(e) = keep_credentials_to_itself() {
+            eprintln!("sandbox-runner: {e}");
+            std::process::exit(1);
+        }
+    }
     // A runner is one sandbox's I/O loop (its link, its agent, its gateway): on one thread, the
     // bytes it hands between sockets never wait on a wake-up from another thread. The host
     // serves every sandbox at once, so it gets the machine's cores.

