@@ -54,8 +54,9 @@ node_modules/.bin/wrangler d1 migrations apply DB --local --persist-to .state/wr
 
 AGENT_OPS_WEBSOCKIFY="$PWD/.tools/websockify/bin/websockify" \
 AGENT_OPS_CODE_SERVER="$PWD/.tools/code-server" \
+AGENT_OPS_PROVIDER_SECRET="$PROVIDER_SECRET" \
 AGENT_OPS_MODEL_API_KEY=$model_key "$BIN/sandbox-runner" host \
-  --listen "127.0.0.1:$PROVIDER_PORT" --root .state/sandboxes --secret "$PROVIDER_SECRET" \
+  --listen "127.0.0.1:$PROVIDER_PORT" --root .state/sandboxes \
   --opencode-bin "$PWD/node_modules/.bin/opencode" --hide "$PWD/.dev.vars" --hide "$PWD/.state/wrangler" \
   >>.state/provider.log 2>&1 &
 pids+=($!)

@@ -132,7 +132,8 @@ impl Stack {
             .args(["--listen", &format!("127.0.0.1:{provider_port}")])
             .arg("--root")
             .arg(dir.join("sandboxes"))
-            .args(["--secret", &provider_secret])
+            // In its environment, not its arguments, which any user of the machine may read.
+            .env("AGENT_OPS_PROVIDER_SECRET", &provider_secret)
             .arg("--opencode-bin")
             .arg(repo_root().join("node_modules/.bin/opencode"))
             .args(["--heartbeat-ms", "1000"])
