@@ -92,7 +92,7 @@ async fn session_loop(
     let (stream_tx, mut stream) = mpsc::channel(1024);
     let follower = tokio::spawn(follow_events(
         server.base.clone(),
-        server.auth.clone(),
+        server.events.clone(),
         stream_tx,
     ));
     events

@@ -90,9 +90,9 @@ fn basic_auth(password: &str) -> HeaderMap {
 pub struct Server {
     pub child: Child,
     pub base: String,
-    /// The headers every request to it carries (its credentials).
-    pub auth: HeaderMap,
     http: reqwest::Client,
+    /// For its event stream: the same credentials, and no overall timeout.
+    pub events: reqwest::Client,
 }
 
 impl Server {
@@ -139,7 +139,7 @@ impl Server {
                 .default_headers(auth.clone())
                 .timeout(Duration::from_secs(30))
                 .build()?,
-            auth,
+            events: reqwest::Client::builder().default_headers(auth).build()?,
         };
         let limit = Duration::from_secs(90);
         let started = tokio::time::Instant::now();
@@ -265,15 +265,8 @@ pub enum StreamItem {
 }
 
 /// Follows `GET /event` forever, re-opening it when it ends, errors or goes silent.
-/// `auth` is the server's credentials; the stream has no overall timeout, unlike other requests.
-pub async fn follow_events(base: String, auth: HeaderMap, tx: mpsc::Sender<StreamItem>) {
-    let http = match reqwest::Client::builder().default_headers(auth).build() {
-        Ok(http) => http,
-        Err(e) => {
-            tracing::error!("the event stream's client: {e}");
-            return;
-        }
-    };
+/// `http` is the server's `events` client.
+pub async fn follow_events(base: String, http: reqwest::Client, tx: mpsc::Sender<StreamItem>) {
     // OpenCode sends a heartbeat every ~10 s; silence for longer means a stalled stream.
     let silence = Duration::from_secs(30);
     loop {
