@@ -7,6 +7,7 @@ pub mod client;
 pub mod github;
 pub mod panels;
 pub mod procs;
+pub mod provider_tap;
 pub mod proxy;
 pub mod stack;
 

@@ -53,6 +53,8 @@ pub struct Stack {
     /// to rotate.
     pub vault_keys: String,
     pub model_url: String,
+    /// The key the model asks for, which the provider hands each sandbox's agent.
+    pub model_api_key: String,
     pub recorder: scripted_model::Recorder,
     pub github: crate::github::GithubStandIn,
     /// Signs OAuth states (known here so tests can mint expired ones).
@@ -60,6 +62,8 @@ pub struct Stack {
     pub proxy: Option<Proxy>,
     pub provider_secret: String,
     pub provider_port: u16,
+    /// Where the Worker reaches the provider: through a tap that notes each runner's token.
+    provider_tap: crate::provider_tap::ProviderTap,
     host: Child,
     wrangler: Option<Child>,
     opts: StackOptions,
@@ -103,9 +107,13 @@ impl Stack {
         };
         let dir = base.join(random_hex(6));
         std::fs::create_dir_all(&dir).expect("stack dir");
-        let (model_addr, recorder) = scripted_model::spawn("127.0.0.1:0".parse().expect("addr"))
-            .await
-            .expect("model server");
+        let model_api_key = random_hex(24);
+        let (model_addr, recorder) = scripted_model::spawn(
+            "127.0.0.1:0".parse().expect("addr"),
+            Some(model_api_key.clone()),
+        )
+        .await
+        .expect("model server");
         let github = crate::github::GithubStandIn::spawn().await;
         let [port, provider_port] = free_ports::<2>();
         let provider_secret = random_hex(32);
@@ -134,6 +142,7 @@ impl Stack {
             .arg(dir.join("sandboxes"))
             // In its environment, not its arguments, which any user of the machine may read.
             .env("AGENT_OPS_PROVIDER_SECRET", &provider_secret)
+            .env("AGENT_OPS_MODEL_API_KEY", &model_api_key)
             .arg("--opencode-bin")
             .arg(repo_root().join("node_modules/.bin/opencode"))
             .args(["--heartbeat-ms", "1000"])
@@ -144,6 +153,7 @@ impl Stack {
             .env("AGENT_OPS_WEBSOCKIFY", crate::websockify_bin())
             .env("AGENT_OPS_CODE_SERVER", crate::code_server_bin());
         let host = spawn_group(&mut host_cmd, &dir.join("host.log"));
+        let provider_tap = crate::provider_tap::ProviderTap::start(provider_port).await;
 
         let mut stack = Stack {
             dir,
@@ -151,12 +161,14 @@ impl Stack {
             admin_key: random_hex(24),
             vault_keys: format!("k1:{}", random_hex(32)),
             model_url: format!("http://{model_addr}/v1"),
+            model_api_key,
             recorder,
             github,
             auth_secret: random_hex(32),
             proxy,
             provider_secret,
             provider_port,
+            provider_tap,
             host,
             wrangler: None,
             opts,
@@ -195,7 +207,7 @@ impl Stack {
             ),
             (
                 "SANDBOX_PROVIDER_URL",
-                format!("http://127.0.0.1:{}", self.provider_port),
+                format!("http://127.0.0.1:{}", self.provider_tap.port),
             ),
             ("MODEL_BASE_URL", self.model_url.clone()),
             ("RUNNER_BASE_URL", runner_base),
@@ -460,8 +472,10 @@ impl Stack {
         self.runners(id).iter().map(|p| p.pid).collect()
     }
 
-    pub fn runner_env(&self, id: &str, key: &str) -> Option<String> {
-        self.runners(id).first()?.env(key)
+    /// The token the Worker gave session `id`'s runner, as the provider received it (no process
+    /// holds it where another could read it).
+    pub fn runner_token(&self, id: &str) -> Option<String> {
+        self.provider_tap.runner_token(id)
     }
 
     pub fn kill_runner(&self, id: &str) {

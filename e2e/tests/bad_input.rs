@@ -225,11 +225,9 @@ async fn runner_socket_is_authenticated_and_validated() {
         Some(404)
     );
 
-    // Take the real runner's place with its own token (read from its environment), so the
+    // Take the real runner's place with its own token (as the provider received it), so the
     // session object sees our frames as the runner's.
-    let token = stack
-        .runner_env(&info.id, "AGENT_OPS_RUNNER_TOKEN")
-        .expect("runner token");
+    let token = stack.runner_token(&info.id).expect("runner token");
     stack.kill_runner(&info.id);
     let mut ws = runner_socket(&stack, &info.id, &token)
         .await

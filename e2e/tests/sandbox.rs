@@ -64,7 +64,7 @@ async fn sandboxes_are_isolated_logged_and_killed_on_terminate() {
     let probe = format!(
         "@bash ls {root}; cat {root}/{a}/workspace/secret-a.txt 2>&1; touch /usr/agent-ops-probe 2>&1; \
          cat {wrangler}/x 2>&1; ls {wrangler} | wc -l; env | grep -c AGENT_OPS_RUNNER_TOKEN; \
-         ls -d /proc/[0-9]* | grep -v '^/proc/1$' | sed 's|$|/environ|' | xargs cat 2>/dev/null | tr '\\0' '\\n' \
+         cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' \
          | grep -c -E 'AGENT_OPS_(RUNNER_TOKEN|PANEL_KEY|MODEL_API_KEY)='; \
          echo probe-done\n@say checked",
         root = root.display(),
@@ -102,10 +102,23 @@ async fn sandboxes_are_isolated_logged_and_killed_on_terminate() {
         counts,
         vec!["0", "0", "0"],
         "platform state hidden, the runner token not in the agent's environment, and no \
-         process in the sandbox can read the runner's credentials from another's (but the \
-         sandbox's first process, bubblewrap's, which still holds the environment it was \
-         started with): {out}"
+         process in the sandbox can read the runner's credentials from another's, not even \
+         from the sandbox's first process, bubblewrap's: {out}"
     );
+
+    // The model refuses a request without its key, so the turns above prove the key reached
+    // the agent (through the provider's credentials pipe, as the runner token did).
+    let models = format!("{}/models", stack.model_url);
+    let http = reqwest::Client::new();
+    let keyless = http.get(&models).send().await.unwrap().status();
+    let keyed = http
+        .get(&models)
+        .bearer_auth(&stack.model_api_key)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!((keyless.as_u16(), keyed.as_u16()), (401, 200));
 
     for id in [&a.id, &b.id] {
         let log =

@@ -1,6 +1,7 @@
 //! `sandbox-runner run`: the process inside a sandbox that links its agent to the session.
 //! `sandbox-runner host`: the local sandbox provider, starting one isolated runner per session.
 
+mod credentials;
 mod gateway;
 mod host;
 mod image;
@@ -168,27 +169,6 @@ async fn run(args: RunArgs) -> Result<(), String> {
     }
 }
 
-/// The runner's credentials. They arrive in its environment, as a provider passes them.
-const SECRET_ENV: [&str; 3] = [
-    "AGENT_OPS_RUNNER_TOKEN",
-    "AGENT_OPS_PANEL_KEY",
-    "AGENT_OPS_MODEL_API_KEY",
-];
-
-/// Once read, the runner's credentials stay its own. They leave its environment, so nothing it
-/// starts inherits them: not the agent, and not the terminal, the desktop or the editor, whose
-/// shells a collaborator types into. And the runner is made not dumpable, so no other process
-/// in the sandbox, though it runs as the same user, may read the runner's memory or its
-/// `/proc/<pid>/environ`, or trace it. Called before any thread exists, as changing the
-/// environment must be.
-fn keep_credentials_to_itself() -> Result<(), String> {
-    for secret in SECRET_ENV {
-        std::env::remove_var(secret);
-    }
-    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-        .map_err(|e| format!("could not make the runner undumpable: {e}"))
-}
-
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -196,9 +176,13 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Err(e) = credentials::receive() {
+        eprintln!("sandbox-runner: {e}");
+        std::process::exit(1);
+    }
     let command = Cli::parse().command;
     if matches!(command, Cmd::Run(_)) {
-        if let Err(e) = keep_credentials_to_itself() {
+        if let Err(e) = credentials::keep_to_itself() {
             eprintln!("sandbox-runner: {e}");
             std::process::exit(1);
         }

@@ -30,19 +30,53 @@ impl Recorder {
     }
 }
 
-pub fn router(recorder: Recorder) -> Router {
+/// `api_key`: the key every request must carry (`Authorization: Bearer`), as a real model
+/// provider's does; `None` takes any request.
+pub fn router(recorder: Recorder, api_key: Option<String>) -> Router {
     Router::new()
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let refusal = api_key.as_deref().and_then(|key| refuse_key(&req, key));
+                async move {
+                    match refusal {
+                        Some(refusal) => refusal,
+                        None => next.run(req).await,
+                    }
+                }
+            },
+        ))
         .with_state(recorder)
 }
 
+/// OpenAI's answer to a missing or wrong key.
+fn refuse_key(req: &axum::extract::Request, key: &str) -> Option<Response> {
+    let sent = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if sent == Some(key) {
+        return None;
+    }
+    let error = json!({"error": {
+        "message": "Incorrect API key provided.",
+        "type": "invalid_request_error",
+        "code": "invalid_api_key",
+    }});
+    Some((axum::http::StatusCode::UNAUTHORIZED, Json(error)).into_response())
+}
+
 /// Serves on `addr` (port 0 for any) and returns the bound address.
-pub async fn spawn(addr: SocketAddr) -> std::io::Result<(SocketAddr, Recorder)> {
+pub async fn spawn(
+    addr: SocketAddr,
+    api_key: Option<String>,
+) -> std::io::Result<(SocketAddr, Recorder)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let recorder = Recorder::default();
-    let app = router(recorder.clone());
+    let app = router(recorder.clone(), api_key);
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok((bound, recorder))
 }

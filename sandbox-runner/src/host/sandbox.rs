@@ -2,6 +2,7 @@
 //! its own session's directory writable, the system read-only, other sessions invisible, and a
 //! network namespace of its own (see `network`).
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
@@ -39,12 +40,14 @@ impl Layout {
 
 /// What the sandbox inherits: the pipes through which bubblewrap says which process is the
 /// sandbox's first (`info`), then waits (`block`) until the host has connected the sandbox's
-/// network, and the gateway's listening socket, opened on the host's loopback.
+/// network, the gateway's listening socket, opened on the host's loopback, and the pipe that
+/// holds the runner's credentials (see `crate::credentials`).
 #[derive(Debug, Clone, Copy)]
 pub struct StartFds {
     pub info: RawFd,
     pub block: RawFd,
     pub gateway: RawFd,
+    pub credentials: RawFd,
 }
 
 /// The bubblewrap arguments that isolate one session's runner. Pure, so the isolation rules are
@@ -156,10 +159,24 @@ impl Sandbox {
         }
         let (info_rx, info_tx) = std::io::pipe()?;
         let (block_rx, mut block_tx) = std::io::pipe()?;
+        // Not in the environment: bubblewrap's init, the sandbox's first process, keeps the
+        // environment it is started with, where any process in the sandbox could read it.
+        let (credentials_rx, mut credentials_tx) = std::io::pipe()?;
+        let mut credentials = BTreeMap::from([
+            ("AGENT_OPS_RUNNER_TOKEN", req.runner_token.as_str()),
+            ("AGENT_OPS_PANEL_KEY", req.panel_key.as_str()),
+        ]);
+        if let Some(key) = cfg.model_api_key {
+            credentials.insert("AGENT_OPS_MODEL_API_KEY", key);
+        }
+        credentials_tx
+            .write_all(&crate::credentials::encode(&credentials).map_err(std::io::Error::other)?)?;
+        drop(credentials_tx);
         let fds = StartFds {
             info: info_tx.as_raw_fd(),
             block: block_rx.as_raw_fd(),
             gateway: gateway_socket.as_raw_fd(),
+            credentials: credentials_rx.as_raw_fd(),
         };
         cmd.args(bwrap_args(
             &layout,
@@ -178,7 +195,6 @@ impl Sandbox {
         )
         .env("AGENT_OPS_SESSION_ID", &req.session_id)
         .env("AGENT_OPS_CONTROL_URL", &req.control_url)
-        .env("AGENT_OPS_RUNNER_TOKEN", &req.runner_token)
         .env("AGENT_OPS_WORKSPACE", &layout.workspace)
         .env("AGENT_OPS_STATE_DIR", &layout.state)
         .env(
@@ -197,11 +213,8 @@ impl Sandbox {
         if let Some(branch) = &req.branch {
             cmd.env("AGENT_OPS_BRANCH", branch);
         }
-        if let Some(key) = cfg.model_api_key {
-            cmd.env("AGENT_OPS_MODEL_API_KEY", key);
-        }
         cmd.env("AGENT_OPS_GATEWAY_FD", fds.gateway.to_string())
-            .env("AGENT_OPS_PANEL_KEY", &req.panel_key);
+            .env(crate::credentials::FD_ENV, fds.credentials.to_string());
         if let Some((websockify, novnc)) = desktop {
             cmd.env("AGENT_OPS_WEBSOCKIFY", websockify)
                 .env("AGENT_OPS_NOVNC_DIR", novnc);
@@ -213,7 +226,7 @@ impl Sandbox {
         // were opened close-on-exec, so no other child inherits them; this one must.
         unsafe {
             cmd.pre_exec(move || {
-                for fd in [fds.info, fds.block, fds.gateway] {
+                for fd in [fds.info, fds.block, fds.gateway, fds.credentials] {
                     rustix::io::fcntl_setfd(
                         BorrowedFd::borrow_raw(fd),
                         rustix::io::FdFlags::empty(),
@@ -223,7 +236,7 @@ impl Sandbox {
             });
         }
         let mut child = cmd.spawn()?;
-        drop((info_tx, block_rx, gateway_socket));
+        drop((info_tx, block_rx, gateway_socket, credentials_rx));
         let outbound = super::network::loopback_ports(
             [
                 Some(req.control_url.as_str()),
@@ -344,6 +357,7 @@ mod tests {
                 info: 7,
                 block: 9,
                 gateway: 11,
+                credentials: 13,
             },
         );
         let tmp = pos(&args, &["--tmpfs", "/tmp"]).expect("private /tmp");

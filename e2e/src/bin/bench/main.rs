@@ -192,9 +192,7 @@ async fn startup_and_memory(stack: &Stack, rows: &mut Vec<Row>) {
 async fn bench_runner(stack: &Stack) -> (String, Ws) {
     let info = stack.create_session(None).await;
     wait_connected(stack, &info.id).await;
-    let token = stack
-        .runner_env(&info.id, "AGENT_OPS_RUNNER_TOKEN")
-        .expect("runner token");
+    let token = stack.runner_token(&info.id).expect("runner token");
     stack.kill_runner(&info.id);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut ws = connect(
