@@ -52,12 +52,21 @@ fi
 
 node_modules/.bin/wrangler d1 migrations apply DB --local --persist-to .state/wrangler >/dev/null
 
+# The model's key goes to the Worker alone, which adds it to the agent's calls: no sandbox holds
+# it. In a file only this user reads (and no sandbox sees), not on wrangler's command line.
+rm -f .state/model.vars
+if [ -n "$model_key" ]; then
+  (umask 077 && printf 'MODEL_API_KEY=%s\n' "$model_key" > .state/model.vars)
+  vars+=(--env-file .dev.vars --env-file .state/model.vars)
+fi
+
 AGENT_OPS_WEBSOCKIFY="$PWD/.tools/websockify/bin/websockify" \
 AGENT_OPS_CODE_SERVER="$PWD/.tools/code-server" \
 AGENT_OPS_PROVIDER_SECRET="$PROVIDER_SECRET" \
-AGENT_OPS_MODEL_API_KEY=$model_key "$BIN/sandbox-runner" host \
+"$BIN/sandbox-runner" host \
   --listen "127.0.0.1:$PROVIDER_PORT" --root .state/sandboxes \
   --opencode-bin "$PWD/node_modules/.bin/opencode" --hide "$PWD/.dev.vars" --hide "$PWD/.state/wrangler" \
+  --hide "$PWD/.state/model.vars" \
   >>.state/provider.log 2>&1 &
 pids+=($!)
 

@@ -1,5 +1,6 @@
-//! A TCP proxy the tests can cut: every live connection through it is dropped on `cut()`, as a
-//! network failure would, while new connections keep working.
+//! A TCP proxy the tests can cut: every live runner link through it is dropped on `cut()`, as a
+//! network failure would, while new connections keep working. Only the links: the agent's model
+//! calls take the same way to the Worker, and a test of the link's recovery cuts the link alone.
 
 use std::sync::Arc;
 
@@ -26,9 +27,21 @@ impl Proxy {
                         return;
                     };
                     let mut inbound = inbound;
+                    let mut head = [0u8; 512];
+                    let n = inbound.peek(&mut head).await.unwrap_or(0);
+                    let link = head[..n]
+                        .split(|b| *b == b'\n')
+                        .next()
+                        .is_some_and(|line| line.windows(8).any(|w| w == b"/runner "));
+                    let cut = async {
+                        if !link {
+                            std::future::pending::<()>().await;
+                        }
+                        rx.changed().await.ok();
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = rx.changed() => {}
+                        _ = cut => {}
                     }
                 });
             }

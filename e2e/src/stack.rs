@@ -53,7 +53,7 @@ pub struct Stack {
     /// to rotate.
     pub vault_keys: String,
     pub model_url: String,
-    /// The key the model asks for, which the provider hands each sandbox's agent.
+    /// The key the model asks for, which the Worker adds to the agent's calls.
     pub model_api_key: String,
     pub recorder: scripted_model::Recorder,
     pub github: crate::github::GithubStandIn,
@@ -142,7 +142,6 @@ impl Stack {
             .arg(dir.join("sandboxes"))
             // In its environment, not its arguments, which any user of the machine may read.
             .env("AGENT_OPS_PROVIDER_SECRET", &provider_secret)
-            .env("AGENT_OPS_MODEL_API_KEY", &model_api_key)
             .arg("--opencode-bin")
             .arg(repo_root().join("node_modules/.bin/opencode"))
             .args(["--heartbeat-ms", "1000"])
@@ -210,6 +209,7 @@ impl Stack {
                 format!("http://127.0.0.1:{}", self.provider_tap.port),
             ),
             ("MODEL_BASE_URL", self.model_url.clone()),
+            ("MODEL_API_KEY", self.model_api_key.clone()),
             ("RUNNER_BASE_URL", runner_base),
             ("RUNNER_GRACE_MS", self.opts.runner_grace_ms.to_string()),
             (

@@ -77,6 +77,10 @@ fn request_for(route: RouteId, session: &str) -> (String, Option<Value>) {
         RouteId::Events => (format!("/api/sessions/{s}/events"), None),
         RouteId::ClientSocket => (format!("/api/sessions/{s}/ws"), None),
         RouteId::RunnerSocket => (format!("/api/sessions/{s}/runner"), None),
+        RouteId::RunnerModel => (
+            format!("/api/sessions/{s}/model/chat/completions"),
+            Some(json!({"model": "scripted", "messages": []})),
+        ),
         RouteId::AddMember => (
             format!("/api/sessions/{s}/members"),
             Some(json!({"login": "stranger", "role": "viewer"})),

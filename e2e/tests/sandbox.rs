@@ -61,12 +61,27 @@ async fn sandboxes_are_isolated_logged_and_killed_on_terminate() {
     );
 
     let root = stack.dir.join("sandboxes");
+    let model_port = stack
+        .model_url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.split('/').next())
+        .unwrap();
     let probe = format!(
         "@bash ls {root}; cat {root}/{a}/workspace/secret-a.txt 2>&1; touch /usr/agent-ops-probe 2>&1; \
          cat {wrangler}/x 2>&1; ls {wrangler} | wc -l; env | grep -c AGENT_OPS_RUNNER_TOKEN; \
          cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' \
-         | grep -c -E 'AGENT_OPS_(RUNNER_TOKEN|PANEL_KEY|MODEL_API_KEY)='; \
+         | grep -c -E 'AGENT_OPS_(RUNNER_TOKEN|PANEL_KEY)='; \
+         printf '%s%s\\n' {key_head} {key_tail} > /tmp/model-key; \
+         cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' '\\n' | grep -c -F -f /tmp/model-key; \
+         bash -c 'echo > /dev/tcp/127.0.0.1/{model_port}' 2>/dev/null && echo model-reachable || echo model-unreachable; \
+         bash -c 'echo > /dev/tcp/127.0.0.1/{worker_port}' 2>/dev/null && echo worker-reachable; \
          echo probe-done\n@say checked",
+        // In two halves, so the probe's own command line does not hold the key it looks for.
+        key_head = &stack.model_api_key[..8],
+        key_tail = &stack.model_api_key[8..],
+        model_port = model_port,
+        worker_port = stack.port,
         root = root.display(),
         a = a.id,
         wrangler = stack.dir.join("wrangler").display(),
@@ -100,14 +115,18 @@ async fn sandboxes_are_isolated_logged_and_killed_on_terminate() {
         .collect();
     assert_eq!(
         counts,
-        vec!["0", "0", "0"],
-        "platform state hidden, the runner token not in the agent's environment, and no \
-         process in the sandbox can read the runner's credentials from another's, not even \
-         from the sandbox's first process, bubblewrap's: {out}"
+        vec!["0", "0", "0", "0"],
+        "platform state hidden, the runner token not in the agent's environment, no process \
+         in the sandbox can read the runner's credentials from another's (not even from the \
+         sandbox's first process, bubblewrap's), and none holds the model's key: {out}"
+    );
+    assert!(
+        out.contains("model-unreachable") && out.contains("worker-reachable"),
+        "the agent reaches its model only through the Worker: {out}"
     );
 
-    // The model refuses a request without its key, so the turns above prove the key reached
-    // the agent (through the provider's credentials pipe, as the runner token did).
+    // The model refuses a request without its key, so the turns above prove the Worker added
+    // it to the agent's calls.
     let models = format!("{}/models", stack.model_url);
     let http = reqwest::Client::new();
     let keyless = http.get(&models).send().await.unwrap().status();
@@ -307,4 +326,49 @@ async fn the_provider_accepts_only_fresh_correctly_signed_requests() {
     // And nothing was terminated by any of the refused requests.
     let (s, v) = send(Method::GET, path.clone(), Some(now), Some(good), vec![]).await;
     assert_eq!((s, v["state"].as_str()), (200, Some("running")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_calls_the_model_for_the_runner_with_the_key_only_it_holds() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let info = stack.create_session(None).await;
+    let token = stack.runner_token(&info.id).expect("runner token");
+    let http = reqwest::Client::new();
+    let call = |bearer: String| {
+        http.post(stack.url(&format!("/api/sessions/{}/model/chat/completions", info.id)))
+            .bearer_auth(bearer)
+            // A key of the caller's own is never passed on: only the Worker's reaches the model.
+            .header("x-api-key", "not-the-key")
+            .json(&serde_json::json!({
+                "model": "scripted",
+                "stream": true,
+                "messages": [{"role": "user", "content": "hello"}],
+            }))
+            .send()
+    };
+
+    let refused = call("not-the-token".into()).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_token");
+
+    let before = stack.recorder.requests().len();
+    let answered = call(token.clone()).await.unwrap();
+    assert_eq!(answered.status(), 200, "the model took the Worker's key");
+    assert!(answered
+        .headers()
+        .get("content-type")
+        .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream")));
+    let text = answered.text().await.unwrap();
+    assert!(
+        text.contains("Scripted session") && text.contains("[DONE]"),
+        "the model's stream, whole: {text}"
+    );
+    assert_eq!(stack.recorder.requests().len(), before + 1);
+
+    stack.terminate_session(&info.id).await;
+    let ended = call(token).await.unwrap();
+    assert_eq!(ended.status(), 409);
+    let body: serde_json::Value = ended.json().await.unwrap();
+    assert_eq!(body["code"], "session_terminated");
 }

@@ -27,6 +27,8 @@ pub enum ErrorCode {
     /// The identity provider (GitHub) refused or failed the sign-in.
     SignInFailed,
     ProviderError,
+    /// The session's model could not be reached (its own errors pass through as it sent them).
+    ModelUnreachable,
     ProtocolViolation,
     Internal,
 }
@@ -50,6 +52,7 @@ impl ErrorCode {
             Self::InvalidOauthState => "invalid_oauth_state",
             Self::SignInFailed => "sign_in_failed",
             Self::ProviderError => "provider_error",
+            Self::ModelUnreachable => "model_unreachable",
             Self::ProtocolViolation => "protocol_violation",
             Self::Internal => "internal",
         }
@@ -71,7 +74,7 @@ impl ErrorCode {
             | Self::Conflict
             | Self::LimitExceeded => 409,
             Self::RateLimited => 429,
-            Self::ProviderError | Self::SignInFailed => 502,
+            Self::ProviderError | Self::SignInFailed | Self::ModelUnreachable => 502,
             Self::Internal => 500,
         }
     }

@@ -24,6 +24,7 @@ pub enum RouteId {
     Events,
     ClientSocket,
     RunnerSocket,
+    RunnerModel,
     AddMember,
     CreateShareLink,
     RedeemShareLink,
@@ -61,7 +62,7 @@ impl RouteSpec {
 }
 
 impl RouteId {
-    pub const ALL: [RouteId; 38] = [
+    pub const ALL: [RouteId; 39] = [
         RouteId::Health,
         RouteId::OpenApi,
         RouteId::AuthProviders,
@@ -80,6 +81,7 @@ impl RouteId {
         RouteId::Events,
         RouteId::ClientSocket,
         RouteId::RunnerSocket,
+        RouteId::RunnerModel,
         RouteId::AddMember,
         RouteId::CreateShareLink,
         RouteId::RedeemShareLink,
@@ -152,6 +154,9 @@ impl RouteId {
                 Need::Session(SessionsRead, Viewer),
             ),
             RouteId::RunnerSocket => ("GET", "/api/sessions/{id}/runner", Need::Runner),
+            // The agent's model calls, which the Worker signs with the model's key: the key
+            // never enters the sandbox.
+            RouteId::RunnerModel => ("POST", "/api/sessions/{id}/model/{*path}", Need::Runner),
             RouteId::AddMember => (
                 "POST",
                 "/api/sessions/{id}/members",

@@ -1,4 +1,5 @@
-//! The runner's credentials: the runner token, the panel key and the model's API key.
+//! The runner's credentials: the runner token and the panel key. (The model's key never comes
+//! here: the Worker adds it to the agent's calls, see `model_relay`.)
 //!
 //! A provider may pass them in the runner's environment (an OCI runtime's only way), or, as the
 //! local provider does, through a pipe whose read end the runner inherits. The pipe matters
@@ -11,11 +12,7 @@ use std::io::Read;
 use std::os::fd::FromRawFd;
 
 /// The environment variables that carry a credential (each read by `RunArgs`).
-pub const NAMES: [&str; 3] = [
-    "AGENT_OPS_RUNNER_TOKEN",
-    "AGENT_OPS_PANEL_KEY",
-    "AGENT_OPS_MODEL_API_KEY",
-];
+pub const NAMES: [&str; 2] = ["AGENT_OPS_RUNNER_TOKEN", "AGENT_OPS_PANEL_KEY"];
 
 /// The descriptor of the pipe a provider writes the credentials to (see [`encode`]).
 pub const FD_ENV: &str = "AGENT_OPS_CREDENTIALS_FD";
@@ -114,7 +111,7 @@ mod tests {
     #[test]
     fn credentials_fit_a_pipe_whole() {
         let huge = "k".repeat(5000);
-        let sent = BTreeMap::from([("AGENT_OPS_MODEL_API_KEY", huge.as_str())]);
+        let sent = BTreeMap::from([("AGENT_OPS_RUNNER_TOKEN", huge.as_str())]);
         assert!(encode(&sent).unwrap_err().contains("4096"));
     }
 }

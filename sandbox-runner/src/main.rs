@@ -6,6 +6,7 @@ mod gateway;
 mod host;
 mod image;
 mod link;
+mod model_relay;
 mod opencode;
 
 use std::os::fd::FromRawFd;
@@ -46,8 +47,6 @@ struct RunArgs {
     /// The session's model, as JSON (`ModelConfig`).
     #[arg(long, env = "AGENT_OPS_MODEL")]
     model: String,
-    #[arg(long, env = "AGENT_OPS_MODEL_API_KEY", hide_env_values = true)]
-    model_api_key: Option<String>,
     #[arg(long, env = "AGENT_OPS_OPENCODE_BIN", default_value = "opencode")]
     opencode_bin: PathBuf,
     #[arg(long, env = "AGENT_OPS_HEARTBEAT_MS", default_value_t = 5000)]
@@ -96,6 +95,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
         serde_json::from_str(&args.model).map_err(|e| format!("AGENT_OPS_MODEL: {e}"))?;
     std::fs::create_dir_all(&args.workspace).map_err(|e| format!("workspace: {e}"))?;
     std::fs::create_dir_all(&args.state_dir).map_err(|e| format!("state dir: {e}"))?;
+    // The agent calls its model through the runner and the Worker, which holds the key.
+    let relay = model_relay::start(&args.control_url, args.token.clone()).await?;
+    let model = ModelConfig {
+        base_url: Some(relay.base_url),
+        ..model
+    };
     let (event_tx, event_rx) = mpsc::channel(4096);
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let cfg = opencode::ServerConfig {
@@ -103,7 +108,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         workspace: args.workspace.clone(),
         state_dir: args.state_dir.join("opencode"),
         model,
-        api_key: args.model_api_key,
+        api_key: relay.key,
         repo: args.repo,
         branch: args.branch,
     };

@@ -9,6 +9,7 @@ mod github_auth;
 mod grant;
 mod http;
 mod invites;
+mod model_proxy;
 mod panels;
 mod provider;
 mod rate_limit;

@@ -11,8 +11,8 @@ use worker::{Env, Request, Response, Result};
 use crate::auth::{self, Principal};
 use crate::http::{error, fail, json};
 use crate::{
-    accounts_api, credentials_api, github_auth, invites, panels, rate_limit, sessions_api,
-    share_links,
+    accounts_api, credentials_api, github_auth, invites, model_proxy, panels, rate_limit,
+    sessions_api, share_links,
 };
 
 /// The caller's role on a session (owner, a member's role, or none; org admins act as owners),
@@ -106,7 +106,7 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         return error(&denial(d, &path));
     }
     let Some(user) = principal else {
-        return public(route, req, &env, &param).await;
+        return public(route, req, &env, &params).await;
     };
     // The effective role, for the session object to authorize each WebSocket message.
     let role = if user.caller.role == agent_ops_protocol::access::OrgRole::Admin {
@@ -121,7 +121,8 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         | RouteId::DevLogin
         | RouteId::GithubStart
         | RouteId::GithubCallback
-        | RouteId::RunnerSocket => public(route, req, &env, &param).await,
+        | RouteId::RunnerSocket
+        | RouteId::RunnerModel => public(route, req, &env, &params).await,
         RouteId::Logout => accounts_api::logout(&env, &user).await,
         RouteId::Me => accounts_api::me(&user),
         RouteId::CreateSession => sessions_api::create(req, &env, &user).await,
@@ -176,8 +177,9 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
     }
 }
 
-/// Routes that need no user: health, development sign-in, and the runner's own link.
-async fn public(route: RouteId, req: Request, env: &Env, param: &str) -> Result<Response> {
+/// Routes that need no user: health, development sign-in, and the runner's own link and model calls.
+async fn public(route: RouteId, req: Request, env: &Env, params: &[String]) -> Result<Response> {
+    let param = |i: usize| params.get(i).map_or("", String::as_str);
     match route {
         RouteId::Health => json(
             200,
@@ -191,13 +193,14 @@ async fn public(route: RouteId, req: Request, env: &Env, param: &str) -> Result<
         RouteId::DevLogin => accounts_api::dev_login(req, env).await,
         RouteId::GithubStart => github_auth::start(req, env).await,
         RouteId::GithubCallback => github_auth::callback(req, env).await,
-        RouteId::RunnerSocket => sessions_api::forward_runner(req, env, param).await,
+        RouteId::RunnerSocket => sessions_api::forward_runner(req, env, param(0)).await,
+        RouteId::RunnerModel => model_proxy::call(req, env, param(0), param(1)).await,
         _ => fail(ErrorCode::Internal, "route needs a user"),
     }
 }
 
 /// The bucket a request counts against, and its limit: sign-in by client address, the API by
-/// token (or address when there is none). Health checks and runner links are not limited.
+/// token (or address when there is none). Health checks and runners are not limited.
 async fn limit(req: &Request, env: &Env, route: RouteId) -> Result<Option<Response>> {
     let per_min = |name: &str, default: u32| {
         env.var(name)
@@ -210,9 +213,11 @@ async fn limit(req: &Request, env: &Env, route: RouteId) -> Result<Option<Respon
         .get("cf-connecting-ip")?
         .unwrap_or_else(|| "local".into());
     let (bucket, limit) = match route {
-        RouteId::Health | RouteId::OpenApi | RouteId::AuthProviders | RouteId::RunnerSocket => {
-            return Ok(None)
-        }
+        RouteId::Health
+        | RouteId::OpenApi
+        | RouteId::AuthProviders
+        | RouteId::RunnerSocket
+        | RouteId::RunnerModel => return Ok(None),
         RouteId::DevLogin | RouteId::GithubStart | RouteId::GithubCallback => (
             format!("signin:{ip}"),
             per_min("RATE_LIMIT_SIGNIN_PER_MIN", 20),

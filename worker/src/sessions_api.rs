@@ -71,6 +71,15 @@ fn var(env: &Env, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// The deployment's model provider, serving the named model.
+pub fn model_config(env: &Env, model: String) -> ModelConfig {
+    ModelConfig {
+        provider: var(env, "MODEL_PROVIDER").unwrap_or_else(|| "openai-compatible".into()),
+        base_url: var(env, "MODEL_BASE_URL"),
+        model,
+    }
+}
+
 fn validate(body: &CreateSession) -> std::result::Result<(), ApiError> {
     if body
         .prompt
@@ -132,15 +141,13 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
     let runner_token = random_hex(32);
     let now = now_ms();
     let agent = body.agent.unwrap_or_default();
-    let model = ModelConfig {
-        provider: var(env, "MODEL_PROVIDER").unwrap_or_else(|| "openai-compatible".into()),
-        base_url: var(env, "MODEL_BASE_URL"),
-        model: body
-            .model
+    let model = model_config(
+        env,
+        body.model
             .clone()
             .or_else(|| var(env, "DEFAULT_MODEL"))
             .unwrap_or_else(|| "scripted".into()),
-    };
+    );
     let db = env.d1("DB")?;
     let limit: f64 = var(env, "MAX_ACTIVE_SESSIONS")
         .and_then(|v| v.parse().ok())
@@ -159,8 +166,8 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
         );
     }
     db.prepare(
-        "INSERT INTO sessions (id, owner_id, title, repo, branch, agent, model, status, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?8, ?5, ?6, 'provisioning', ?7, ?7)",
+        "INSERT INTO sessions (id, owner_id, title, repo, branch, agent, model, status, created_at, updated_at, runner_token_hash) \
+         VALUES (?1, ?2, ?3, ?4, ?8, ?5, ?6, 'provisioning', ?7, ?7, ?9)",
     )
     .bind(&[
         id.clone().into(),
@@ -171,6 +178,7 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
         model.model.clone().into(),
         (now as f64).into(),
         body.branch.clone().map(JsValue::from).unwrap_or(JsValue::NULL),
+        hash_token(&runner_token).into(),
     ])?
     .run()
     .await?;

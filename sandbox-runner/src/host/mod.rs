@@ -48,8 +48,6 @@ pub struct HostArgs {
     /// Paths no sandbox may read (secrets files, local platform state). Repeatable.
     #[arg(long = "hide")]
     hidden: Vec<PathBuf>,
-    #[arg(long, env = "AGENT_OPS_MODEL_API_KEY", hide_env_values = true)]
-    model_api_key: Option<String>,
     #[arg(long, env = "AGENT_OPS_HEARTBEAT_MS", default_value_t = 5000)]
     heartbeat_ms: u64,
     /// websockify with `--unix-listen` (0.11 or later; `make setup` installs it from PyPI).
@@ -155,7 +153,6 @@ async fn create(
         runner_bin: &host.runner_bin,
         opencode_bin: &host.args.opencode_bin,
         hidden: &host.args.hidden,
-        model_api_key: host.args.model_api_key.as_deref(),
         heartbeat_ms: host.args.heartbeat_ms,
     };
     match Sandbox::spawn(&host.args.root, &req, &cfg).await {

@@ -118,7 +118,6 @@ pub struct SpawnConfig<'a> {
     pub runner_bin: &'a Path,
     pub opencode_bin: &'a Path,
     pub hidden: &'a [PathBuf],
-    pub model_api_key: Option<&'a str>,
     pub heartbeat_ms: u64,
 }
 
@@ -162,13 +161,10 @@ impl Sandbox {
         // Not in the environment: bubblewrap's init, the sandbox's first process, keeps the
         // environment it is started with, where any process in the sandbox could read it.
         let (credentials_rx, mut credentials_tx) = std::io::pipe()?;
-        let mut credentials = BTreeMap::from([
+        let credentials = BTreeMap::from([
             ("AGENT_OPS_RUNNER_TOKEN", req.runner_token.as_str()),
             ("AGENT_OPS_PANEL_KEY", req.panel_key.as_str()),
         ]);
-        if let Some(key) = cfg.model_api_key {
-            credentials.insert("AGENT_OPS_MODEL_API_KEY", key);
-        }
         credentials_tx
             .write_all(&crate::credentials::encode(&credentials).map_err(std::io::Error::other)?)?;
         drop(credentials_tx);
@@ -237,14 +233,11 @@ impl Sandbox {
         }
         let mut child = cmd.spawn()?;
         drop((info_tx, block_rx, gateway_socket, credentials_rx));
+        // Not the model's: the agent calls it through the Worker, which holds its key.
         let outbound = super::network::loopback_ports(
-            [
-                Some(req.control_url.as_str()),
-                req.model.base_url.as_deref(),
-                req.repo.as_deref(),
-            ]
-            .into_iter()
-            .flatten(),
+            [Some(req.control_url.as_str()), req.repo.as_deref()]
+                .into_iter()
+                .flatten(),
         );
         let pid_file = root.join(NET_DIR).join(format!("{}.pid", req.session_id));
         let joined = async {

@@ -18,7 +18,8 @@ pub struct ServerConfig {
     pub workspace: PathBuf,
     pub state_dir: PathBuf,
     pub model: ModelConfig,
-    pub api_key: Option<String>,
+    /// What the agent sends as its API key: the model relay's, worth nothing elsewhere.
+    pub api_key: String,
     /// Cloned into the workspace before the agent starts, if the workspace is empty.
     pub repo: Option<String>,
     pub branch: Option<String>,
@@ -40,8 +41,8 @@ pub enum ServerError {
 
 /// The OpenCode configuration for the session's model. Permissions are allowed because the
 /// sandbox, not the agent, is the security boundary.
-pub fn config_json(model: &ModelConfig, api_key: Option<&str>) -> Value {
-    let mut options = json!({"apiKey": api_key.unwrap_or("none")});
+pub fn config_json(model: &ModelConfig, api_key: &str) -> Value {
+    let mut options = json!({"apiKey": api_key});
     if let Some(url) = &model.base_url {
         options["baseURL"] = json!(url);
     }
@@ -126,7 +127,7 @@ impl Server {
         .env("OPENCODE_SERVER_PASSWORD", &password)
         .env(
             "OPENCODE_CONFIG_CONTENT",
-            config_json(&cfg.model, cfg.api_key.as_deref()).to_string(),
+            config_json(&cfg.model, &cfg.api_key).to_string(),
         )
         .stdin(Stdio::null())
         .kill_on_drop(true);
@@ -338,7 +339,7 @@ mod tests {
             base_url: Some("http://m/v1".into()),
             model: "scripted".into(),
         };
-        let c = config_json(&m, None);
+        let c = config_json(&m, "k");
         assert_eq!(c["model"], "agentops/scripted");
         assert_eq!(
             c["provider"]["agentops"]["options"]["baseURL"],
@@ -350,8 +351,9 @@ mod tests {
             base_url: None,
             model: "claude".into(),
         };
-        let c = config_json(&a, Some("k"));
+        let c = config_json(&a, "k");
         assert_eq!(c["model"], "anthropic/claude");
+        assert_eq!(c["provider"]["anthropic"]["options"]["apiKey"], "k");
         assert!(c["provider"]["anthropic"]["options"]
             .get("baseURL")
             .is_none());
