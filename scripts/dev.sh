@@ -25,7 +25,7 @@ ADMIN_API_KEY=$(sed -n 's/^ADMIN_API_KEY=//p' .dev.vars)
 PROVIDER_SECRET=$(sed -n 's/^PROVIDER_SECRET=//p' .dev.vars)
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -f .state/model.vars; }
 trap cleanup EXIT INT TERM
 
 vars=(--var "SANDBOX_PROVIDER_URL:http://127.0.0.1:$PROVIDER_PORT" --var ENVIRONMENT:development)
