@@ -2,6 +2,7 @@
 //! run on the same machine (these machines are shared and noisy, so ratios are what compare).
 
 mod gateway;
+mod model;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -506,15 +507,20 @@ fn main() {
 async fn bench() {
     let stack = Stack::start(bench_options(true)).await;
     let mut rows = Vec::new();
-    // `BENCH_ONLY=relay` (or `gateway`) runs only those figures, while tuning them.
-    if std::env::var("BENCH_ONLY").is_err() {
+    // `BENCH_ONLY=relay` (or `gateway`, or `model`) runs only those figures, while tuning them.
+    let only = std::env::var("BENCH_ONLY").ok();
+    let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    if only.is_none() {
         startup_and_memory(&stack, &mut rows).await;
     }
-    if std::env::var("BENCH_ONLY").as_deref() != Ok("gateway") {
+    if runs("relay") {
         relay_and_throughput(&stack, &mut rows).await;
         relay_on_disk(&mut rows).await;
     }
-    if std::env::var("BENCH_ONLY").as_deref() != Ok("relay") {
+    if runs("model") {
+        model::model_path(&stack, &mut rows).await;
+    }
+    if runs("gateway") {
         gateway::gateway(&stack, &mut rows).await;
     }
 

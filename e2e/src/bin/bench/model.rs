@@ -1,0 +1,66 @@
+//! What the Worker's hop costs the agent's model calls (it adds the model's key, so that no
+//! sandbox holds it): time to the first byte of the model's streamed answer, through the Worker
+//! and straight to the model, in the same run.
+
+use std::time::Instant;
+
+use e2e::Stack;
+use futures::StreamExt;
+
+use super::{pct, Row};
+
+const CALLS: usize = 200;
+
+/// Milliseconds until the first byte of the answer's body.
+async fn first_byte(req: reqwest::RequestBuilder) -> f64 {
+    let started = Instant::now();
+    let resp = req.send().await.expect("the model call");
+    assert_eq!(resp.status(), 200, "the model call");
+    let mut body = resp.bytes_stream();
+    body.next().await.expect("a first chunk").expect("the body");
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    while body.next().await.is_some() {}
+    ms
+}
+
+pub async fn model_path(stack: &Stack, rows: &mut Vec<Row>) {
+    let info = stack.create_session(None).await;
+    let token = stack.runner_token(&info.id).expect("runner token");
+    let http = reqwest::Client::new();
+    let body = serde_json::json!({
+        "model": "scripted",
+        "stream": true,
+        "messages": [{"role": "user", "content": "hello"}],
+    });
+    let via_worker = stack.url(&format!("/api/sessions/{}/model/chat/completions", info.id));
+    let straight = format!("{}/chat/completions", stack.model_url);
+    let (mut worker, mut direct) = (Vec::new(), Vec::new());
+    // Interleaved, so both see the same moments of a noisy machine.
+    for i in 0..CALLS + 20 {
+        let w = first_byte(http.post(&via_worker).bearer_auth(&token).json(&body)).await;
+        let d = first_byte(
+            http.post(&straight)
+                .bearer_auth(&stack.model_api_key)
+                .json(&body),
+        )
+        .await;
+        if i >= 20 {
+            worker.push(w);
+            direct.push(d);
+        }
+    }
+    worker.sort_by(f64::total_cmp);
+    direct.sort_by(f64::total_cmp);
+    let (w50, d50) = (pct(&worker, 0.5), pct(&direct, 0.5));
+    rows.push(Row {
+        name: "model call, first byte via the Worker, p50".into(),
+        value: w50,
+        baseline_name: "straight to the model, p50",
+        baseline: d50,
+        unit: "ms",
+        // Against a real model's 500-1100 ms to its first token, peers' gateways add 1-11 ms.
+        target: "adds < 10 ms".into(),
+        ok: w50 - d50 < 10.0,
+    });
+    stack.terminate_session(&info.id).await;
+}
