@@ -286,7 +286,6 @@ impl Stack {
         format!("ws://127.0.0.1:{}{path}", self.port)
     }
 
-    /// A request with the admin key; returns the status and the JSON body (Null if none).
     /// What the sandbox provider says of a session's sandbox (a signed request, as the Worker's).
     pub async fn sandbox_info(&self, id: &str) -> agent_ops_protocol::api::SandboxInfo {
         use agent_ops_protocol::signing::{sign_request, SIGNATURE_HEADER, TIMESTAMP_HEADER};
@@ -308,6 +307,7 @@ impl Stack {
         resp.json().await.expect("a sandbox's info")
     }
 
+    /// A request with the admin key; returns the status and the JSON body (Null if none).
     pub async fn call(
         &self,
         method: reqwest::Method,

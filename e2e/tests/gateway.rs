@@ -166,9 +166,9 @@ async fn the_agents_own_api_is_closed_to_previews() {
     let cookie = open(&stack, &admin, &id, "terminal").await;
     let port = ready_opencode_port(&stack, &id).await;
     // OpenCode listens on the sandbox's loopback like any app, so a preview reaches its port; it
-    // asks for the password only the runner holds. (Its configuration carries the model's key,
-    // and its API would drive the agent around the session's log and roles.) Every agent test
-    // shows the runner, which holds it, still drives the agent.
+    // asks for the password only the runner holds. (Its API would drive the agent around the
+    // session's log and roles.) Every agent test shows the runner, which holds it, still drives
+    // the agent.
     for path in ["config", "session", "event"] {
         let resp = panels::get(
             &stack,
@@ -179,6 +179,33 @@ async fn the_agents_own_api_is_closed_to_previews() {
         .await;
         assert_eq!(resp.status(), 401, "/{path}");
     }
+    // So does the runner's model relay, which asks for the key it gave the agent: a preview
+    // cannot spend the session's model.
+    let gateway = stack
+        .sandbox_info(&id)
+        .await
+        .gateway_url
+        .expect("a gateway");
+    let relay: Vec<u16> = stack
+        .runners(&id)
+        .iter()
+        .flat_map(|r| e2e::procs::tcp_listeners(r.pid))
+        .map(|at| at.port())
+        .filter(|p| !gateway.ends_with(&format!(":{p}")))
+        .collect();
+    assert_eq!(
+        relay.len(),
+        1,
+        "the runner listens for the agent's model calls alone"
+    );
+    let resp = panels::get(
+        &stack,
+        &admin,
+        &cookie,
+        &format!("/sandbox/{id}/preview/{}/chat/completions", relay[0]),
+    )
+    .await;
+    assert_eq!(resp.status(), 401);
 }
 
 /// A local app the "agent" started: large bodies both ways, a slow stream and a WebSocket echo.
