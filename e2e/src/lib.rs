@@ -10,6 +10,7 @@ pub mod procs;
 pub mod provider_tap;
 pub mod proxy;
 pub mod stack;
+pub mod tls_front;
 
 pub use client::ClientSocket;
 pub use proxy::Proxy;

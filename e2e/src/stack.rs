@@ -14,6 +14,8 @@ use crate::{free_ports, random_hex, repo_root, target_dir, ClientSocket, Proxy};
 pub struct StackOptions {
     /// Route the runner's link through a proxy the test can cut.
     pub proxy_runner: bool,
+    /// The runner reaches the Worker over TLS (`wss://`, `https://`), as in a deployment.
+    pub tls_runner: bool,
     pub runner_grace_ms: u64,
     pub heartbeat_stale_ms: u64,
     /// Serve the bare echo Durable Object (the benchmark baseline).
@@ -33,6 +35,7 @@ impl Default for StackOptions {
     fn default() -> Self {
         Self {
             proxy_runner: false,
+            tls_runner: false,
             runner_grace_ms: 4_000,
             heartbeat_stale_ms: 5_000,
             bench_echo: false,
@@ -60,6 +63,7 @@ pub struct Stack {
     /// Signs OAuth states (known here so tests can mint expired ones).
     pub auth_secret: String,
     pub proxy: Option<Proxy>,
+    pub tls_front: Option<crate::tls_front::TlsFront>,
     pub provider_secret: String,
     pub provider_port: u16,
     /// Where the Worker reaches the provider: through a tap that notes each runner's token.
@@ -122,6 +126,12 @@ impl Stack {
         } else {
             None
         };
+        let ca_file = dir.join("ca.pem");
+        let tls_front = if opts.tls_runner {
+            Some(crate::tls_front::TlsFront::start(port, &ca_file).await)
+        } else {
+            None
+        };
         let status = Command::new(wrangler_bin())
             .args(["d1", "migrations", "apply", "DB", "--local", "--persist-to"])
             .arg(dir.join("wrangler"))
@@ -151,6 +161,9 @@ impl Stack {
             .arg(repo_root().join(".dev.vars"))
             .env("AGENT_OPS_WEBSOCKIFY", crate::websockify_bin())
             .env("AGENT_OPS_CODE_SERVER", crate::code_server_bin());
+        if tls_front.is_some() {
+            host_cmd.env("AGENT_OPS_CA_FILE", &ca_file);
+        }
         let host = spawn_group(&mut host_cmd, &dir.join("host.log"));
         let provider_tap = crate::provider_tap::ProviderTap::start(provider_port).await;
 
@@ -165,6 +178,7 @@ impl Stack {
             github,
             auth_secret: random_hex(32),
             proxy,
+            tls_front,
             provider_secret,
             provider_port,
             provider_tap,
@@ -178,9 +192,10 @@ impl Stack {
     }
 
     pub async fn start_worker(&mut self) {
-        let runner_base = match &self.proxy {
-            Some(p) => format!("http://127.0.0.1:{}", p.port),
-            None => String::new(),
+        let runner_base = match (&self.proxy, &self.tls_front) {
+            (Some(p), _) => format!("http://127.0.0.1:{}", p.port),
+            (None, Some(t)) => format!("https://127.0.0.1:{}", t.port),
+            (None, None) => String::new(),
         };
         let vars = [
             ("ADMIN_API_KEY", self.admin_key.clone()),

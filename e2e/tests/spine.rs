@@ -405,3 +405,24 @@ async fn a_killed_runner_fails_the_turn_and_keeps_the_queue() {
     );
     assert_contiguous(&history, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_reaches_the_worker_over_tls() {
+    let stack = Stack::start(StackOptions {
+        tls_runner: true,
+        ..Default::default()
+    })
+    .await;
+    let info = stack.create_session(Some("@say over TLS")).await;
+    let mut client = stack.client(&info.id, 0).await;
+    let end = client.until(TURN_TIMEOUT, is_turn_end).await;
+    assert_eq!(outcome(&end), (TurnOutcome::Completed, None));
+    assert!(text_of(&client.events).contains("over TLS"));
+    let front = stack.tls_front.as_ref().expect("TLS front");
+    // The link (wss://) and the agent's model calls (https://) both came through it.
+    assert!(
+        front.handshakes() >= 2,
+        "{} TLS connections",
+        front.handshakes()
+    );
+}

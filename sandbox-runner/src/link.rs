@@ -26,6 +26,8 @@ pub struct LinkConfig {
     pub agent: String,
     pub heartbeat: Duration,
     pub max_backoff: Duration,
+    /// Whom to trust when the link's URL is `wss://` (see `tls`).
+    pub tls: std::sync::Arc<rustls::ClientConfig>,
 }
 
 /// Why the link gave up for good.
@@ -113,7 +115,9 @@ async fn connect_once(
         "authorization",
         HeaderValue::from_str(&format!("Bearer {}", cfg.token))?,
     );
-    let (mut ws, _) = match tokio_tungstenite::connect_async_with_config(req, None, true).await {
+    let tls = tokio_tungstenite::Connector::Rustls(cfg.tls.clone());
+    let connected = tokio_tungstenite::connect_async_tls_with_config(req, None, true, Some(tls));
+    let (mut ws, _) = match connected.await {
         Ok(ok) => ok,
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
             let status = resp.status().as_u16();

@@ -8,6 +8,7 @@ mod image;
 mod link;
 mod model_relay;
 mod opencode;
+mod tls;
 
 use std::os::fd::FromRawFd;
 use std::path::PathBuf;
@@ -51,6 +52,10 @@ struct RunArgs {
     opencode_bin: PathBuf,
     #[arg(long, env = "AGENT_OPS_HEARTBEAT_MS", default_value_t = 5000)]
     heartbeat_ms: u64,
+    /// Certificates (PEM) of a private authority to trust for the Worker's `wss://`/`https://`,
+    /// beside the public web's.
+    #[arg(long, env = "AGENT_OPS_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// A repository to clone into the (empty) workspace first.
     #[arg(long, env = "AGENT_OPS_REPO")]
     repo: Option<String>,
@@ -96,7 +101,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.workspace).map_err(|e| format!("workspace: {e}"))?;
     std::fs::create_dir_all(&args.state_dir).map_err(|e| format!("state dir: {e}"))?;
     // The agent calls its model through the runner and the Worker, which holds the key.
-    let relay = model_relay::start(&args.control_url, args.token.clone()).await?;
+    let tls = tls::client_config(args.ca_file.as_deref())?;
+    let relay = model_relay::start(&args.control_url, args.token.clone(), &tls).await?;
     let model = ModelConfig {
         base_url: Some(relay.base_url),
         ..model
@@ -158,6 +164,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         agent: "opencode".into(),
         heartbeat: Duration::from_millis(args.heartbeat_ms),
         max_backoff: Duration::from_secs(2),
+        tls,
     };
     tracing::info!(session = %args.session, "runner starting");
     let end = link::run(link, event_rx, cmd_tx).await;

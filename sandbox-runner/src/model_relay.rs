@@ -66,7 +66,11 @@ fn hop_only(name: &HeaderName) -> bool {
     )
 }
 
-pub async fn start(control_url: &str, runner_token: String) -> Result<ModelRelay, String> {
+pub async fn start(
+    control_url: &str,
+    runner_token: String,
+    tls: &rustls::ClientConfig,
+) -> Result<ModelRelay, String> {
     let upstream = upstream(control_url)
         .ok_or_else(|| format!("the link URL {control_url} names no session's runner route"))?;
     let mut raw = [0u8; 32];
@@ -84,6 +88,7 @@ pub async fn start(control_url: &str, runner_token: String) -> Result<ModelRelay
         key_hash: hash_token(&key),
         // A model's answer may stream for minutes: no overall timeout.
         http: reqwest::Client::builder()
+            .use_preconfigured_tls(tls.clone())
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| format!("model relay: {e}"))?,

@@ -57,6 +57,9 @@ pub struct HostArgs {
     novnc_dir: PathBuf,
     #[arg(long, env = "AGENT_OPS_CODE_SERVER", default_value = "code-server")]
     code_server: PathBuf,
+    /// Certificates (PEM) of a private authority the runners trust for the Worker's TLS.
+    #[arg(long, env = "AGENT_OPS_CA_FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 struct Host {
@@ -154,6 +157,7 @@ async fn create(
         opencode_bin: &host.args.opencode_bin,
         hidden: &host.args.hidden,
         heartbeat_ms: host.args.heartbeat_ms,
+        ca_file: host.args.ca_file.as_deref(),
     };
     match Sandbox::spawn(&host.args.root, &req, &cfg).await {
         Ok(sb) => {

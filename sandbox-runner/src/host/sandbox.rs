@@ -119,6 +119,7 @@ pub struct SpawnConfig<'a> {
     pub opencode_bin: &'a Path,
     pub hidden: &'a [PathBuf],
     pub heartbeat_ms: u64,
+    pub ca_file: Option<&'a Path>,
 }
 
 impl Sandbox {
@@ -142,6 +143,7 @@ impl Sandbox {
             .open(&layout.log)?;
         let mut cmd = Command::new("bwrap");
         let mut exposed = vec![cfg.runner_bin.to_owned(), cfg.opencode_bin.to_owned()];
+        exposed.extend(cfg.ca_file.map(Path::to_owned));
         let desktop = cfg.tools.desktop();
         // A program's install, two levels up from its `bin/`: websockify's virtualenv, and
         // code-server's beside the Node it runs on.
@@ -217,6 +219,9 @@ impl Sandbox {
         }
         if let Some(code_server) = &cfg.tools.code_server {
             cmd.env("AGENT_OPS_CODE_SERVER", code_server);
+        }
+        if let Some(ca_file) = cfg.ca_file {
+            cmd.env("AGENT_OPS_CA_FILE", ca_file);
         }
         // SAFETY: runs in the forked child before exec and makes raw fcntl calls only. These
         // were opened close-on-exec, so no other child inherits them; this one must.
