@@ -26,6 +26,11 @@ pub struct StackOptions {
     pub rate_limit_signin_per_min: u32,
     /// `development` enables the development sign-in.
     pub environment: &'static str,
+    /// The Worker's `MODEL_PROVIDER`.
+    pub model_provider: &'static str,
+    /// Whether the Worker has the model's key (`MODEL_API_KEY`); without it, only keys stored
+    /// in the vault reach the model.
+    pub model_key_in_worker: bool,
     /// Keep workerd's state (and the sandboxes) in RAM, so a benchmark measures our code rather
     /// than this machine's disk flushing each Durable Object commit.
     pub state_in_memory: bool,
@@ -43,6 +48,8 @@ impl Default for StackOptions {
             rate_limit_api_per_min: 100_000,
             rate_limit_signin_per_min: 100_000,
             environment: "development",
+            model_provider: "openai-compatible",
+            model_key_in_worker: true,
             state_in_memory: false,
         }
     }
@@ -224,7 +231,15 @@ impl Stack {
                 format!("http://127.0.0.1:{}", self.provider_tap.port),
             ),
             ("MODEL_BASE_URL", self.model_url.clone()),
-            ("MODEL_API_KEY", self.model_api_key.clone()),
+            ("MODEL_PROVIDER", self.opts.model_provider.to_owned()),
+            (
+                "MODEL_API_KEY",
+                if self.opts.model_key_in_worker {
+                    self.model_api_key.clone()
+                } else {
+                    String::new()
+                },
+            ),
             ("RUNNER_BASE_URL", runner_base),
             ("RUNNER_GRACE_MS", self.opts.runner_grace_ms.to_string()),
             (
@@ -356,6 +371,23 @@ impl Stack {
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The agent's model call, as a runner makes it with `runner_token` (a minimal chat request).
+    /// It carries a key of its own, which the Worker must never pass on.
+    pub async fn call_model(&self, id: &str, runner_token: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/api/sessions/{id}/model/chat/completions")))
+            .bearer_auth(runner_token)
+            .header("x-api-key", "not-the-key")
+            .json(&serde_json::json!({
+                "model": "scripted",
+                "stream": true,
+                "messages": [{"role": "user", "content": "hello"}],
+            }))
+            .send()
+            .await
+            .expect("the model route answers")
     }
 
     /// Signs `login` in through development sign-in; its bearer token. The first to sign in

@@ -162,3 +162,53 @@ async fn credentials_are_write_only_and_sealed_at_rest() {
         .await;
     assert_eq!(v["resealed"], 0, "nothing left under the old key");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agents_model_calls_carry_the_owners_key_else_the_organisations() {
+    let stack = Stack::start(StackOptions {
+        model_provider: "openai",
+        model_key_in_worker: false,
+        ..Default::default()
+    })
+    .await;
+    let info = stack.create_session(None).await;
+    let token = stack.runner_token(&info.id).expect("runner token");
+    let put = |path: &'static str, secret: &str| {
+        let body = serde_json::json!({ "secret": secret }).to_string();
+        stack.call_as(Some(&stack.admin_key), Method::PUT, path, Some(body))
+    };
+    // The model's answer to the key it was sent: 200, or OpenAI's refusal of a wrong key.
+    let answer = || async {
+        let resp = stack.call_model(&info.id, &token).await;
+        let status = resp.status().as_u16();
+        let body: serde_json::Value = if status == 200 {
+            serde_json::Value::Null
+        } else {
+            resp.json().await.unwrap_or_default()
+        };
+        (status, body["error"]["code"].as_str().map(str::to_owned))
+    };
+    let refused = (401, Some("invalid_api_key".to_owned()));
+
+    assert_eq!(answer().await, refused, "no key anywhere");
+    let (s, v) = put(
+        "/api/admin/credentials/openai_api_key",
+        &stack.model_api_key,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(answer().await, (200, None), "the organisation's key");
+    let (s, v) = put("/api/credentials/openai_api_key", "sk-the-owners-own").await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(answer().await, refused, "the owner's own key comes first");
+    let (s, _) = stack
+        .call_as(
+            Some(&stack.admin_key),
+            Method::DELETE,
+            "/api/credentials/openai_api_key",
+            None,
+        )
+        .await;
+    assert_eq!(s, 204);
+    assert_eq!(answer().await, (200, None), "the organisation's again");
+}

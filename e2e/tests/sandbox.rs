@@ -333,27 +333,13 @@ async fn the_worker_calls_the_model_for_the_runner_with_the_key_only_it_holds() 
     let stack = Stack::start(StackOptions::default()).await;
     let info = stack.create_session(None).await;
     let token = stack.runner_token(&info.id).expect("runner token");
-    let http = reqwest::Client::new();
-    let call = |bearer: String| {
-        http.post(stack.url(&format!("/api/sessions/{}/model/chat/completions", info.id)))
-            .bearer_auth(bearer)
-            // A key of the caller's own is never passed on: only the Worker's reaches the model.
-            .header("x-api-key", "not-the-key")
-            .json(&serde_json::json!({
-                "model": "scripted",
-                "stream": true,
-                "messages": [{"role": "user", "content": "hello"}],
-            }))
-            .send()
-    };
-
-    let refused = call("not-the-token".into()).await.unwrap();
+    let refused = stack.call_model(&info.id, "not-the-token").await;
     assert_eq!(refused.status(), 401);
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["code"], "invalid_token");
 
     let before = stack.recorder.requests().len();
-    let answered = call(token.clone()).await.unwrap();
+    let answered = stack.call_model(&info.id, &token).await;
     assert_eq!(answered.status(), 200, "the model took the Worker's key");
     assert!(answered
         .headers()
@@ -367,7 +353,7 @@ async fn the_worker_calls_the_model_for_the_runner_with_the_key_only_it_holds() 
     assert_eq!(stack.recorder.requests().len(), before + 1);
 
     stack.terminate_session(&info.id).await;
-    let ended = call(token).await.unwrap();
+    let ended = stack.call_model(&info.id, &token).await;
     assert_eq!(ended.status(), 409);
     let body: serde_json::Value = ended.json().await.unwrap();
     assert_eq!(body["code"], "session_terminated");

@@ -14,6 +14,9 @@ use agent_ops_protocol::api::CREDENTIAL_KINDS as KINDS;
 const MAX_SECRET_BYTES: usize = 8 * 1024;
 const PURPOSE: &str = "credentials";
 
+/// The owner of the credentials administrators store for the whole organisation.
+pub const ORG: &str = "org";
+
 fn key_ring(env: &Env) -> std::result::Result<KeyRing, ApiError> {
     let spec = env
         .secret("VAULT_KEYS")
@@ -147,23 +150,66 @@ pub async fn delete(env: &Env, actor: &Principal, owner: &str, kind: &str) -> Re
     Ok(Response::empty()?.with_status(204))
 }
 
+/// A sealed credential as D1 holds it.
+#[derive(Deserialize)]
+struct Stored {
+    owner_id: String,
+    kind: String,
+    key_id: String,
+    nonce: String,
+    ciphertext: String,
+}
+
+impl Stored {
+    fn sealed(&self) -> vault::Sealed {
+        vault::Sealed {
+            key_id: self.key_id.clone(),
+            nonce: hex::decode(&self.nonce)
+                .ok()
+                .and_then(|n| n.try_into().ok())
+                .unwrap_or_default(),
+            ciphertext: hex::decode(&self.ciphertext).unwrap_or_default(),
+        }
+    }
+
+    fn binding(&self) -> Binding<'_> {
+        Binding {
+            purpose: PURPOSE,
+            owner: &self.owner_id,
+            kind: &self.kind,
+        }
+    }
+}
+
+/// `owner`'s credential of `kind`, opened, for the Worker's own use (the model's key on the
+/// agent's calls): no route returns it.
+pub async fn open_stored(env: &Env, owner: &str, kind: &str) -> Result<Option<String>> {
+    let row: Option<Stored> = env
+        .d1("DB")?
+        .prepare(
+            "SELECT owner_id, kind, key_id, nonce, ciphertext FROM credentials WHERE owner_id = ?1 AND kind = ?2",
+        )
+        .bind(&[owner.into(), kind.into()])?
+        .first(None)
+        .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let ring = key_ring(env).map_err(|e| worker::Error::RustError(e.message))?;
+    let secret = vault::open(&ring, row.binding(), &row.sealed())
+        .map_err(|e| worker::Error::RustError(format!("{owner}/{kind} does not open: {e:?}")))?;
+    Ok(String::from_utf8(secret).ok())
+}
+
 /// Re-seals every stored credential still under an older master key with the current one, so an
 /// old key can then be dropped from `VAULT_KEYS`.
 pub async fn rotate(env: &Env) -> Result<Response> {
-    #[derive(Deserialize)]
-    struct Row {
-        owner_id: String,
-        kind: String,
-        key_id: String,
-        nonce: String,
-        ciphertext: String,
-    }
     let ring = match key_ring(env) {
         Ok(r) => r,
         Err(e) => return error(&e),
     };
     let db = env.d1("DB")?;
-    let rows: Vec<Row> = db
+    let rows: Vec<Stored> = db
         .prepare(
             "SELECT owner_id, kind, key_id, nonce, ciphertext FROM credentials WHERE key_id != ?1",
         )
@@ -174,20 +220,7 @@ pub async fn rotate(env: &Env) -> Result<Response> {
     let mut resealed = 0;
     let mut failed = Vec::new();
     for row in rows {
-        let sealed = vault::Sealed {
-            key_id: row.key_id,
-            nonce: hex::decode(&row.nonce)
-                .ok()
-                .and_then(|n| n.try_into().ok())
-                .unwrap_or_default(),
-            ciphertext: hex::decode(&row.ciphertext).unwrap_or_default(),
-        };
-        let binding = Binding {
-            purpose: PURPOSE,
-            owner: &row.owner_id,
-            kind: &row.kind,
-        };
-        match vault::reseal(&ring, binding, &sealed, new_nonce()) {
+        match vault::reseal(&ring, row.binding(), &row.sealed(), new_nonce()) {
             Ok(Some(fresh)) => {
                 db.prepare("UPDATE credentials SET key_id = ?1, nonce = ?2, ciphertext = ?3 WHERE owner_id = ?4 AND kind = ?5")
                     .bind(&[

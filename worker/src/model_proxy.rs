@@ -1,8 +1,12 @@
 //! The agent's calls to its model pass through here, where the model's key is added: the key
 //! stays with the Worker (`MODEL_API_KEY`), and no process in a sandbox ever holds it. The
 //! runner authenticates each call with its session's token, which dies with the session.
-//! Stateless: the session's row in D1 is all it reads, so a call streams on through a deploy
-//! that resets the session's object.
+//! Stateless: D1 is all it reads, so a call streams on through a deploy that resets the
+//! session's object.
+//!
+//! The key is the session owner's own, stored in the vault, else the organisation's, else the
+//! deployment's `MODEL_API_KEY`. Stored keys go only to the providers they are for: an
+//! OpenAI-compatible server gets the deployment's key, never a person's OpenAI key.
 
 use agent_ops_protocol::api::ModelConfig;
 use agent_ops_protocol::signing::token_matches;
@@ -39,6 +43,30 @@ pub fn upstream_url(model: &ModelConfig, path: &str, query: Option<&str>) -> Opt
     Some(url)
 }
 
+/// Where to look for the key, in order: (owner, credential kind) pairs in the vault. The
+/// deployment's `MODEL_API_KEY` comes after them.
+pub fn stored_keys<'a>(provider: &str, owner: &'a str) -> Vec<(&'a str, &'static str)> {
+    let kind = match provider {
+        "anthropic" => "anthropic_api_key",
+        "openai" => "openai_api_key",
+        _ => return Vec::new(),
+    };
+    vec![(owner, kind), (crate::credentials_api::ORG, kind)]
+}
+
+async fn model_key(env: &Env, provider: &str, owner: &str) -> Result<Option<String>> {
+    for (owner, kind) in stored_keys(provider, owner) {
+        if let Some(key) = crate::credentials_api::open_stored(env, owner, kind).await? {
+            return Ok(Some(key));
+        }
+    }
+    Ok(env
+        .secret("MODEL_API_KEY")
+        .ok()
+        .map(|k| k.to_string())
+        .filter(|k| !k.is_empty()))
+}
+
 /// The header that carries the key, as the provider expects it.
 pub fn key_header(provider: &str, key: &str) -> (&'static str, String) {
     match provider {
@@ -61,13 +89,16 @@ pub fn passes_on(name: &str) -> bool {
 pub async fn call(req: Request, env: &Env, id: &str, path: &str) -> Result<Response> {
     #[derive(Deserialize)]
     struct Row {
+        owner_id: String,
         model: String,
         status: String,
         runner_token_hash: Option<String>,
     }
     let row: Option<Row> = if crate::sessions_api::is_session_id(id) {
         env.d1("DB")?
-            .prepare("SELECT model, status, runner_token_hash FROM sessions WHERE id = ?1")
+            .prepare(
+                "SELECT owner_id, model, status, runner_token_hash FROM sessions WHERE id = ?1",
+            )
             .bind(&[id.into()])?
             .first(None)
             .await?
@@ -91,11 +122,17 @@ pub async fn call(req: Request, env: &Env, id: &str, path: &str) -> Result<Respo
         );
     }
     let model = crate::sessions_api::model_config(env, row.model);
-    forward(req, env, &model, path).await
+    let key = model_key(env, &model.provider, &row.owner_id).await?;
+    forward(req, &model, key.as_deref(), path).await
 }
 
 /// Calls the model for the agent and hands back its answer as it streams.
-async fn forward(mut req: Request, env: &Env, model: &ModelConfig, path: &str) -> Result<Response> {
+async fn forward(
+    mut req: Request,
+    model: &ModelConfig,
+    key: Option<&str>,
+    path: &str,
+) -> Result<Response> {
     let url = req.url()?;
     let Some(target) = upstream_url(model, path, url.query()) else {
         return fail(
@@ -109,13 +146,8 @@ async fn forward(mut req: Request, env: &Env, model: &ModelConfig, path: &str) -
             headers.set(&name, &value)?;
         }
     }
-    if let Some(key) = env
-        .secret("MODEL_API_KEY")
-        .ok()
-        .map(|k| k.to_string())
-        .filter(|k| !k.is_empty())
-    {
-        let (name, value) = key_header(&model.provider, &key);
+    if let Some(key) = key {
+        let (name, value) = key_header(&model.provider, key);
         headers.set(name, &value)?;
     }
     let body = req.bytes().await?;
@@ -164,6 +196,16 @@ mod tests {
             upstream_url(&model("openai-compatible", None), "x", None),
             None
         );
+    }
+
+    #[test]
+    fn a_persons_key_comes_first_and_goes_only_to_its_provider() {
+        assert_eq!(
+            stored_keys("anthropic", "u1"),
+            vec![("u1", "anthropic_api_key"), ("org", "anthropic_api_key")]
+        );
+        assert_eq!(stored_keys("openai", "u1")[0], ("u1", "openai_api_key"));
+        assert!(stored_keys("openai-compatible", "u1").is_empty());
     }
 
     #[test]

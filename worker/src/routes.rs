@@ -9,6 +9,7 @@ use serde::Deserialize;
 use worker::{Env, Request, Response, Result};
 
 use crate::auth::{self, Principal};
+use crate::credentials_api::ORG;
 use crate::http::{error, fail, json};
 use crate::{
     accounts_api, credentials_api, github_auth, invites, model_proxy, panels, rate_limit,
@@ -262,6 +263,3 @@ fn cross_site(req: &Request, route: RouteId) -> Option<ApiError> {
         ))
     }
 }
-
-/// The owner of the credentials administrators store for the whole organisation.
-const ORG: &str = "org";
