@@ -352,6 +352,17 @@ async fn the_worker_calls_the_model_for_the_runner_with_the_key_only_it_holds() 
     );
     assert_eq!(stack.recorder.requests().len(), before + 1);
 
+    // The key serves inference only: not the account's files, batches or fine-tunes.
+    let (status, body) = stack
+        .call_as(
+            Some(&token),
+            Method::POST,
+            &format!("/api/sessions/{}/model/files", info.id),
+            Some("{}".into()),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
+
     stack.terminate_session(&info.id).await;
     let ended = stack.call_model(&info.id, &token).await;
     assert_eq!(ended.status(), 409);

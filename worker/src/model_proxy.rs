@@ -43,6 +43,15 @@ pub fn upstream_url(model: &ModelConfig, path: &str, query: Option<&str>) -> Opt
     Some(url)
 }
 
+/// The calls an agent makes to run: inference, nothing else. The key may be one that also
+/// manages an account (files, batches, fine-tunes), and the agent is not trusted with that.
+pub fn is_inference(path: &str) -> bool {
+    matches!(
+        path.trim_matches('/'),
+        "chat/completions" | "completions" | "responses" | "messages" | "messages/count_tokens"
+    )
+}
+
 /// Where to look for the key, in order: (owner, credential kind) pairs in the vault. The
 /// deployment's `MODEL_API_KEY` comes after them.
 pub fn stored_keys<'a>(provider: &str, owner: &'a str) -> Vec<(&'a str, &'static str)> {
@@ -119,6 +128,12 @@ pub async fn call(req: Request, env: &Env, id: &str, path: &str) -> Result<Respo
         return fail(
             ErrorCode::SessionTerminated,
             "the session has been terminated",
+        );
+    }
+    if !is_inference(path) {
+        return fail(
+            ErrorCode::Forbidden,
+            format!("the model route serves inference calls only, not `{path}`"),
         );
     }
     let model = crate::sessions_api::model_config(env, row.model);
@@ -206,6 +221,27 @@ mod tests {
         );
         assert_eq!(stored_keys("openai", "u1")[0], ("u1", "openai_api_key"));
         assert!(stored_keys("openai-compatible", "u1").is_empty());
+    }
+
+    #[test]
+    fn the_key_serves_inference_only() {
+        for ok in [
+            "chat/completions",
+            "/responses",
+            "messages",
+            "messages/count_tokens",
+        ] {
+            assert!(is_inference(ok), "{ok}");
+        }
+        for refused in [
+            "files",
+            "fine_tuning/jobs",
+            "chat/completions/../../files",
+            "",
+            "models",
+        ] {
+            assert!(!is_inference(refused), "{refused}");
+        }
     }
 
     #[test]
