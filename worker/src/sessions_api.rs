@@ -139,6 +139,7 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
     }
     let id = random_id();
     let runner_token = random_hex(32);
+    let runner_token_hash = hash_token(&runner_token);
     let now = now_ms();
     let agent = body.agent.unwrap_or_default();
     let model = model_config(
@@ -178,14 +179,14 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
         model.model.clone().into(),
         (now as f64).into(),
         body.branch.clone().map(JsValue::from).unwrap_or(JsValue::NULL),
-        hash_token(&runner_token).into(),
+        runner_token_hash.clone().into(),
     ])?
     .run()
     .await?;
 
     let init = InitSession {
         session_id: id.clone(),
-        runner_token_hash: hash_token(&runner_token),
+        runner_token_hash,
         prompt: body.prompt.clone(),
     };
     let resp = call(
