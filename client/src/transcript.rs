@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use agent_ops_protocol::events::{
-    AgentState, EventBody, MessageRole, SessionEvent, SessionStatus, ToolStatus, TurnOutcome,
+    AgentState, EventBody, MessageRole, OpenPort, SessionEvent, SessionStatus, ToolStatus,
+    TurnOutcome,
 };
 use serde_json::Value;
 
@@ -82,6 +83,9 @@ pub struct Transcript {
     pub status_reason: Option<String>,
     pub agent: Option<(AgentState, Option<String>)>,
     pub runner_connected: bool,
+    /// The apps listening in the sandbox now, for their previews.
+    pub ports: Vec<OpenPort>,
+    runner_instance: Option<String>,
     pub turns: Vec<Turn>,
     message_turn: HashMap<String, usize>,
 }
@@ -107,6 +111,9 @@ impl Transcript {
             EventBody::Status { status, reason } => {
                 self.status = Some(*status);
                 self.status_reason.clone_from(reason);
+                if status.is_terminal() {
+                    self.ports.clear();
+                }
             }
             EventBody::PromptQueued {
                 prompt_id, text, ..
@@ -211,7 +218,16 @@ impl Transcript {
                     }
                 }
             }),
-            EventBody::RunnerConnected { .. } => self.runner_connected = true,
+            EventBody::PortsChanged { ports } => self.ports.clone_from(ports),
+            EventBody::RunnerConnected { instance } => {
+                self.runner_connected = true;
+                // Another runner is another sandbox: the apps of the one before are gone, and
+                // the new one reports its own as they listen.
+                if self.runner_instance.as_ref() != Some(instance) {
+                    self.ports.clear();
+                    self.runner_instance = Some(instance.clone());
+                }
+            }
             EventBody::RunnerDisconnected { .. } => self.runner_connected = false,
         }
     }
@@ -343,6 +359,37 @@ mod tests {
             assert_eq!(twice.apply(e), Applied::Duplicate);
         }
         assert_eq!(once, twice);
+    }
+
+    #[test]
+    fn the_apps_listed_are_the_latest_of_this_runner() {
+        let mut t = Transcript::default();
+        let events = [
+            json!({"type": "runner.connected", "instance": "r1"}),
+            json!({"type": "ports.changed", "ports": [{"port": 5173, "process": "node"}]}),
+            // The same runner back after a dropped link: its apps are still there.
+            json!({"type": "runner.connected", "instance": "r1"}),
+        ];
+        for (i, e) in events.into_iter().enumerate() {
+            t.apply(&ev(i as u64 + 1, e));
+        }
+        assert_eq!(t.ports.len(), 1);
+        assert_eq!(t.ports[0].process.as_deref(), Some("node"));
+        t.apply(&ev(
+            4,
+            json!({"type": "runner.connected", "instance": "r2"}),
+        ));
+        assert!(t.ports.is_empty(), "another runner, another sandbox");
+        t.apply(&ev(
+            5,
+            json!({"type": "ports.changed", "ports": [{"port": 3000}]}),
+        ));
+        assert_eq!(t.ports[0].port, 3000);
+        t.apply(&ev(
+            6,
+            json!({"type": "session.status", "status": "terminated"}),
+        ));
+        assert!(t.ports.is_empty());
     }
 
     #[test]

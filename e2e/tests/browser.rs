@@ -233,6 +233,17 @@ async fn a_viewer_from_a_share_link_watches_without_a_prompt_box() {
             t.contains("from-the-browser-42")
         })
         .await;
+    // And she starts a dev server there, for the Preview tab below.
+    let [app_port] = e2e::free_ports::<1>();
+    alice
+        .type_into(
+            ".xterm-helper-textarea",
+            &format!(
+                "mkdir -p site && echo '<h1>served-from-the-terminal</h1>' > site/index.html && \
+                 python3 -m http.server {app_port} --bind 127.0.0.1 --directory site >/dev/null 2>&1 &\u{E007}"
+            ),
+        )
+        .await;
     let size = "return [window.terminal.cols, window.terminal.rows]";
     let shell = alice.client.execute(size, vec![]).await.unwrap();
     alice.client.enter_parent_frame().await.expect("back out");
@@ -279,6 +290,34 @@ async fn a_viewer_from_a_share_link_watches_without_a_prompt_box() {
     );
     alice.client.enter_parent_frame().await.expect("back out");
     alice.screenshot("11-vscode-panel").await;
+
+    // The Preview tab lists the server she started (as the runner reports it) and shows its page.
+    alice.click("button[data-panel=preview]").await;
+    let app = alice
+        .text(&format!("[data-test=apps] button[data-port='{app_port}']"))
+        .await;
+    assert_eq!(app, format!("{app_port} · python3"));
+    let frame = alice
+        .find(&format!(
+            "iframe[data-panel=preview][data-port='{app_port}']"
+        ))
+        .await;
+    frame.enter_frame().await.expect("into the preview panel");
+    alice
+        .wait_text("h1", "the app's page", |t| {
+            t.contains("served-from-the-terminal")
+        })
+        .await;
+    alice.client.enter_parent_frame().await.expect("back out");
+    alice.screenshot("12-preview-panel").await;
+    // Bob, a viewer, is told why he has no preview rather than shown an empty frame.
+    bob.click("button[data-panel=preview]").await;
+    bob.wait_text(
+        ".unavailable[data-panel=preview]",
+        "why a viewer has no preview",
+        |t| t.contains("collaborator role"),
+    )
+    .await;
     alice.close().await;
     bob.close().await;
 }

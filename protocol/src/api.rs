@@ -125,28 +125,32 @@ pub enum PanelKind {
     Terminal,
     Vscode,
     Browser,
+    /// An app the agent or a person started in the sandbox, on a loopback port.
+    Preview,
 }
 
 impl PanelKind {
-    pub const ALL: [PanelKind; 3] = [PanelKind::Vscode, PanelKind::Browser, PanelKind::Terminal];
+    pub const ALL: [PanelKind; 4] = [
+        PanelKind::Vscode,
+        PanelKind::Browser,
+        PanelKind::Preview,
+        PanelKind::Terminal,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Terminal => "terminal",
             Self::Vscode => "vscode",
             Self::Browser => "browser",
+            Self::Preview => "preview",
         }
     }
 
-    /// Where the panel lives under the gateway's `/sandbox/<session>/` prefix.
-    pub fn entry(self, session_id: &str) -> String {
-        match self {
-            Self::Terminal => "terminal/".into(),
-            Self::Vscode => "code/".into(),
-            Self::Browser => format!(
-                "vnc/vnc.html?autoconnect=1&resize=remote&reconnect=1&path=sandbox/{session_id}/vnc/websockify"
-            ),
-        }
+    /// Whether a viewer may open it. The desktop, the editor and an app take input as they are
+    /// (an app's forms and APIs change the workspace just as typing does); the terminal is shown
+    /// to viewers read-only.
+    pub fn viewers_may_open(self) -> bool {
+        self == Self::Terminal
     }
 }
 
@@ -162,6 +166,26 @@ pub struct PanelInfo {
 #[serde(deny_unknown_fields)]
 pub struct PanelTokenRequest {
     pub panel: PanelKind,
+    /// The app's port, for a `preview` (and only for one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+impl PanelTokenRequest {
+    /// Where the panel lives under the gateway's `/sandbox/<session>/` prefix, or why the request
+    /// names no panel.
+    pub fn entry(&self, session_id: &str) -> Result<String, &'static str> {
+        match (self.panel, self.port) {
+            (PanelKind::Preview, Some(port)) if port > 0 => Ok(format!("preview/{port}/")),
+            (PanelKind::Preview, _) => Err("a preview needs the app's port (1-65535)"),
+            (_, Some(_)) => Err("only a preview takes a port"),
+            (PanelKind::Terminal, None) => Ok("terminal/".into()),
+            (PanelKind::Vscode, None) => Ok("code/".into()),
+            (PanelKind::Browser, None) => Ok(format!(
+                "vnc/vnc.html?autoconnect=1&resize=remote&reconnect=1&path=sandbox/{session_id}/vnc/websockify"
+            )),
+        }
+    }
 }
 
 /// A panel token and the same-origin address that trades it for the gateway's cookie.
@@ -261,6 +285,29 @@ pub struct CredentialList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preview_and_only_a_preview_takes_a_port() {
+        let entry = |panel, port| PanelTokenRequest { panel, port }.entry("s1");
+        assert_eq!(
+            entry(PanelKind::Preview, Some(5173)).as_deref(),
+            Ok("preview/5173/")
+        );
+        assert!(entry(PanelKind::Preview, None).is_err());
+        assert!(entry(PanelKind::Preview, Some(0)).is_err());
+        assert!(entry(PanelKind::Terminal, Some(22)).is_err());
+        assert_eq!(entry(PanelKind::Terminal, None).as_deref(), Ok("terminal/"));
+        assert!(entry(PanelKind::Browser, None)
+            .unwrap()
+            .contains("path=sandbox/s1/vnc/websockify"));
+        let body: PanelTokenRequest =
+            serde_json::from_str(r#"{"panel":"preview","port":3000}"#).unwrap();
+        assert_eq!(body.port, Some(3000));
+        assert!(
+            serde_json::from_str::<PanelTokenRequest>(r#"{"panel":"preview","port":70000}"#)
+                .is_err()
+        );
+    }
 
     #[test]
     fn branch_names_exclude_option_and_path_tricks() {

@@ -66,6 +66,15 @@ pub enum MessageRole {
     Assistant,
 }
 
+/// A TCP port an app in the sandbox listens on, where the gateway reaches it (loopback or every
+/// address), with the name of the program listening when the runner could tell.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct OpenPort {
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
+}
+
 /// What happened. Variants a runner may emit are listed by [`EventBody::is_runner_event`]; the
 /// others are produced only by the session's Durable Object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,6 +149,11 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// The apps listening in the sandbox changed: `ports` is the whole new list (previews of the
+    /// agent's and the sandbox's own services are never in it). A new runner instance starts
+    /// from none.
+    #[serde(rename = "ports.changed")]
+    PortsChanged { ports: Vec<OpenPort> },
     #[serde(rename = "runner.connected")]
     RunnerConnected { instance: String },
     #[serde(rename = "runner.disconnected")]
@@ -158,6 +172,7 @@ impl EventBody {
                 | Self::ToolUpdated { .. }
                 | Self::Usage { .. }
                 | Self::TurnEnded { .. }
+                | Self::PortsChanged { .. }
         )
     }
 
@@ -173,6 +188,7 @@ impl EventBody {
             Self::ToolUpdated { .. } => "tool.updated",
             Self::Usage { .. } => "usage",
             Self::TurnEnded { .. } => "turn.ended",
+            Self::PortsChanged { .. } => "ports.changed",
             Self::RunnerConnected { .. } => "runner.connected",
             Self::RunnerDisconnected { .. } => "runner.disconnected",
         }

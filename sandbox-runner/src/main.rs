@@ -8,6 +8,7 @@ mod image;
 mod link;
 mod model_relay;
 mod opencode;
+mod ports;
 mod tls;
 
 use std::os::fd::FromRawFd;
@@ -103,6 +104,13 @@ async fn run(args: RunArgs) -> Result<(), String> {
     // The agent calls its model through the runner and the Worker, which holds the key.
     let tls = tls::client_config(args.ca_file.as_deref())?;
     let relay = model_relay::start(&args.control_url, args.token.clone(), &tls).await?;
+    let internal = ports::Internal::default();
+    internal.set("model relay", [relay.port]);
+    let urls = [Some(args.control_url.as_str()), args.repo.as_deref()];
+    internal.set(
+        "ways out",
+        ports::loopback_ports(urls.into_iter().flatten()),
+    );
     let model = ModelConfig {
         base_url: Some(relay.base_url),
         ..model
@@ -117,9 +125,14 @@ async fn run(args: RunArgs) -> Result<(), String> {
         api_key: relay.key,
         repo: args.repo,
         branch: args.branch,
+        internal: internal.clone(),
     };
     let listen = match (args.gateway_listen, args.gateway_fd) {
-        (Some(addr), _) => Some(gateway::Listen::Addr(addr)),
+        (Some(addr), _) => {
+            // In the sandbox's own network (a container's exposed port): not an app either.
+            internal.set("gateway", [addr.port()]);
+            Some(gateway::Listen::Addr(addr))
+        }
         // SAFETY: the provider opened this descriptor for the gateway alone; nothing else in this
         // process takes it. Should it be no socket, `Listen::open` says so.
         (None, Some(fd)) => Some(gateway::Listen::Inherited(unsafe {
@@ -156,6 +169,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
         }
         None => None,
     };
+    // Apps to preview exist only where a gateway shows them.
+    let apps = gateway
+        .is_some()
+        .then(|| tokio::spawn(ports::watch(internal, event_tx.clone())));
     let agent = tokio::spawn(opencode::drive(cfg, cmd_rx, event_tx));
     let link = link::LinkConfig {
         url: args.control_url,
@@ -169,8 +186,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
     tracing::info!(session = %args.session, "runner starting");
     let end = link::run(link, event_rx, cmd_tx).await;
     agent.abort();
-    if let Some(g) = gateway {
-        g.abort();
+    for task in [gateway, apps].into_iter().flatten() {
+        task.abort();
     }
     match end {
         link::LinkEnd::Terminated | link::LinkEnd::AgentGone => {

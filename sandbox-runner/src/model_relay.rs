@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 /// Where the agent finds the relay, and the key it must send.
 pub struct ModelRelay {
     pub base_url: String,
+    pub port: u16,
     pub key: String,
 }
 
@@ -97,6 +98,7 @@ pub async fn start(
     tokio::spawn(async move { axum::serve(listener, app).await });
     Ok(ModelRelay {
         base_url: format!("http://{addr}"),
+        port: addr.port(),
         key,
     })
 }

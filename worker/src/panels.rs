@@ -35,6 +35,16 @@ pub async fn token(
         Ok(b) => b,
         Err(e) => return error(&e),
     };
+    let entry = match body.entry(id) {
+        Ok(entry) => entry,
+        Err(why) => return fail(ErrorCode::InvalidBody, why),
+    };
+    if role == SessionRole::Viewer && !body.panel.viewers_may_open() {
+        return fail(
+            ErrorCode::Forbidden,
+            "viewers watch the terminal; the desktop, the editor and app previews need the collaborator role",
+        );
+    }
     let Some(info) = sessions_api::find(env, id).await? else {
         return fail(ErrorCode::NotFound, format!("session {id} not found"));
     };
@@ -83,7 +93,7 @@ pub async fn token(
     trade
         .query_pairs_mut()
         .append_pair("token", &token)
-        .append_pair("next", &body.panel.entry(id));
+        .append_pair("next", &entry);
     let url = format!("{}?{}", trade.path(), trade.query().unwrap_or_default());
     json(
         201,

@@ -84,7 +84,10 @@ pub fn SessionView() -> impl IntoView {
                 </div>
                 <Composer id=id.clone() feed=feed can_steer=can_steer role=role error=error/>
             </section>
-            <Panels session_id=id.clone() panels=Signal::derive(move || info.get().map(|i| i.panels).unwrap_or_default())/>
+            <Panels session_id=id.clone()
+                panels=Signal::derive(move || info.get().map(|i| i.panels).unwrap_or_default())
+                ports=Signal::derive(move || feed.transcript.with(|t| t.ports.clone()))
+                role=role/>
         </main>
     }
 }

@@ -26,6 +26,7 @@ use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::process::Child;
 
+use agent_ops_protocol::api::PanelKind;
 use agent_ops_protocol::cookies;
 use auth::{cookie_name, safe_next, Door};
 use proxy::Upstream;
@@ -288,9 +289,14 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
     let (head, tail) = rest.split_once('/').unwrap_or((rest, ""));
-    // The desktop, the editor and an app take input as they are (an app's forms and APIs
-    // change the workspace just as typing does); viewers watch the terminal only.
-    if matches!(head, "vnc" | "code" | "preview") && !access.can_write() {
+    let panel = match head {
+        "terminal" => Some(PanelKind::Terminal),
+        "vnc" => Some(PanelKind::Browser),
+        "code" => Some(PanelKind::Vscode),
+        "preview" => Some(PanelKind::Preview),
+        _ => None,
+    };
+    if panel.is_some_and(|p| !p.viewers_may_open()) && !access.can_write() {
         return refuse(
             StatusCode::FORBIDDEN,
             "forbidden",

@@ -7,36 +7,16 @@
 //! the rest of the world through pasta's NAT, as from any container.
 
 use std::ffi::OsString;
-use std::net::IpAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
+pub use crate::ports::loopback_ports;
+
 /// pasta configures a namespace in about 20 ms here; this only bounds a broken one.
 const READY_WITHIN: Duration = Duration::from_secs(5);
-
-/// The ports on this host's loopback that `urls` point at, sorted, without repeats.
-pub fn loopback_ports<'a>(urls: impl IntoIterator<Item = &'a str>) -> Vec<u16> {
-    let mut ports: Vec<u16> = urls
-        .into_iter()
-        .filter_map(|u| reqwest::Url::parse(u).ok())
-        .filter(|u| match u.host_str() {
-            Some("localhost") => true,
-            Some(host) => host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback()),
-            None => false,
-        })
-        .filter_map(|u| u.port_or_known_default())
-        .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    ports
-}
 
 /// pasta's arguments to join the namespace of `sandbox_pid` to the host. Pure, so the rules that
 /// keep the sandbox closed are tested without starting anything.
@@ -172,22 +152,6 @@ mod tests {
                   /32 host LOCAL\n";
         assert!(loopback_is_up(up));
         assert!(!loopback_is_up("Local:\n        |-- 127.0.0.10\n"));
-    }
-
-    #[test]
-    fn only_loopback_urls_open_a_door_out() {
-        let ports = loopback_ports([
-            "ws://127.0.0.1:8787/runner/abc",
-            "http://localhost:8791/v1",
-            "http://[::1]:9000/x.git",
-            "http://127.0.0.1:8787/again",
-            "https://api.anthropic.com/v1",
-            "http://192.0.2.7:22/",
-            "file:///srv/repo",
-            "not a url",
-        ]);
-        assert_eq!(ports, vec![8787, 8791, 9000]);
-        assert_eq!(loopback_ports(["ws://localhost/x"]), vec![80]);
     }
 
     fn after<'a>(args: &'a [OsString], flag: &str) -> Vec<&'a str> {

@@ -54,7 +54,7 @@ pub fn offered(tools: &Tools) -> Vec<PanelInfo> {
         .into_iter()
         .map(|kind| {
             let reason = match kind {
-                PanelKind::Terminal => None,
+                PanelKind::Terminal | PanelKind::Preview => None,
                 PanelKind::Browser if missing.is_empty() => None,
                 PanelKind::Browser => Some(format!(
                     "this host's sandboxes have no desktop: {} not installed",
@@ -79,10 +79,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_terminal_is_always_offered_and_missing_tools_are_named() {
+    fn the_terminal_and_previews_are_always_offered_and_missing_tools_are_named() {
         let none = offered(&Tools::default());
         let get = |v: &[PanelInfo], k| v.iter().find(|p| p.kind == k).cloned().unwrap();
         assert!(get(&none, PanelKind::Terminal).available);
+        assert!(get(&none, PanelKind::Preview).available);
         let browser = get(&none, PanelKind::Browser);
         assert!(!browser.available);
         assert!(browser

@@ -23,6 +23,8 @@ pub struct ServerConfig {
     /// Cloned into the workspace before the agent starts, if the workspace is empty.
     pub repo: Option<String>,
     pub branch: Option<String>,
+    /// Where the agent's own port is noted, so it is never offered as an app's preview.
+    pub internal: crate::ports::Internal,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +101,7 @@ pub struct Server {
 impl Server {
     pub async fn start(cfg: &ServerConfig) -> Result<Server, ServerError> {
         let port = free_port().map_err(ServerError::Spawn)?;
+        cfg.internal.set("agent", [port]);
         // A fresh password each start: it lives only in this process and OpenCode's.
         let mut raw = [0u8; 32];
         getrandom::getrandom(&mut raw).map_err(|e| ServerError::Spawn(std::io::Error::other(e)))?;
