@@ -1,8 +1,9 @@
 //! Which apps listen in the sandbox, for their previews: the runner reads the sandbox's socket
 //! tables every second and reports each change as a `ports.changed` event, so the web client
 //! can offer a preview of a dev server the moment the agent (or a person in the terminal)
-//! starts one. The agent's own API and the runner's model relay also listen on loopback; they
-//! are the sandbox's machinery, not apps, and are never listed.
+//! starts one. The agent's own API, the runner's model relay, a gateway in the sandbox's own
+//! network and the provider's ways out to the host listen there too; they are the sandbox's
+//! machinery, not apps, and are never listed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
