@@ -100,12 +100,8 @@ pub fn listeners(table: &str, v6: bool) -> Vec<Listener> {
         .collect()
 }
 
-/// The apps to list: one entry per port, the sandbox's own ports left out, at most `MOST`.
-pub fn apps(
-    found: &[Listener],
-    internal: &BTreeSet<u16>,
-    owner: impl Fn(u64) -> Option<String>,
-) -> Vec<OpenPort> {
+/// The apps to list: one listener per port, the sandbox's own ports left out, at most `MOST`.
+pub fn apps(found: &[Listener], internal: &BTreeSet<u16>) -> Vec<Listener> {
     let mut by_port: BTreeMap<u16, u64> = BTreeMap::new();
     for l in found.iter().filter(|l| !internal.contains(&l.port)) {
         by_port.entry(l.port).or_insert(l.inode);
@@ -113,9 +109,16 @@ pub fn apps(
     by_port
         .into_iter()
         .take(MOST)
-        .map(|(port, inode)| OpenPort {
-            port,
-            process: owner(inode),
+        .map(|(port, inode)| Listener { port, inode })
+        .collect()
+}
+
+/// The apps as reported, each with the name of the program holding its socket, if known.
+pub fn named(apps: &[Listener], owners: &HashMap<u64, String>) -> Vec<OpenPort> {
+    apps.iter()
+        .map(|l| OpenPort {
+            port: l.port,
+            process: owners.get(&l.inode).cloned(),
         })
         .collect()
 }
@@ -165,8 +168,8 @@ pub async fn watch(internal: Internal, events: mpsc::Sender<EventBody>) {
         tick.tick().await;
         let internal = internal.ports();
         let found = tokio::task::spawn_blocking(scan).await.unwrap_or_default();
-        let now = apps(&found, &internal, |_| None);
-        let ports: Vec<u16> = now.iter().map(|p| p.port).collect();
+        let now = apps(&found, &internal);
+        let ports: Vec<u16> = now.iter().map(|l| l.port).collect();
         if ports == reported {
             continue;
         }
@@ -174,9 +177,10 @@ pub async fn watch(internal: Internal, events: mpsc::Sender<EventBody>) {
         let names = tokio::task::spawn_blocking(owners)
             .await
             .unwrap_or_default();
-        let now = apps(&found, &internal, |inode| names.get(&inode).cloned());
         if events
-            .send(EventBody::PortsChanged { ports: now })
+            .send(EventBody::PortsChanged {
+                ports: named(&now, &names),
+            })
             .await
             .is_err()
         {
@@ -237,7 +241,7 @@ mod tests {
         found.extend(listeners(TCP6, true));
         let internal = BTreeSet::from([8888]);
         let names = HashMap::from([(102, "node".to_owned())]);
-        let listed = apps(&found, &internal, |i| names.get(&i).cloned());
+        let listed = named(&apps(&found, &internal), &names);
         assert_eq!(
             listed,
             [
@@ -256,6 +260,6 @@ mod tests {
             ]
         );
         let many: Vec<Listener> = (1..=100).map(|port| Listener { port, inode: 1 }).collect();
-        assert_eq!(apps(&many, &BTreeSet::new(), |_| None).len(), MOST);
+        assert_eq!(apps(&many, &BTreeSet::new()).len(), MOST);
     }
 }

@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
-pub use crate::ports::loopback_ports;
-
 /// pasta configures a namespace in about 20 ms here; this only bounds a broken one.
 const READY_WITHIN: Duration = Duration::from_secs(5);
 

@@ -239,7 +239,7 @@ impl Sandbox {
         let mut child = cmd.spawn()?;
         drop((info_tx, block_rx, gateway_socket, credentials_rx));
         // Not the model's: the agent calls it through the Worker, which holds its key.
-        let outbound = super::network::loopback_ports(
+        let outbound = crate::ports::loopback_ports(
             [Some(req.control_url.as_str()), req.repo.as_deref()]
                 .into_iter()
                 .flatten(),
