@@ -28,7 +28,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -f .state/model.vars; }
 trap cleanup EXIT INT TERM
 
-vars=(--var "SANDBOX_PROVIDER_URL:http://127.0.0.1:$PROVIDER_PORT" --var ENVIRONMENT:development)
+vars=(--var "SANDBOX_PROVIDER_URL:http://127.0.0.1:$PROVIDER_PORT" --var ENVIRONMENT:development
+  --var "PUBLIC_URL:http://127.0.0.1:$WORKER_PORT"
+  --var "SANDBOX_ORIGIN:http://{session}.sandbox.localhost:$WORKER_PORT")
 model_key=""
 if [ -n "${ANTHROPIC_API_KEY:-}" ]; then
   vars+=(--var MODEL_PROVIDER:anthropic --var "DEFAULT_MODEL:${DEFAULT_MODEL:-claude-sonnet-4-5}")
@@ -64,7 +66,7 @@ AGENT_OPS_WEBSOCKIFY="$PWD/.tools/websockify/bin/websockify" \
 AGENT_OPS_CODE_SERVER="$PWD/.tools/code-server" \
 AGENT_OPS_PROVIDER_SECRET="$PROVIDER_SECRET" \
 "$BIN/sandbox-runner" host \
-  --listen "127.0.0.1:$PROVIDER_PORT" --root .state/sandboxes \
+  --listen "127.0.0.1:$PROVIDER_PORT" --root .state/sandboxes --allow-port "$WORKER_PORT" \
   --opencode-bin "$PWD/node_modules/.bin/opencode" --hide "$PWD/.dev.vars" --hide "$PWD/.state/wrangler" \
   --hide "$PWD/.state/model.vars" \
   >>.state/provider.log 2>&1 &

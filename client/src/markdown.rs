@@ -1,6 +1,7 @@
 //! Markdown to HTML for the agent's answers. The agent's text is untrusted (it echoes whatever a
 //! repository or a web page told it), so raw HTML in it is shown as text, never interpreted, and
-//! links may only be http(s) or relative. Code blocks are highlighted by a function the caller
+//! links may only be absolute http(s) URLs: a relative one would resolve against the app's own
+//! origin, where a click sends the viewer's cookie to whatever route the agent named. Code blocks are highlighted by a function the caller
 //! passes in (highlight.js in the browser), which keeps this module pure and natively tested.
 
 use pulldown_cmark::{html, CodeBlockKind, CowStr, Event, Options, Parser, Tag, TagEnd};
@@ -25,11 +26,7 @@ pub fn escape(text: &str) -> String {
 
 fn safe_url(url: &str) -> bool {
     let lower = url.trim().to_ascii_lowercase();
-    lower.starts_with("https://")
-        || lower.starts_with("http://")
-        || lower.starts_with('/')
-        || lower.starts_with('#')
-        || !lower.contains(':')
+    lower.starts_with("https://") || lower.starts_with("http://")
 }
 
 pub fn render(text: &str, highlight: Highlighter) -> String {
@@ -130,6 +127,22 @@ mod tests {
         assert!(!html.contains("javascript:"));
         assert!(html.contains("<em>x</em>"));
         assert!(html.contains("href=\"https://e.com\""));
+    }
+
+    #[test]
+    fn relative_links_cannot_reach_the_apps_routes() {
+        for link in [
+            "/api/keys",
+            "api/me",
+            "../auth/logout",
+            "//evil.example/x",
+            "#top",
+            "?x=1",
+        ] {
+            let html = render(&format!("[here]({link})"), none);
+            assert!(!html.contains("href"), "{link}: {html}");
+            assert!(html.contains("<em>here</em>"), "{link}: {html}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The panel area beside the conversation: VS Code, Browser (VNC), Preview and Terminal tabs.
 //! Opening a tab asks the worker for a short-lived, single-use panel token and loads the panel
-//! through the worker's own origin; the gateway trades the token for a cookie scoped to this
-//! session. A tab the sandbox does not offer, or the person may not open, says so and why
+//! from the session's own sandbox origin (never the app's); the gateway trades the token for a
+//! cookie that lives on that origin alone. A tab the sandbox does not offer, or the person may not open, says so and why
 //! instead of showing an empty frame. Preview shows the apps listening in the sandbox (as the
 //! runner reports them) and opens the one picked.
 
@@ -20,6 +20,20 @@ fn label(k: PanelKind) -> &'static str {
         PanelKind::Browser => "Browser",
         PanelKind::Preview => "Preview",
         PanelKind::Terminal => "Terminal",
+    }
+}
+
+/// What each panel's frame may do (the iframe's `sandbox`). Every panel runs its own script on
+/// its session's sandbox origin (`allow-same-origin` keeps that origin, and with it the panel
+/// cookie; it is never the app's); none may navigate the app's window away. The editor and an
+/// app under preview may also submit forms, open windows (a link, the editor's "open in
+/// browser"), ask through dialogs and download files.
+fn sandbox_flags(k: PanelKind) -> &'static str {
+    match k {
+        PanelKind::Terminal | PanelKind::Browser => "allow-scripts allow-same-origin",
+        PanelKind::Vscode | PanelKind::Preview => {
+            "allow-scripts allow-same-origin allow-forms allow-popups allow-modals allow-downloads"
+        }
     }
 }
 
@@ -134,7 +148,7 @@ pub fn Panels(
                     match src.get() {
                         Some((open, url)) if open == target => view! {
                             <iframe data-panel=k.as_str() data-port=target.1 src=url title=label(k)
-                                allow="clipboard-read; clipboard-write"></iframe>
+                                sandbox=sandbox_flags(k) allow="clipboard-read; clipboard-write"></iframe>
                         }.into_any(),
                         _ if k == PanelKind::Preview && target.1.is_none() => view! {
                             <div class="unavailable" data-panel=k.as_str()>

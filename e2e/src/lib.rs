@@ -11,6 +11,7 @@ pub mod provider_tap;
 pub mod proxy;
 pub mod stack;
 pub mod tls_front;
+pub mod turns;
 
 pub use client::ClientSocket;
 pub use proxy::Proxy;

@@ -1,5 +1,5 @@
 //! Opening a sandbox's panels the way the web client does: a panel token from the worker, traded
-//! at the gateway (through the worker's origin) for the panel cookie.
+//! at the gateway (through the worker, on the session's own sandbox origin) for the panel cookie.
 
 use futures::{SinkExt, StreamExt};
 use reqwest::Method;
@@ -53,20 +53,35 @@ pub async fn token_url(stack: &Stack, token: &str, session: &str, panel: &str) -
     v["url"].as_str().expect("url").to_owned()
 }
 
-/// Presents a panel-token URL at the worker; returns the status, the `Cookie` to send
-/// afterwards (if any) and the body.
-pub async fn exchange(stack: &Stack, token: &str, url: &str) -> (u16, Option<String>, Value) {
-    trade(&stack.url(url), Some(token)).await
+/// The path (and query) of a panel-token URL, to present it at a gateway's own address.
+pub fn path_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    &rest[rest.find('/').unwrap_or(rest.len())..]
 }
 
-/// Presents a panel-token URL at `full_url` (the worker's origin, or a gateway's own address),
-/// without following the redirect, so the cookie it sets can be read.
-pub async fn trade(full_url: &str, bearer: Option<&str>) -> (u16, Option<String>, Value) {
+/// Presents a panel-token URL (or a sandbox path) at the session's sandbox origin; returns the
+/// status, the `Cookie` to send afterwards (if any) and the body.
+pub async fn exchange(stack: &Stack, token: &str, url: &str) -> (u16, Option<String>, Value) {
+    let (url, host) = stack.locate(url);
+    trade(&url, host.as_deref(), Some(token)).await
+}
+
+/// Presents a panel-token URL at `full_url` (naming `host`: a sandbox's origin through the
+/// worker, or a gateway's own address), without following the redirect, so the cookie it sets
+/// can be read.
+pub async fn trade(
+    full_url: &str,
+    host: Option<&str>,
+    bearer: Option<&str>,
+) -> (u16, Option<String>, Value) {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
     let mut req = http.get(full_url);
+    if let Some(host) = host {
+        req = req.header("host", host);
+    }
     if let Some(token) = bearer {
         req = req.bearer_auth(token);
     }
@@ -82,10 +97,11 @@ pub async fn trade(full_url: &str, bearer: Option<&str>) -> (u16, Option<String>
     (status, cookie, body)
 }
 
-/// A GET of a sandbox path through the worker, as `token` with the panel `cookie`.
+/// A GET of a sandbox path through the worker (on the session's sandbox origin), as `token`
+/// with the panel `cookie`.
 pub async fn get(stack: &Stack, token: &str, cookie: &str, path: &str) -> reqwest::Response {
-    reqwest::Client::new()
-        .get(stack.url(path))
+    stack
+        .request(Method::GET, path)
         .bearer_auth(token)
         .header("cookie", cookie)
         .send()
@@ -131,13 +147,17 @@ pub async fn open(stack: &Stack, token: &str, session: &str, panel: &str) -> Str
     cookie.expect("the gateway sets its cookie")
 }
 
-/// A panel's WebSocket through the worker, as the web client's iframe opens it (with its Origin).
+/// A panel's WebSocket through the worker, as the panel's page in the web client's iframe opens
+/// it (on the session's sandbox origin, with that Origin).
 pub async fn socket(stack: &Stack, token: &str, cookie: &str, path: &str) -> Socket {
+    let (_, host) = stack.locate(path);
+    let host = host.expect("a sandbox path");
     let mut req = stack.ws_url(path).into_client_request().expect("request");
     req.headers_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    req.headers_mut().insert("host", host.parse().unwrap());
     req.headers_mut()
-        .insert("origin", stack.url("").parse().unwrap());
+        .insert("origin", format!("http://{host}").parse().unwrap());
     req.headers_mut().insert("cookie", cookie.parse().unwrap());
     tokio_tungstenite::connect_async(req)
         .await

@@ -10,6 +10,8 @@ use tokio::sync::watch;
 pub struct Proxy {
     pub port: u16,
     cut: Arc<watch::Sender<u64>>,
+    /// While set, runner links are refused as they arrive (the network is down for them).
+    down: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Proxy {
@@ -17,9 +19,12 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let port = listener.local_addr().expect("proxy addr").port();
         let (tx, rx) = watch::channel(0u64);
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let is_down = down.clone();
         tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 let mut rx = rx.clone();
+                let is_down = is_down.clone();
                 rx.mark_unchanged();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", upstream_port)).await
@@ -33,6 +38,9 @@ impl Proxy {
                         .split(|b| *b == b'\n')
                         .next()
                         .is_some_and(|line| line.windows(8).any(|w| w == b"/runner "));
+                    if link && is_down.load(std::sync::atomic::Ordering::SeqCst) {
+                        return;
+                    }
                     let cut = async {
                         if !link {
                             std::future::pending::<()>().await;
@@ -49,11 +57,22 @@ impl Proxy {
         Proxy {
             port,
             cut: Arc::new(tx),
+            down,
         }
     }
 
     /// Drops every connection currently open through the proxy.
     pub fn cut(&self) {
         self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// Takes the runner's link down (the open one cut, new ones refused) until `restore`.
+    pub fn take_down(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.cut();
+    }
+
+    pub fn restore(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }

@@ -31,6 +31,9 @@ pub struct StackOptions {
     /// Whether the Worker has the model's key (`MODEL_API_KEY`); without it, only keys stored
     /// in the vault reach the model.
     pub model_key_in_worker: bool,
+    /// Bounds of each sandbox (the provider's defaults when `None`): memory in MiB, processes.
+    pub sandbox_memory_mib: Option<u64>,
+    pub sandbox_pids: Option<u64>,
     /// Keep workerd's state (and the sandboxes) in RAM, so a benchmark measures our code rather
     /// than this machine's disk flushing each Durable Object commit.
     pub state_in_memory: bool,
@@ -50,6 +53,8 @@ impl Default for StackOptions {
             environment: "development",
             model_provider: "openai-compatible",
             model_key_in_worker: true,
+            sandbox_memory_mib: None,
+            sandbox_pids: None,
             state_in_memory: false,
         }
     }
@@ -151,6 +156,13 @@ impl Stack {
             .expect("run wrangler d1 migrations");
         assert!(status.success(), "D1 migrations failed");
 
+        // The only host port a sandbox reaches: where its runner dials the Worker.
+        let runner_port = match (&proxy, &tls_front) {
+            (Some(p), _) => p.port,
+            (None, Some(t)) => t.port,
+            (None, None) => port,
+        };
+        std::fs::create_dir_all(dir.join("git")).expect("git root");
         let mut host_cmd = Command::new(target_dir().join(crate::PROFILE).join("sandbox-runner"));
         host_cmd
             .arg("host")
@@ -166,10 +178,19 @@ impl Stack {
             .arg(dir.join("wrangler"))
             .arg("--hide")
             .arg(repo_root().join(".dev.vars"))
+            .arg("--repo-root")
+            .arg(dir.join("git"))
+            .args(["--allow-port", &runner_port.to_string()])
             .env("AGENT_OPS_WEBSOCKIFY", crate::websockify_bin())
             .env("AGENT_OPS_CODE_SERVER", crate::code_server_bin());
         if tls_front.is_some() {
             host_cmd.env("AGENT_OPS_CA_FILE", &ca_file);
+        }
+        if let Some(mib) = opts.sandbox_memory_mib {
+            host_cmd.env("AGENT_OPS_SANDBOX_MEMORY_MIB", mib.to_string());
+        }
+        if let Some(pids) = opts.sandbox_pids {
+            host_cmd.env("AGENT_OPS_SANDBOX_PIDS", pids.to_string());
         }
         let host = spawn_group(&mut host_cmd, &dir.join("host.log"));
         let provider_tap = crate::provider_tap::ProviderTap::start(provider_port).await;
@@ -202,9 +223,15 @@ impl Stack {
         let runner_base = match (&self.proxy, &self.tls_front) {
             (Some(p), _) => format!("http://127.0.0.1:{}", p.port),
             (None, Some(t)) => format!("https://127.0.0.1:{}", t.port),
-            (None, None) => String::new(),
+            (None, None) => self.url(""),
         };
         let vars = [
+            ("PUBLIC_URL", self.url("")),
+            (
+                "SANDBOX_ORIGIN",
+                format!("http://{{session}}.sandbox.localhost:{}", self.port),
+            ),
+            ("REPO_FILE_ROOTS", self.git_root().display().to_string()),
             ("ADMIN_API_KEY", self.admin_key.clone()),
             ("PROVIDER_SECRET", self.provider_secret.clone()),
             ("VAULT_KEYS", self.vault_keys.clone()),
@@ -295,6 +322,12 @@ impl Stack {
         }
     }
 
+    /// Where a test keeps the Git repositories it names as `file://` (the one root of the
+    /// host's that the provider and the Worker accept).
+    pub fn git_root(&self) -> PathBuf {
+        self.dir.join("git")
+    }
+
     pub fn stop_worker(&mut self) {
         if let Some(mut w) = self.wrangler.take() {
             kill_group(&mut w);
@@ -308,6 +341,11 @@ impl Stack {
         }
     }
 
+    /// The stack's HTTP client, for requests the helpers below do not shape.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
@@ -316,25 +354,87 @@ impl Stack {
         format!("ws://127.0.0.1:{}{path}", self.port)
     }
 
-    /// What the sandbox provider says of a session's sandbox (a signed request, as the Worker's).
-    pub async fn sandbox_info(&self, id: &str) -> agent_ops_protocol::api::SandboxInfo {
+    /// Session `id`'s sandbox origin, as a browser sees it (`SANDBOX_ORIGIN`).
+    pub fn sandbox_origin(&self, id: &str) -> String {
+        format!("http://{id}.sandbox.localhost:{}", self.port)
+    }
+
+    /// Where a request for `target` goes and the `Host` it names: a sandbox path
+    /// (`/sandbox/<id>/...`) or a sandbox URL goes to its session's own origin, which a browser
+    /// resolves to loopback by itself (this machine's resolver does not, so the request goes to
+    /// 127.0.0.1 naming that host); anything else to the app's.
+    pub fn locate(&self, target: &str) -> (String, Option<String>) {
+        let path = match target.split_once(".sandbox.localhost:") {
+            Some((_, rest)) => &rest[rest.find('/').unwrap_or(rest.len())..],
+            None => target,
+        };
+        let id = path
+            .strip_prefix("/sandbox/")
+            .and_then(|rest| rest.split('/').next());
+        match id {
+            Some(id) => (
+                self.url(path),
+                Some(format!("{id}.sandbox.localhost:{}", self.port)),
+            ),
+            None => (self.url(target), None),
+        }
+    }
+
+    /// A request to `target` (see `locate`).
+    pub fn request(&self, method: reqwest::Method, target: &str) -> reqwest::RequestBuilder {
+        let (url, host) = self.locate(target);
+        let req = self.http.request(method, url);
+        match host {
+            Some(host) => req.header("host", host),
+            None => req,
+        }
+    }
+
+    /// A request to the sandbox provider, signed as the Worker signs its own; returns the status
+    /// and the JSON body.
+    pub async fn provider_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         use agent_ops_protocol::signing::{sign_request, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-        let path = format!("/v1/sandboxes/{id}");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        let signature = sign_request(self.provider_secret.as_bytes(), "GET", &path, now, b"");
+        let signature = sign_request(
+            self.provider_secret.as_bytes(),
+            method.as_str(),
+            path,
+            now,
+            body.as_bytes(),
+        );
         let resp = self
             .http
-            .get(format!("http://127.0.0.1:{}{path}", self.provider_port))
+            .request(
+                method,
+                format!("http://127.0.0.1:{}{path}", self.provider_port),
+            )
             .header(TIMESTAMP_HEADER, now.to_string())
             .header(SIGNATURE_HEADER, signature)
+            .header("content-type", "application/json")
+            .body(body)
             .send()
             .await
             .expect("the provider answers");
-        assert_eq!(resp.status(), 200, "the provider knows session {id}");
-        resp.json().await.expect("a sandbox's info")
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// What the sandbox provider says of a session's sandbox (a signed request, as the Worker's).
+    pub async fn sandbox_info(&self, id: &str) -> agent_ops_protocol::api::SandboxInfo {
+        let (status, v) = self
+            .provider_call(reqwest::Method::GET, &format!("/v1/sandboxes/{id}"), None)
+            .await;
+        assert_eq!(status, 200, "the provider knows session {id}: {v}");
+        serde_json::from_value(v).expect("a sandbox's info")
     }
 
     /// A request with the admin key; returns the status and the JSON body (Null if none).
@@ -360,7 +460,7 @@ impl Stack {
         path: &str,
         body: Option<String>,
     ) -> (u16, Value) {
-        let mut req = self.http.request(method, self.url(path));
+        let mut req = self.request(method, path);
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -402,12 +502,23 @@ impl Stack {
     }
 
     pub async fn create_session(&self, prompt: Option<&str>) -> SessionInfo {
+        let admin = self.admin_key.clone();
+        self.create_session_as(&admin, prompt).await
+    }
+
+    /// A new session of `token`'s (a person's login or key).
+    pub async fn create_session_as(&self, token: &str, prompt: Option<&str>) -> SessionInfo {
         let body = match prompt {
             Some(p) => serde_json::json!({"prompt": p}),
             None => serde_json::json!({}),
         };
         let (status, v) = self
-            .call(reqwest::Method::POST, "/api/sessions", Some(body))
+            .call_as(
+                Some(token),
+                reqwest::Method::POST,
+                "/api/sessions",
+                Some(body.to_string()),
+            )
             .await;
         assert_eq!(status, 201, "create session: {v}");
         serde_json::from_value(v).expect("session info")

@@ -494,4 +494,13 @@ async fn browsers_authenticate_sockets_without_a_token_in_the_url() {
     ])
     .await;
     assert_eq!(s, 403, "cross-site socket hijacking is refused");
+    // Any page may name subprotocols on a socket it opens: naming one that carries no token
+    // leaves the cookie the credential, and the rule with it.
+    let (s, _) = connect(vec![
+        ("cookie", session_cookie.clone()),
+        ("origin", "https://evil.example".into()),
+        ("sec-websocket-protocol", "agent-ops".into()),
+    ])
+    .await;
+    assert_eq!(s, 403, "a subprotocol does not lift the Origin rule");
 }

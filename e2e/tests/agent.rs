@@ -24,7 +24,7 @@ fn git(dir: &std::path::Path, args: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_repository_is_cloned_into_the_workspace() {
     let stack = Stack::start(StackOptions::default()).await;
-    let repo = stack.dir.join("repo");
+    let repo = stack.git_root().join("widgets");
     std::fs::create_dir_all(&repo).unwrap();
     git(&repo, &["init", "--quiet", "--initial-branch=main"]);
     std::fs::write(repo.join("README.md"), "widgets: the finest in the land\n").unwrap();

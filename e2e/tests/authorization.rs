@@ -25,7 +25,8 @@ enum Who {
 /// What the rule says, derived independently of the worker's code.
 fn expected(need: Need, who: Who) -> Option<(u16, &'static str)> {
     let (scope, min_role) = match need {
-        Need::Public => return None,
+        // On the session's sandbox origin, past the worker, the gateway's own door decides.
+        Need::Public | Need::Gateway => return None,
         Need::Runner => return Some((401, "invalid_token")),
         Need::Scope(s) => (s, None),
         Need::Session(s, r) => (s, Some(r)),

@@ -298,4 +298,77 @@ async fn runner_socket_is_authenticated_and_validated() {
     assert!(!history
         .iter()
         .any(|e| matches!(&e.body, EventBody::PromptQueued { text, .. } if text == "forged")));
+
+    // A frame over the link's limit cannot be acknowledged: it is refused with a close code
+    // the runner acts on (smaller batches), not left to be resent forever.
+    let mut ws = runner_socket(&stack, &info.id, &token)
+        .await
+        .expect("again");
+    ws.send(Message::text(serde_json::to_string(&hello).unwrap()))
+        .await
+        .unwrap();
+    let acked = loop {
+        let msg = ws.next().await.unwrap().unwrap();
+        if let Message::Text(t) = msg {
+            if let Ok(ToRunnerFrame::Welcome { acked_rseq }) = serde_json::from_str(&t) {
+                break acked_rseq;
+            }
+        }
+    };
+    let big = |output: String| RunnerFrame::Events {
+        first_rseq: acked + 1,
+        events: vec![EventBody::ToolUpdated {
+            message_id: "m".into(),
+            call_id: "huge".into(),
+            tool: "read".into(),
+            status: agent_ops_protocol::ToolStatus::Completed,
+            input: serde_json::Value::Null,
+            output: Some(output),
+            error: None,
+        }],
+    };
+    // Within the frame limit but far over an event's: stored, cut to size (the object does not
+    // trust the runner to have bounded it).
+    ws.send(Message::text(
+        serde_json::to_string(&big("r".repeat(3 << 20))).unwrap(),
+    ))
+    .await
+    .unwrap();
+    let history = loop {
+        let h = stack.history(&info.id).await;
+        if h.iter()
+            .any(|e| matches!(&e.body, EventBody::ToolUpdated { call_id, .. } if call_id == "huge"))
+        {
+            break h;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let stored = history
+        .iter()
+        .find_map(|e| match &e.body {
+            EventBody::ToolUpdated {
+                call_id, output, ..
+            } if call_id == "huge" => output.clone(),
+            _ => None,
+        })
+        .unwrap();
+    assert!(stored.len() < 256 << 10, "{}", stored.len());
+    assert!(stored.contains("bytes cut by Agent Ops"));
+    ws.send(Message::text(
+        serde_json::to_string(&big("r".repeat(5 << 20))).unwrap(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_error(&mut ws).await, "payload_too_large");
+    let closed = loop {
+        match tokio::time::timeout(SHORT, ws.next())
+            .await
+            .expect("closed")
+        {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    };
+    assert_eq!(closed, Some(agent_ops_protocol::bounds::FRAME_TOO_LARGE));
 }

@@ -239,11 +239,9 @@ async fn previews_proxy_http_and_websockets_streaming_both_ways() {
     let admin = stack.admin_key.clone();
     let cookie = open(&stack, &admin, &id, "terminal").await;
     let port = upstream(&stack, &id).await;
-    let http = reqwest::Client::new();
-    let at = |p: &str| stack.url(&format!("/sandbox/{id}/preview/{port}/{p}"));
+    let at = |m: Method, p: &str| stack.request(m, &format!("/sandbox/{id}/preview/{port}/{p}"));
 
-    let big = http
-        .get(at("big"))
+    let big = at(Method::GET, "big")
         .bearer_auth(&admin)
         .header("cookie", &cookie)
         .send()
@@ -253,11 +251,10 @@ async fn previews_proxy_http_and_websockets_streaming_both_ways() {
     assert_eq!(big.bytes().await.unwrap().len(), 8 << 20);
 
     let payload: Vec<u8> = (0..(5 << 20)).map(|i| (i % 251) as u8).collect();
-    let echoed = http
-        .post(at("echo"))
+    let echoed = at(Method::POST, "echo")
         .bearer_auth(&admin)
         .header("cookie", &cookie)
-        .header("origin", stack.url(""))
+        .header("origin", stack.sandbox_origin(&id))
         .body(payload.clone())
         .send()
         .await
@@ -270,8 +267,7 @@ async fn previews_proxy_http_and_websockets_streaming_both_ways() {
 
     // Streaming: the first chunk arrives long before the upstream has finished.
     let started = std::time::Instant::now();
-    let mut slow = http
-        .get(at("slow"))
+    let mut slow = at(Method::GET, "slow")
         .bearer_auth(&admin)
         .header("cookie", &cookie)
         .send()
@@ -294,8 +290,7 @@ async fn previews_proxy_http_and_websockets_streaming_both_ways() {
     // wrangler's stand-in for it) negotiates the coding with the client: gzip to one that takes it,
     // decoded for one that does not.
     for (accepts, encoding) in [("gzip", Some("gzip")), ("identity", None)] {
-        let resp = http
-            .get(at("negotiated"))
+        let resp = at(Method::GET, "negotiated")
             .bearer_auth(&admin)
             .header("cookie", &cookie)
             .header("accept-encoding", accepts)
@@ -421,7 +416,12 @@ async fn a_closing_app_does_not_close_the_clients_connection() {
     let id = session(&stack).await;
     let listen = panels::gateway_listening(&stack, &id).await;
     let url = token_url(&stack, &stack.admin_key, &id, "terminal").await;
-    let (_, cookie, _) = panels::trade(&format!("http://{listen}{url}"), None).await;
+    let (_, cookie, _) = panels::trade(
+        &format!("http://{listen}{}", panels::path_of(&url)),
+        None,
+        None,
+    )
+    .await;
     let cookie = cookie.expect("the gateway's cookie");
     let port = closing_app(&stack, &id);
     let mut conn = tokio::net::TcpStream::connect(&listen).await.unwrap();

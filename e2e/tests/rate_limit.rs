@@ -97,10 +97,13 @@ async fn limits_hold_across_concurrent_requests() {
     let (api_status, _) = stack
         .call(reqwest::Method::GET, "/api/sessions", None)
         .await;
-    let panel = stack.url(&format!("/sandbox/{id}/terminal/"));
-    let answers = futures::future::join_all(
-        (0..40).map(|_| http.get(&panel).bearer_auth(&stack.admin_key).send()),
-    )
+    let panel = format!("/sandbox/{id}/terminal/");
+    let answers = futures::future::join_all((0..40).map(|_| {
+        stack
+            .request(reqwest::Method::GET, &panel)
+            .bearer_auth(&stack.admin_key)
+            .send()
+    }))
     .await;
     for a in answers {
         let a = a.expect("the worker answers");

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use agent_ops_protocol::signing::{sign_request, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use agent_ops_protocol::{EventBody, SessionEvent, ToolStatus};
-use e2e::{panels, Stack, StackOptions, TURN_TIMEOUT};
+use e2e::turns::{tool_output, turn_events};
+use e2e::{panels, Stack, StackOptions};
 use reqwest::Method;
 
 fn now_secs() -> u64 {
@@ -15,28 +15,6 @@ fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-async fn turn_events(stack: &Stack, id: &str) -> Vec<SessionEvent> {
-    let mut c = stack.client(id, 0).await;
-    c.until(TURN_TIMEOUT, |e| matches!(e, EventBody::TurnEnded { .. }))
-        .await;
-    c.events
-}
-
-fn tool_output(events: &[SessionEvent], tool_name: &str) -> String {
-    events
-        .iter()
-        .find_map(|e| match &e.body {
-            EventBody::ToolUpdated {
-                tool,
-                status: ToolStatus::Completed,
-                output,
-                ..
-            } if tool == tool_name => output.clone(),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("no completed {tool_name} call in {events:#?}"))
 }
 
 /// PIDs of every process whose working directory is inside `dir`.

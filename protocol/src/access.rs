@@ -56,10 +56,35 @@ pub enum Need {
     Public,
     /// The session's runner, by its per-session token (checked by the session object).
     Runner,
+    /// A page of the session's sandbox, on the sandbox's own origin (never the app's), where
+    /// the sandbox's gateway admits by its panel token or the cookie it traded one for.
+    Gateway,
     /// An authenticated principal holding the scope.
     Scope(Scope),
     /// The scope, and at least this role on the session named in the path.
     Session(Scope, SessionRole),
+}
+
+/// The role a caller acts with on a session: its role there, but no more than a viewer's when its
+/// credentials cannot write (an owner's read-only key watches, it does not type).
+pub fn acting_role(caller: &Caller, role: SessionRole) -> SessionRole {
+    if caller.scopes.contains(&Scope::SessionsWrite) {
+        role
+    } else {
+        role.min(SessionRole::Viewer)
+    }
+}
+
+/// When a new API key expires: what was asked, but never later than the key it is made with
+/// (`None` where neither expires). A key cannot outlive, nor be made to outlive, its maker.
+pub fn key_expiry(asked: Option<u64>, maker: Option<u64>) -> Result<Option<u64>, String> {
+    match (asked, maker) {
+        (Some(a), Some(m)) if a > m => Err(format!(
+            "a key made with a key expires no later than it (at {m})"
+        )),
+        (None, Some(m)) => Ok(Some(m)),
+        (asked, _) => Ok(asked),
+    }
 }
 
 /// An authenticated caller, as far as authorization cares.
@@ -89,7 +114,7 @@ pub fn decide(
     session_role: Option<SessionRole>,
 ) -> Result<(), Denial> {
     let (scope, min_role) = match need {
-        Need::Public | Need::Runner => return Ok(()),
+        Need::Public | Need::Runner | Need::Gateway => return Ok(()),
         Need::Scope(scope) => (scope, None),
         Need::Session(scope, role) => (scope, Some(role)),
     };
@@ -121,6 +146,35 @@ mod tests {
             role: OrgRole::Member,
             scopes: scopes.to_vec(),
         }
+    }
+
+    #[test]
+    fn a_read_only_caller_acts_as_a_viewer() {
+        let reader = member(&[Scope::SessionsRead]);
+        let writer = member(&[Scope::SessionsRead, Scope::SessionsWrite]);
+        assert_eq!(
+            acting_role(&reader, SessionRole::Owner),
+            SessionRole::Viewer
+        );
+        assert_eq!(
+            acting_role(&reader, SessionRole::Viewer),
+            SessionRole::Viewer
+        );
+        assert_eq!(acting_role(&writer, SessionRole::Owner), SessionRole::Owner);
+        assert_eq!(
+            acting_role(&writer, SessionRole::Collaborator),
+            SessionRole::Collaborator
+        );
+    }
+
+    #[test]
+    fn a_key_never_outlives_the_key_that_made_it() {
+        assert_eq!(key_expiry(None, None), Ok(None));
+        assert_eq!(key_expiry(Some(5), None), Ok(Some(5)));
+        assert_eq!(key_expiry(None, Some(9)), Ok(Some(9)));
+        assert_eq!(key_expiry(Some(9), Some(9)), Ok(Some(9)));
+        assert_eq!(key_expiry(Some(5), Some(9)), Ok(Some(5)));
+        assert!(key_expiry(Some(10), Some(9)).is_err());
     }
 
     #[test]

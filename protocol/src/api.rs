@@ -230,34 +230,6 @@ pub struct SandboxInfo {
     pub panels: Vec<PanelInfo>,
 }
 
-/// Where to clone a session's repository from: a URL as given, or `owner/name` on GitHub (whose
-/// base URL is configuration). `None` when it is neither.
-pub fn clone_url(repo: &str, github_base: &str) -> Option<String> {
-    const SCHEMES: [&str; 4] = ["https://", "http://", "file://", "ssh://"];
-    if repo.len() > 256 || repo.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return None;
-    }
-    if SCHEMES
-        .iter()
-        .any(|s| repo.starts_with(s) && repo.len() > s.len())
-    {
-        return Some(repo.to_owned());
-    }
-    let part_ok = |p: &str| {
-        !p.is_empty()
-            && !p.starts_with('.')
-            && p.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    };
-    match repo.split('/').collect::<Vec<_>>().as_slice() {
-        [owner, name] if part_ok(owner) && part_ok(name) => Some(format!(
-            "{}/{owner}/{name}.git",
-            github_base.trim_end_matches('/')
-        )),
-        _ => None,
-    }
-}
-
 /// `PUT /api/credentials/:kind`. The secret goes in and never comes out again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -316,35 +288,6 @@ mod tests {
         }
         for bad in ["", "-x", "/x", "a..b", "a b", "x/", "x.", "a;b"] {
             assert!(!valid_branch(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn repos_resolve_to_clone_urls() {
-        let gh = "https://github.com/";
-        assert_eq!(
-            clone_url("acme/widgets", gh).as_deref(),
-            Some("https://github.com/acme/widgets.git")
-        );
-        assert_eq!(
-            clone_url("file:///srv/r.git", gh).as_deref(),
-            Some("file:///srv/r.git")
-        );
-        assert_eq!(
-            clone_url("https://git.example/x.git", gh).as_deref(),
-            Some("https://git.example/x.git")
-        );
-        for bad in [
-            "",
-            "acme",
-            "a/b/c",
-            "../etc",
-            "acme/..",
-            "acme/wid gets",
-            "https://",
-            "-x/y;rm",
-        ] {
-            assert_eq!(clone_url(bad, gh), None, "{bad}");
         }
     }
 }

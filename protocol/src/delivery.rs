@@ -6,12 +6,14 @@ use std::collections::VecDeque;
 
 use crate::events::EventBody;
 
-/// The runner's outbound buffer of events not yet acknowledged by the Durable Object.
+/// The runner's outbound buffer of events not yet acknowledged by the Durable Object. Each is
+/// kept as the JSON it is sent as: serialized once however often it is resent, and its size
+/// known, so a batch is bounded by bytes as well as by count.
 #[derive(Debug, Default)]
 pub struct Outbox {
     next_rseq: u64,
-    /// (rseq, event, sent on the current connection)
-    pending: VecDeque<(u64, EventBody, bool)>,
+    /// (rseq, event's JSON, sent on the current connection)
+    pending: VecDeque<(u64, String, bool)>,
 }
 
 impl Outbox {
@@ -22,10 +24,12 @@ impl Outbox {
         }
     }
 
-    pub fn push(&mut self, event: EventBody) -> u64 {
+    pub fn push(&mut self, event: &EventBody) -> u64 {
         let rseq = self.next_rseq;
         self.next_rseq += 1;
-        self.pending.push_back((rseq, event, false));
+        // An event is plain data: it always serializes.
+        let json = serde_json::to_string(event).unwrap_or_default();
+        self.pending.push_back((rseq, json, false));
         rseq
     }
 
@@ -44,19 +48,27 @@ impl Outbox {
         }
     }
 
-    /// The next batch to send (consecutive, unsent), at most `max` events, marked as sent.
-    pub fn take_unsent(&mut self, max: usize) -> Option<(u64, Vec<EventBody>)> {
+    /// The next batch to send (consecutive, unsent), marked as sent: at most `max_events`
+    /// events and, past the first, at most `max_bytes` of their JSON.
+    pub fn take_unsent(&mut self, max_events: usize, max_bytes: usize) -> Option<(u64, Vec<&str>)> {
         let start = self.pending.iter().position(|(_, _, sent)| !sent)?;
         let first = self.pending[start].0;
-        let batch: Vec<EventBody> = self
+        let mut bytes = 0;
+        let mut taken = 0;
+        for entry in self.pending.iter_mut().skip(start).take(max_events) {
+            if taken > 0 && bytes + entry.1.len() > max_bytes {
+                break;
+            }
+            bytes += entry.1.len();
+            taken += 1;
+            entry.2 = true;
+        }
+        let batch = self
             .pending
-            .iter_mut()
+            .iter()
             .skip(start)
-            .take(max)
-            .map(|entry| {
-                entry.2 = true;
-                entry.1.clone()
-            })
+            .take(taken)
+            .map(|(_, json, _)| json.as_str())
             .collect();
         Some((first, batch))
     }
@@ -118,28 +130,51 @@ mod tests {
     fn outbox_resends_unacked_after_reconnect() {
         let mut out = Outbox::new();
         for s in ["a", "b", "c"] {
-            out.push(delta(s));
+            out.push(&delta(s));
         }
-        let (first, batch) = out.take_unsent(10).unwrap();
+        let (first, batch) = out.take_unsent(10, usize::MAX).unwrap();
         assert_eq!((first, batch.len()), (1, 3));
-        assert!(out.take_unsent(10).is_none());
+        assert!(out.take_unsent(10, usize::MAX).is_none());
         out.ack(1);
         out.reconnected(2);
-        let (first, batch) = out.take_unsent(10).unwrap();
-        assert_eq!((first, batch), (3, vec![delta("c")]));
+        let (first, batch) = out.take_unsent(10, usize::MAX).unwrap();
+        let c = serde_json::to_string(&delta("c")).unwrap();
+        assert_eq!((first, batch), (3, vec![c.as_str()]));
         out.ack(3);
         assert_eq!(out.unacked(), 0);
     }
 
     #[test]
-    fn outbox_batches_respect_max() {
+    fn outbox_batches_respect_count_and_bytes() {
         let mut out = Outbox::new();
         for _ in 0..5 {
-            out.push(delta("x"));
+            out.push(&delta("x"));
         }
-        assert_eq!(out.take_unsent(2).unwrap().0, 1);
-        assert_eq!(out.take_unsent(2).unwrap().0, 3);
-        assert_eq!(out.take_unsent(2).unwrap().1.len(), 1);
+        assert_eq!(out.take_unsent(2, usize::MAX).unwrap().0, 1);
+        assert_eq!(out.take_unsent(2, usize::MAX).unwrap().0, 3);
+        assert_eq!(out.take_unsent(2, usize::MAX).unwrap().1.len(), 1);
+        // By bytes: as many as fit, but always at least one, however big.
+        let mut out = Outbox::new();
+        let one = serde_json::to_string(&delta("x")).unwrap().len();
+        for _ in 0..5 {
+            out.push(&delta("x"));
+        }
+        out.push(&delta(&"y".repeat(1000)));
+        assert_eq!(out.take_unsent(100, 2 * one + 1).unwrap().1.len(), 2);
+        assert_eq!(
+            out.take_unsent(100, 2 * one).unwrap(),
+            (
+                3,
+                vec![serde_json::to_string(&delta("x")).unwrap().as_str(); 2]
+            )
+        );
+        assert_eq!(out.take_unsent(100, 10).unwrap().1.len(), 1);
+        let (first, big) = out.take_unsent(100, 10).unwrap();
+        assert_eq!(
+            (first, big.len()),
+            (6, 1),
+            "a batch holds one event bigger than the bound"
+        );
     }
 
     #[test]

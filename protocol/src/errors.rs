@@ -26,6 +26,9 @@ pub enum ErrorCode {
     InvalidOauthState,
     /// The identity provider (GitHub) refused or failed the sign-in.
     SignInFailed,
+    /// A session's `repo` names something this deployment does not clone from: a path or port
+    /// of the host, a scheme an operator has not enabled.
+    RepoNotAllowed,
     ProviderError,
     /// The session's model could not be reached (its own errors pass through as it sent them).
     ModelUnreachable,
@@ -51,6 +54,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::InvalidOauthState => "invalid_oauth_state",
             Self::SignInFailed => "sign_in_failed",
+            Self::RepoNotAllowed => "repo_not_allowed",
             Self::ProviderError => "provider_error",
             Self::ModelUnreachable => "model_unreachable",
             Self::ProtocolViolation => "protocol_violation",
@@ -67,7 +71,8 @@ impl ErrorCode {
             | Self::MalformedFrame
             | Self::UnknownFrameType
             | Self::ProtocolViolation
-            | Self::InvalidOauthState => 400,
+            | Self::InvalidOauthState
+            | Self::RepoNotAllowed => 400,
             Self::PayloadTooLarge => 413,
             Self::SessionTerminated
             | Self::NothingToAbort

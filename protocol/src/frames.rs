@@ -100,6 +100,14 @@ pub struct Viewer {
     pub role: crate::access::SessionRole,
 }
 
+/// The text of `RunnerFrame::Events` from events already serialized (the runner keeps them so).
+pub fn runner_events_frame(first_rseq: u64, events: &[&str]) -> String {
+    format!(
+        r#"{{"type":"events","first_rseq":{first_rseq},"events":[{}]}}"#,
+        events.join(",")
+    )
+}
+
 /// Parses a frame, telling a frame of an unknown type apart from one that is not a frame at all,
 /// so each gets its own stable error code.
 pub fn parse_frame<T: DeserializeOwned>(text: &str, max_bytes: usize) -> Result<T, ApiError> {
@@ -148,6 +156,21 @@ pub fn parse_frame<T: DeserializeOwned>(text: &str, max_bytes: usize) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_events_frame_from_json_is_the_frame() {
+        let e = EventBody::PortsChanged { ports: vec![] };
+        let json = serde_json::to_string(&e).unwrap();
+        let text = runner_events_frame(7, &[json.as_str(), json.as_str()]);
+        assert_eq!(
+            serde_json::from_str::<RunnerFrame>(&text).unwrap(),
+            RunnerFrame::Events {
+                first_rseq: 7,
+                events: vec![e.clone(), e],
+            }
+        );
+        assert!(serde_json::from_str::<RunnerFrame>(&runner_events_frame(1, &[])).is_ok());
+    }
 
     #[test]
     fn parses_known_frames() {

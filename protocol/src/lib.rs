@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod api;
+pub mod bounds;
 pub mod cookies;
 pub mod delivery;
 pub mod errors;
@@ -13,8 +14,10 @@ pub mod events;
 pub mod frames;
 pub mod lifecycle;
 pub mod openapi;
+pub mod origins;
 #[cfg(feature = "panel-tokens")]
 pub mod panel;
+pub mod repo;
 pub mod routes;
 pub mod signing;
 

@@ -20,6 +20,10 @@ fn requirement(need: Need) -> (Value, String) {
             json!([{"runnerToken": []}]),
             "the session's runner token".into(),
         ),
+        Need::Gateway => (
+            json!([{"panelCookie": []}]),
+            "the session's own sandbox origin (`SANDBOX_ORIGIN`) and the panel cookie its gateway traded a panel token for".into(),
+        ),
         Need::Scope(s) => (
             json!([{"bearer": [scope_name(s)]}]),
             format!("scope `{}`", scope_name(s)),
@@ -73,7 +77,9 @@ pub fn document(version: &str) -> Value {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer",
                            "description": "A login session (`aos_`), an API key (`aok_`) or the bootstrap admin key."},
-                "runnerToken": {"type": "http", "scheme": "bearer", "description": "A session's runner token."}
+                "runnerToken": {"type": "http", "scheme": "bearer", "description": "A session's runner token."},
+                "panelCookie": {"type": "apiKey", "in": "cookie", "name": "__Host-aops_panel",
+                                "description": "Set by a sandbox's gateway, on the sandbox's own origin, in exchange for a panel token."}
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["code", "message"],

@@ -175,17 +175,9 @@ impl RouteId {
                 "/api/sessions/{id}/panel-token",
                 Need::Session(SessionsRead, Viewer),
             ),
-            // The sandbox's panels, proxied to its gateway (which has its own door as well).
-            RouteId::SandboxGet => (
-                "GET",
-                "/sandbox/{id}/{*rest}",
-                Need::Session(SessionsRead, Viewer),
-            ),
-            RouteId::SandboxPost => (
-                "POST",
-                "/sandbox/{id}/{*rest}",
-                Need::Session(SessionsRead, Viewer),
-            ),
+            // The sandbox's panels, proxied to its gateway on the session's own origin.
+            RouteId::SandboxGet => ("GET", "/sandbox/{id}/{*rest}", Need::Gateway),
+            RouteId::SandboxPost => ("POST", "/sandbox/{id}/{*rest}", Need::Gateway),
             RouteId::ListKeys => ("GET", "/api/keys", Need::Scope(SessionsRead)),
             RouteId::CreateKey => ("POST", "/api/keys", Need::Scope(SessionsWrite)),
             RouteId::RevokeKey => ("DELETE", "/api/keys/{id}", Need::Scope(SessionsWrite)),

@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
+use agent_ops_protocol::bounds::{bounded, BATCH_BYTES, BATCH_EVENTS, FRAME_TOO_LARGE};
 use agent_ops_protocol::delivery::{CommandDedup, Outbox};
-use agent_ops_protocol::frames::{parse_frame, Command, RunnerFrame, ToRunnerFrame};
+use agent_ops_protocol::frames::{
+    parse_frame, runner_events_frame, Command, RunnerFrame, ToRunnerFrame,
+};
 use agent_ops_protocol::{EventBody, PROTOCOL_VERSION};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -13,10 +16,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
-
-/// Events per frame: large enough to batch a burst of deltas, small enough to stay far below
-/// the frame size limit.
-const BATCH: usize = 256;
 
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
@@ -81,8 +80,14 @@ pub async fn run(
     let mut outbox = Outbox::new();
     let mut dedup = CommandDedup::default();
     let mut backoff = Duration::from_millis(100);
+    let mut batch_bytes = BATCH_BYTES;
     loop {
-        match connect_once(&cfg, &mut outbox, &mut dedup, &mut events, &commands).await {
+        let link = Link {
+            outbox: &mut outbox,
+            dedup: &mut dedup,
+            batch_bytes: &mut batch_bytes,
+        };
+        match connect_once(&cfg, link, &mut events, &commands).await {
             Ok(Session::Fatal(end)) => return end,
             Ok(Session::Closed) => backoff = Duration::from_millis(100),
             Err(e) => tracing::warn!("link: {e}"),
@@ -94,7 +99,7 @@ pub async fn run(
             tokio::select! {
                 _ = &mut sleep => break,
                 e = events.recv() => match e {
-                    Some(e) => { outbox.push(e); }
+                    Some(e) => keep(&mut outbox, vec![e]),
                     None => return LinkEnd::AgentGone,
                 }
             }
@@ -103,13 +108,32 @@ pub async fn run(
     }
 }
 
+/// Keeps events for sending: neighbouring deltas merged, each bounded in size.
+fn keep(outbox: &mut Outbox, events: Vec<EventBody>) {
+    for e in coalesce(events).into_iter().flat_map(bounded) {
+        outbox.push(&e);
+    }
+}
+
+/// What outlives one connection.
+struct Link<'a> {
+    outbox: &'a mut Outbox,
+    dedup: &'a mut CommandDedup,
+    /// Bytes per batch: halved each time the session object refuses a frame as too large.
+    batch_bytes: &'a mut usize,
+}
+
 async fn connect_once(
     cfg: &LinkConfig,
-    outbox: &mut Outbox,
-    dedup: &mut CommandDedup,
+    link: Link<'_>,
     events: &mut mpsc::Receiver<EventBody>,
     commands: &mpsc::Sender<Command>,
 ) -> Result<Session, Box<dyn std::error::Error + Send + Sync>> {
+    let Link {
+        outbox,
+        dedup,
+        batch_bytes,
+    } = link;
     let mut req = cfg.url.as_str().into_client_request()?;
     req.headers_mut().insert(
         "authorization",
@@ -140,13 +164,9 @@ async fn connect_once(
     let mut heartbeat = tokio::time::interval(cfg.heartbeat);
     loop {
         if welcomed {
-            while let Some((first_rseq, batch)) = outbox.take_unsent(BATCH) {
-                let frame = RunnerFrame::Events {
-                    first_rseq,
-                    events: batch,
-                };
-                ws.send(Message::text(serde_json::to_string(&frame)?))
-                    .await?;
+            while let Some((first_rseq, batch)) = outbox.take_unsent(BATCH_EVENTS, *batch_bytes) {
+                let frame = runner_events_frame(first_rseq, &batch);
+                ws.send(Message::text(frame)).await?;
             }
         }
         tokio::select! {
@@ -157,6 +177,10 @@ async fn connect_once(
                         let code = frame.map(|f| f.code);
                         if code == Some(CloseCode::Library(4001)) {
                             return Ok(Session::Fatal(LinkEnd::Terminated));
+                        }
+                        if code == Some(CloseCode::Library(FRAME_TOO_LARGE)) {
+                            *batch_bytes = (*batch_bytes / 2).max(1);
+                            tracing::warn!("a batch was too large; sending at most {} bytes", *batch_bytes);
                         }
                         return Ok(Session::Closed);
                     }
@@ -183,15 +207,13 @@ async fn connect_once(
             e = events.recv() => {
                 let Some(first) = e else { return Ok(Session::Fatal(LinkEnd::AgentGone)) };
                 let mut burst = vec![first];
-                while burst.len() < BATCH {
+                while burst.len() < BATCH_EVENTS {
                     match events.try_recv() {
                         Ok(e) => burst.push(e),
                         Err(_) => break,
                     }
                 }
-                for e in coalesce(burst) {
-                    outbox.push(e);
-                }
+                keep(outbox, burst);
             }
             _ = heartbeat.tick() => {
                 if welcomed {

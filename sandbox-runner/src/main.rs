@@ -57,6 +57,14 @@ struct RunArgs {
     /// beside the public web's.
     #[arg(long, env = "AGENT_OPS_CA_FILE")]
     ca_file: Option<PathBuf>,
+    /// The host's ports the provider opened to this sandbox (listeners in the sandbox that are
+    /// the host's services, not apps).
+    #[arg(
+        long = "host-port",
+        env = "AGENT_OPS_HOST_PORTS",
+        value_delimiter = ','
+    )]
+    host_ports: Vec<u16>,
     /// A repository to clone into the (empty) workspace first.
     #[arg(long, env = "AGENT_OPS_REPO")]
     repo: Option<String>,
@@ -106,11 +114,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let relay = model_relay::start(&args.control_url, args.token.clone(), &tls).await?;
     let internal = ports::Internal::default();
     internal.set("model relay", [relay.port]);
-    let urls = [Some(args.control_url.as_str()), args.repo.as_deref()];
-    internal.set(
-        "ways out",
-        ports::loopback_ports(urls.into_iter().flatten()),
-    );
+    let mut ways_out = ports::loopback_ports([args.control_url.as_str()]);
+    ways_out.extend(&args.host_ports);
+    internal.set("ways out", ways_out);
     let model = ModelConfig {
         base_url: Some(relay.base_url),
         ..model

@@ -34,9 +34,9 @@ impl Internal {
     }
 }
 
-/// The loopback ports that `urls` point at, sorted, without repeats. The local provider opens
-/// these from a sandbox to the host (its ways out, see `host/network.rs`), so in the sandbox
-/// they are the host's services, not apps.
+/// The loopback ports that `urls` point at, sorted, without repeats: the runner's link to its
+/// Worker, which the provider opens from the sandbox to the host (a way out, see
+/// `host/network.rs`), so in the sandbox it is the host's service, not an app.
 pub fn loopback_ports<'a>(urls: impl IntoIterator<Item = &'a str>) -> Vec<u16> {
     let mut ports: Vec<u16> = urls
         .into_iter()

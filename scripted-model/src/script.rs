@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! @write notes/hello.txt Hello, world     tool call: write the file (one per line, any number)
+//! @write_bytes big.txt 5000000            tool call: write a file of that many bytes (`x`s), for
+//!                                         events bigger than any prompt could make
 //! @bash echo hi > out.txt                 tool call: run a shell command
 //! @say All done.\n\nBye.                  the final answer, `\n` for a line break (default: an echo)
 //! @repeat 200                             say it this many times
@@ -43,6 +45,15 @@ impl Script {
                     script.tools.push(ToolCall::Write {
                         path: path.to_owned(),
                         content: content.to_owned(),
+                    });
+                }
+                "@write_bytes" => {
+                    let (path, n) = rest.split_once(' ').unwrap_or((rest, ""));
+                    // Bounded: this is a test's tool, not a way to exhaust the machine.
+                    let n = n.trim().parse::<usize>().unwrap_or(0).min(64 << 20);
+                    script.tools.push(ToolCall::Write {
+                        path: path.to_owned(),
+                        content: "x".repeat(n),
                     });
                 }
                 "@bash" => script.tools.push(ToolCall::Bash {
@@ -96,6 +107,16 @@ mod tests {
         assert_eq!(s.say, "ok!ok!");
         assert_eq!(s.pieces(), vec!["ok!", "ok!"]);
         assert_eq!(s.delay_ms, 5);
+    }
+
+    #[test]
+    fn write_bytes_makes_a_big_tool_call() {
+        let s = Script::parse("@write_bytes big.txt 5000000");
+        let [ToolCall::Write { path, content }] = &s.tools[..] else {
+            panic!("{:?}", s.tools)
+        };
+        assert_eq!((path.as_str(), content.len()), ("big.txt", 5_000_000));
+        assert!(content.bytes().all(|b| b == b'x'));
     }
 
     #[test]

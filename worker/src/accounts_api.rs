@@ -90,10 +90,8 @@ pub async fn dev_login(mut req: Request, env: &Env) -> Result<Response> {
         .ok_or_else(|| worker::Error::RustError("user vanished after upsert".into()))?;
     let (token, expires_at) = auth::start_login(env, &user.id).await?;
     audit(env, &user.id, "sign_in", &user.id, "development").await?;
-    let cookie = format!(
-        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        LOGIN_TTL_MS / 1000
-    );
+    let cookie =
+        crate::origins::app_cookie(env, COOKIE, &token, "/", "Strict", LOGIN_TTL_MS / 1000);
     let resp = json(
         200,
         &serde_json::json!({"token": token, "expires_at": expires_at, "user": user}),
@@ -120,7 +118,7 @@ pub async fn logout(env: &Env, user: &Principal) -> Result<Response> {
     let headers = resp.headers().clone();
     headers.set(
         "set-cookie",
-        &format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+        &crate::origins::app_cookie(env, COOKIE, "", "/", "Strict", 0),
     )?;
     Ok(resp.with_headers(headers))
 }
@@ -188,6 +186,11 @@ pub async fn create_key(mut req: Request, env: &Env, user: &Principal) -> Result
     if body.expires_at.is_some_and(|e| e <= now) {
         return fail(ErrorCode::InvalidBody, "expires_at must be in the future");
     }
+    let expires_at =
+        match agent_ops_protocol::access::key_expiry(body.expires_at, user.key_expires_at) {
+            Ok(e) => e,
+            Err(why) => return fail(ErrorCode::Forbidden, why),
+        };
     let prefix = format!("aok_{}", random_hex(4));
     let key = format!("{prefix}_{}", random_hex(28));
     let row = KeyRow {
@@ -195,7 +198,7 @@ pub async fn create_key(mut req: Request, env: &Env, user: &Principal) -> Result
         name: body.name,
         prefix,
         scopes: serde_json::to_string(&body.scopes)?,
-        expires_at: body.expires_at.map(|e| e as f64),
+        expires_at: expires_at.map(|e| e as f64),
         revoked_at: None,
         last_used_at: None,
         created_at: now as f64,

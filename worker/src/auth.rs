@@ -22,6 +22,9 @@ pub struct Principal {
     pub caller: Caller,
     /// The login session's token hash, when that is how the principal authenticated.
     pub login_session: Option<String>,
+    /// When the API key the principal authenticated with expires, if it does: a key it makes
+    /// expires no later.
+    pub key_expires_at: Option<u64>,
 }
 
 fn unauthorized(message: &str) -> ApiError {
@@ -48,12 +51,18 @@ pub fn bearer_token(req: &Request) -> Option<String> {
     agent_ops_protocol::cookies::value(&cookies, COOKIE).map(str::to_owned)
 }
 
-/// Whether the request's only credential is the cookie, which a browser attaches by itself and
-/// which therefore needs protection from cross-site use.
+/// Whether the credential the request authenticates with is the cookie, which a browser attaches
+/// by itself and which therefore needs protection from cross-site use. Any page may name
+/// subprotocols on a WebSocket it opens, so one that carries no token changes nothing.
 pub fn cookie_only(req: &Request) -> bool {
     let h = req.headers();
     let has = |name: &str| h.get(name).ok().flatten().is_some();
-    !has("authorization") && !has("sec-websocket-protocol") && has("cookie")
+    let bearer_protocol = h
+        .get("sec-websocket-protocol")
+        .ok()
+        .flatten()
+        .is_some_and(|p| p.split(',').any(|p| p.trim().starts_with("bearer.")));
+    !has("authorization") && !bearer_protocol && has("cookie")
 }
 
 fn role_of(s: &str) -> OrgRole {
@@ -88,6 +97,7 @@ pub async fn authenticate(req: &Request, env: &Env) -> Result<Option<Principal>,
                     scopes: all_scopes(OrgRole::Admin),
                 },
                 login_session: None,
+                key_expires_at: None,
             }));
         }
     }
@@ -125,6 +135,7 @@ pub async fn authenticate(req: &Request, env: &Env) -> Result<Option<Principal>,
                 scopes: all_scopes(role),
             },
             login_session: Some(hash),
+            key_expires_at: None,
         }));
     }
     if token.starts_with("aok_") {
@@ -135,10 +146,11 @@ pub async fn authenticate(req: &Request, env: &Env) -> Result<Option<Principal>,
             login: String,
             role: String,
             scopes: String,
+            expires_at: Option<f64>,
         }
         let row: Option<Row> = db
             .prepare(
-                "SELECT k.id AS key_id, u.id, u.login, u.role, k.scopes FROM api_keys k JOIN users u ON u.id = k.user_id \
+                "SELECT k.id AS key_id, u.id, u.login, u.role, k.scopes, k.expires_at FROM api_keys k JOIN users u ON u.id = k.user_id \
                  WHERE k.token_hash = ?1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?2)",
             )
             .bind(&[hash.into(), now.into()])
@@ -165,6 +177,7 @@ pub async fn authenticate(req: &Request, env: &Env) -> Result<Option<Principal>,
             login: row.login,
             caller: Caller { role, scopes },
             login_session: None,
+            key_expires_at: row.expires_at.map(|e| e as u64),
         }));
     }
     Err(unauthorized("invalid credentials"))

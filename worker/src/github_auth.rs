@@ -73,8 +73,9 @@ fn secret(env: &Env) -> std::result::Result<String, ApiError> {
         .map_err(|_| ApiError::new(ErrorCode::Internal, "AUTH_SECRET is not configured"))
 }
 
-fn origin(req: &Request) -> Result<String> {
-    Ok(req.url()?.origin().ascii_serialization())
+/// The app's origin, from configuration: GitHub sends people back to it.
+fn origin(env: &Env) -> Result<String> {
+    crate::origins::app(env).map_err(|e| worker::Error::RustError(e.message))
 }
 
 fn redirect(location: &str, cookies: &[String]) -> Result<Response> {
@@ -87,7 +88,7 @@ fn redirect(location: &str, cookies: &[String]) -> Result<Response> {
 }
 
 /// `GET /auth/github`: off to GitHub's authorize page with a fresh, browser-bound state.
-pub async fn start(req: Request, env: &Env) -> Result<Response> {
+pub async fn start(env: &Env) -> Result<Response> {
     let Ok(client_id) = env.var("GITHUB_CLIENT_ID").map(|v| v.to_string()) else {
         return fail(ErrorCode::NotFound, "GitHub sign-in is not configured");
     };
@@ -105,7 +106,7 @@ pub async fn start(req: Request, env: &Env) -> Result<Response> {
         jti: random_id(),
     };
     let state = mint_state(key.as_bytes(), &claims);
-    let callback = format!("{}/auth/github/callback", origin(&req)?);
+    let callback = format!("{}/auth/github/callback", origin(env)?);
     let mut url = worker::Url::parse(&format!(
         "{}/login/oauth/authorize",
         var(env, "GITHUB_OAUTH_URL", "https://github.com")
@@ -116,8 +117,7 @@ pub async fn start(req: Request, env: &Env) -> Result<Response> {
         .append_pair("state", &state)
         .append_pair("scope", "read:user");
     // Lax, not Strict: the browser must send it on the top-level redirect back from GitHub.
-    let cookie =
-        format!("{NONCE_COOKIE}={nonce}; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age=600");
+    let cookie = crate::origins::app_cookie(env, NONCE_COOKIE, &nonce, "/auth/github", "Lax", 600);
     redirect(url.as_str(), &[cookie])
 }
 
@@ -192,7 +192,7 @@ pub async fn callback(req: Request, env: &Env) -> Result<Response> {
         .map(|s| s.to_string())
         .unwrap_or_default();
     let body = serde_json::json!({"client_id": client_id, "client_secret": client_secret, "code": code,
-        "redirect_uri": format!("{}/auth/github/callback", origin(&req)?)});
+        "redirect_uri": format!("{}/auth/github/callback", origin(env)?)});
     let headers = Headers::new();
     headers.set("accept", "application/json")?;
     headers.set("content-type", "application/json")?;
@@ -260,11 +260,8 @@ pub async fn callback(req: Request, env: &Env) -> Result<Response> {
     redirect(
         "/",
         &[
-            format!(
-                "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-                LOGIN_TTL_MS / 1000
-            ),
-            format!("{NONCE_COOKIE}=; Path=/auth/github; HttpOnly; SameSite=Lax; Max-Age=0"),
+            crate::origins::app_cookie(env, COOKIE, &session, "/", "Strict", LOGIN_TTL_MS / 1000),
+            crate::origins::app_cookie(env, NONCE_COOKIE, "", "/auth/github", "Lax", 0),
         ],
     )
 }

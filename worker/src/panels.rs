@@ -1,6 +1,7 @@
-//! A session's panels (terminal, VS Code, VNC): short-lived panel tokens for the browser, and the
-//! proxy from the worker's own origin to the sandbox's gateway, so nobody handles a sandbox
-//! address and the sandbox never sees the user's credentials.
+//! A session's panels (terminal, VS Code, VNC, previews): short-lived panel tokens for the
+//! browser, and the proxy from the session's own sandbox origin to its gateway, so nobody handles
+//! a sandbox address, the sandbox never sees the user's credentials, and nothing a sandbox
+//! serves runs on the app's origin.
 
 use agent_ops_protocol::access::SessionRole;
 use agent_ops_protocol::api::{PanelToken, PanelTokenRequest};
@@ -9,7 +10,7 @@ use agent_ops_protocol::panel::{self, PanelGrant};
 use agent_ops_protocol::{ApiError, ErrorCode};
 use worker::{Env, Fetch, Method, Request, RequestInit, RequestRedirect, Response, Result, Url};
 
-use crate::auth::{Principal, COOKIE as SESSION_COOKIE};
+use crate::auth::Principal;
 use crate::http::{error, fail, json, random_id, read_json};
 use crate::sessions_api;
 
@@ -39,6 +40,7 @@ pub async fn token(
         Ok(entry) => entry,
         Err(why) => return fail(ErrorCode::InvalidBody, why),
     };
+    let role = agent_ops_protocol::access::acting_role(&user.caller, role);
     if role == SessionRole::Viewer && !body.panel.viewers_may_open() {
         return fail(
             ErrorCode::Forbidden,
@@ -89,12 +91,16 @@ pub async fn token(
             )
         }
     };
-    let mut trade = Url::parse(&format!("http://gateway/sandbox/{id}/auth"))?;
-    trade
-        .query_pairs_mut()
+    let origin = match crate::origins::sandboxes(env) {
+        Ok(s) => s.origin(id),
+        Err(e) => return error(&e),
+    };
+    // Traded on the sandbox's own origin, so the cookie it is traded for lives there.
+    let mut url = Url::parse(&format!("{origin}/sandbox/{id}/auth"))?;
+    url.query_pairs_mut()
         .append_pair("token", &token)
         .append_pair("next", &entry);
-    let url = format!("{}?{}", trade.path(), trade.query().unwrap_or_default());
+    let url = url.to_string();
     json(
         201,
         &PanelToken {
@@ -105,10 +111,46 @@ pub async fn token(
     )
 }
 
-/// Hands a request (WebSocket upgrades included) to the session's gateway at `gateway_url`,
-/// path unchanged, without the user's own credentials.
-pub async fn proxy(req: Request, gateway_url: Option<String>) -> Result<Response> {
-    let Some(base) = gateway_url else {
+/// The address of a session's gateway (never shown to anyone), if its sandbox has one.
+async fn gateway_of(env: &Env, id: &str) -> Result<Option<String>> {
+    env.d1("DB")?
+        .prepare("SELECT gateway_url FROM sessions WHERE id = ?1 AND status != 'terminated'")
+        .bind(&[id.into()])?
+        .first(Some("gateway_url"))
+        .await
+}
+
+/// Hands a request on the session's own sandbox origin (WebSocket upgrades included) to its
+/// gateway, path unchanged. The browser sends no credential of the app's here (the login cookie
+/// is the app origin's alone); the gateway admits by its panel token or cookie.
+pub async fn proxy(req: Request, env: &Env, id: &str) -> Result<Response> {
+    let sandboxes = match crate::origins::sandboxes(env) {
+        Ok(s) => s,
+        Err(e) => return error(&e),
+    };
+    let own = sandboxes.origin(id);
+    let headers = req.headers().clone();
+    // A page of another session (or any other site) may send its requests here with this
+    // session's cookie attached: what could change anything must come from this origin.
+    let upgrade = headers
+        .get("upgrade")?
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let origin = headers.get("origin")?;
+    // Sessions' origins are siblings (one site), so another session's page sends its requests
+    // here with this session's cookie: only the app's framing of a panel (a navigation) comes
+    // from elsewhere, and anything that could change something must come from this origin.
+    let foreign = headers
+        .get("sec-fetch-site")?
+        .is_some_and(|s| s == "same-site" || s == "cross-site");
+    let navigation = headers.get("sec-fetch-mode")?.as_deref() == Some("navigate");
+    let changes = upgrade || !matches!(req.method(), Method::Get | Method::Head);
+    if (foreign && !navigation) || (changes && origin.as_deref().is_some_and(|o| o != own)) {
+        return fail(
+            ErrorCode::Forbidden,
+            "cross-origin request refused: a sandbox answers its own pages, and the app's frames",
+        );
+    }
+    let Some(base) = gateway_of(env, id).await? else {
         return fail(ErrorCode::NotFound, "this session's sandbox has no gateway");
     };
     let url = req.url()?;
@@ -118,24 +160,25 @@ pub async fn proxy(req: Request, gateway_url: Option<String>) -> Result<Response
         url.path(),
         url.query().map(|q| format!("?{q}")).unwrap_or_default()
     );
-    // A copy of the headers (WebSocket upgrade ones included), minus the user's credentials.
-    let headers = req.headers().clone();
     headers.delete("authorization")?;
-    // The host the browser sees, which the fetch below replaces with the gateway's: services that
-    // refuse cross-origin WebSockets (code-server) compare the browser's Origin with it.
-    let host = match (url.host_str(), url.port()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        (Some(h), None) => h.to_owned(),
-        (None, _) => String::new(),
-    };
-    headers.set("x-forwarded-host", &host)?;
-    headers.set("x-forwarded-proto", url.scheme())?;
-    if let Some(cookies) = headers.get("cookie")? {
-        match cookies::without(&cookies, SESSION_COOKIE) {
-            Some(kept) => headers.set("cookie", &kept)?,
-            None => headers.delete("cookie")?,
+    // A token offered as a WebSocket subprotocol is the app's credential, not the sandbox's.
+    if let Some(protocols) = headers.get("sec-websocket-protocol")? {
+        let kept: Vec<&str> = protocols
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.starts_with("bearer.") && !p.is_empty())
+            .collect();
+        if kept.is_empty() {
+            headers.delete("sec-websocket-protocol")?;
+        } else {
+            headers.set("sec-websocket-protocol", &kept.join(", "))?;
         }
     }
+    // The host the browser sees, which the fetch below replaces with the gateway's: services that
+    // refuse cross-origin WebSockets (code-server) compare the browser's Origin with it.
+    let host = own.split_once("://").map_or("", |(_, h)| h).to_owned();
+    headers.set("x-forwarded-host", &host)?;
+    headers.set("x-forwarded-proto", url.scheme())?;
     let mut init = RequestInit::new();
     // The gateway's redirects (after a token exchange) are for the browser to follow, with the
     // cookie it was just given.
@@ -146,11 +189,42 @@ pub async fn proxy(req: Request, gateway_url: Option<String>) -> Result<Response
         init.with_body(req.inner().body().map(Into::into));
     }
     let forwarded = Request::new_with_init(&target, &init)?;
-    match Fetch::Request(forwarded).send().await {
-        Ok(resp) => Ok(resp),
-        Err(e) => fail(
-            ErrorCode::ProviderError,
-            format!("the sandbox's gateway is not answering: {e}"),
-        ),
+    let resp = match Fetch::Request(forwarded).send().await {
+        Ok(resp) => resp,
+        Err(e) => {
+            return fail(
+                ErrorCode::ProviderError,
+                format!("the sandbox's gateway is not answering: {e}"),
+            )
+        }
+    };
+    if resp.status_code() == 101 {
+        return Ok(resp);
     }
+    let app = match crate::origins::app(env) {
+        Ok(app) => app,
+        Err(e) => return error(&e),
+    };
+    confine(resp, &app)
+}
+
+/// What a sandbox's response may do in the browser: be framed by the app alone, and set cookies
+/// for its own origin only (a `Domain` would reach every session's origin under it).
+fn confine(resp: Response, app_origin: &str) -> Result<Response> {
+    let headers = resp.headers().clone();
+    headers.set(
+        "content-security-policy",
+        &agent_ops_protocol::origins::frame_ancestors(app_origin),
+    )?;
+    let set: Vec<String> = resp
+        .headers()
+        .entries()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v)
+        .collect();
+    headers.delete("set-cookie")?;
+    for cookie in set {
+        headers.append("set-cookie", &cookies::host_only(&cookie))?;
+    }
+    Ok(resp.with_headers(headers))
 }

@@ -65,6 +65,13 @@ async fn send(env: &Env, method: Method, path: &str, body: Vec<u8>) -> Result<St
     })?;
     if resp.status_code() >= 300 {
         let text = resp.text().await.unwrap_or_default();
+        // The provider's own check of the user's repository (on its real path): the user's to
+        // hear as it is.
+        if let Ok(refused) = serde_json::from_str::<ApiError>(&text) {
+            if refused.code == ErrorCode::RepoNotAllowed {
+                return Err(refused);
+            }
+        }
         return Err(ApiError::new(
             ErrorCode::ProviderError,
             format!("sandbox provider answered {}: {text}", resp.status_code()),

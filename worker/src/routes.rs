@@ -16,43 +16,37 @@ use crate::{
     sessions_api, share_links,
 };
 
-/// The caller's role on a session (owner, a member's role, or none; org admins act as owners),
-/// and, read in the same query for the panel proxy, the address of the session's gateway.
+/// The caller's role on a session (owner, a member's role, or none; org admins act as owners).
 async fn session_role(
     env: &Env,
     user: &Principal,
     session_id: &str,
-) -> Result<(Option<SessionRole>, Option<String>)> {
+) -> Result<Option<SessionRole>> {
     if !sessions_api::is_session_id(session_id) {
-        return Ok((None, None));
+        return Ok(None);
     }
     #[derive(Deserialize)]
     struct Row {
         owner_id: String,
         member_role: Option<String>,
-        gateway_url: Option<String>,
     }
     let row: Option<Row> = env
         .d1("DB")?
         .prepare(
-            "SELECT s.owner_id, m.role AS member_role, s.gateway_url FROM sessions s \
+            "SELECT s.owner_id, m.role AS member_role FROM sessions s \
              LEFT JOIN session_members m ON m.session_id = s.id AND m.user_id = ?2 WHERE s.id = ?1",
         )
         .bind(&[session_id.into(), user.user_id.clone().into()])?
         .first(None)
         .await?;
-    Ok(match row {
-        None => (None, None),
-        Some(r) => {
-            let role = if r.owner_id == user.user_id {
-                Some(SessionRole::Owner)
-            } else {
-                r.member_role
-                    .and_then(|m| serde_json::from_value(m.into()).ok())
-            };
-            (role, r.gateway_url)
+    Ok(row.and_then(|r| {
+        if r.owner_id == user.user_id {
+            Some(SessionRole::Owner)
+        } else {
+            r.member_role
+                .and_then(|m| serde_json::from_value(m.into()).ok())
         }
-    })
+    }))
 }
 
 fn denial(d: Denial, path: &str) -> ApiError {
@@ -84,24 +78,48 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
     let Some((route, params)) = match_route(&method, &path) else {
         return fail(ErrorCode::NotFound, format!("no route for {method} {path}"));
     };
+    // A sandbox's origin serves that sandbox and nothing else; the app's never serves one.
+    let sandbox = sandbox_of(&req, &env);
+    let gateway = route.spec().need == Need::Gateway;
+    match (sandbox, gateway) {
+        (Some(id), true) if params.first() == Some(&id) => {
+            if let Some(refused) = limit(&req, &env, route).await? {
+                return Ok(refused);
+            }
+            return panels::proxy(req, &env, &id).await;
+        }
+        (Some(id), _) => {
+            return fail(
+                ErrorCode::NotFound,
+                format!("this origin serves the sandbox of session {id} under /sandbox/{id}/ and nothing else"),
+            )
+        }
+        (None, true) => {
+            return fail(
+                ErrorCode::NotFound,
+                "a sandbox is served on its session's own origin, never the app's (see the panel token's url)",
+            )
+        }
+        (None, false) => {}
+    }
     if let Some(refused) = limit(&req, &env, route).await? {
         return Ok(refused);
     }
-    if let Some(e) = cross_site(&req, route) {
+    if let Some(e) = cross_site(&req, &env, route) {
         return error(&e);
     }
     let need = route.spec().need;
     let principal = match need {
-        Need::Public | Need::Runner => None,
+        Need::Public | Need::Runner | Need::Gateway => None,
         _ => match auth::authenticate(&req, &env).await {
             Ok(p) => p,
             Err(e) => return error(&e),
         },
     };
     let param = params.first().cloned().unwrap_or_default();
-    let (role, gateway_url) = match (&principal, need) {
+    let role = match (&principal, need) {
         (Some(p), Need::Session(..)) => session_role(&env, p, &param).await?,
-        _ => (None, None),
+        _ => None,
     };
     if let Err(d) = decide(need, principal.as_ref().map(|p| &p.caller), role) {
         return error(&denial(d, &path));
@@ -123,7 +141,9 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         | RouteId::GithubStart
         | RouteId::GithubCallback
         | RouteId::RunnerSocket
-        | RouteId::RunnerModel => public(route, req, &env, &params).await,
+        | RouteId::RunnerModel
+        | RouteId::SandboxGet
+        | RouteId::SandboxPost => public(route, req, &env, &params).await,
         RouteId::Logout => accounts_api::logout(&env, &user).await,
         RouteId::Me => accounts_api::me(&user),
         RouteId::CreateSession => sessions_api::create(req, &env, &user).await,
@@ -141,7 +161,6 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
             Some(role) => panels::token(req, &env, &user, role, &param).await,
             None => fail(ErrorCode::NotFound, format!("{path} not found")),
         },
-        RouteId::SandboxGet | RouteId::SandboxPost => panels::proxy(req, gateway_url).await,
         RouteId::RedeemShareLink => share_links::redeem(req, &env, &user).await,
         RouteId::ListKeys => accounts_api::list_keys(&env, &user).await,
         RouteId::CreateKey => accounts_api::create_key(req, &env, &user).await,
@@ -192,7 +211,7 @@ async fn public(route: RouteId, req: Request, env: &Env, params: &[String]) -> R
         ),
         RouteId::AuthProviders => accounts_api::providers(env),
         RouteId::DevLogin => accounts_api::dev_login(req, env).await,
-        RouteId::GithubStart => github_auth::start(req, env).await,
+        RouteId::GithubStart => github_auth::start(env).await,
         RouteId::GithubCallback => github_auth::callback(req, env).await,
         RouteId::RunnerSocket => sessions_api::forward_runner(req, env, param(0)).await,
         RouteId::RunnerModel => model_proxy::call(req, env, param(0), param(1)).await,
@@ -243,16 +262,29 @@ async fn limit(req: &Request, env: &Env, route: RouteId) -> Result<Option<Respon
     rate_limit::check(env, &bucket, limit).await
 }
 
+/// The session whose sandbox origin the request was sent to, if it was sent to one.
+fn sandbox_of(req: &Request, env: &Env) -> Option<String> {
+    let url = req.url().ok()?;
+    let host = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str()?),
+        None => url.host_str()?.to_owned(),
+    };
+    crate::origins::sandboxes(env).ok()?.session_of(&host)
+}
+
 /// CSRF protection for cookie-authenticated requests: a state-changing request (or a viewer's
-/// socket) must come from our own origin, as the browser's `Origin` header says.
-fn cross_site(req: &Request, route: RouteId) -> Option<ApiError> {
+/// socket) must come from the app's own origin (`PUBLIC_URL`), as the browser's `Origin`
+/// header says. A sandbox's pages are on origins of their own, so this refuses them too.
+fn cross_site(req: &Request, env: &Env, route: RouteId) -> Option<ApiError> {
     let method = route.spec().method;
     let guarded = method != "GET" || route == RouteId::ClientSocket;
     if !guarded || !auth::cookie_only(req) {
         return None;
     }
-    let url = req.url().ok()?;
-    let ours = url.origin().ascii_serialization();
+    let ours = match crate::origins::app(env) {
+        Ok(origin) => origin,
+        Err(e) => return Some(e),
+    };
     let origin = req.headers().get("origin").ok().flatten();
     if origin.as_deref() == Some(ours.as_str()) {
         None

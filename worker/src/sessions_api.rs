@@ -3,8 +3,9 @@
 
 use agent_ops_protocol::access::{OrgRole, SessionAccess, SessionRole, ACCESS_HEADER};
 use agent_ops_protocol::api::{
-    clone_url, valid_branch, AgentKind, CreateSession, ModelConfig, SessionInfo, SessionList,
+    valid_branch, AgentKind, CreateSession, ModelConfig, SessionInfo, SessionList,
 };
+use agent_ops_protocol::repo::RepoPolicy;
 use agent_ops_protocol::signing::hash_token;
 use agent_ops_protocol::{ApiError, ErrorCode, SessionStatus, MAX_PROMPT_BYTES};
 use serde::Deserialize;
@@ -12,7 +13,9 @@ use wasm_bindgen::JsValue;
 use worker::{Env, Method, Request, RequestInit, Response, Result, Stub};
 
 use crate::auth::Principal;
-use crate::http::{error, fail, into_api_error, json, now_ms, random_hex, random_id, read_json};
+use crate::http::{
+    changed_rows, error, fail, into_api_error, json, now_ms, random_hex, random_id, read_json,
+};
 use crate::provider;
 use crate::session::InitSession;
 
@@ -80,7 +83,20 @@ pub fn model_config(env: &Env, model: String) -> ModelConfig {
     }
 }
 
-fn validate(body: &CreateSession) -> std::result::Result<(), ApiError> {
+/// Which repositories this deployment clones (see `agent_ops_protocol::repo`).
+fn repo_policy(env: &Env) -> RepoPolicy {
+    RepoPolicy::from_config(
+        &var(env, "GITHUB_BASE_URL").unwrap_or_else(|| "https://github.com".into()),
+        &var(env, "REPO_FILE_ROOTS").unwrap_or_default(),
+        &var(env, "REPO_ALLOW_SSH").unwrap_or_default(),
+    )
+}
+
+/// The session's clone URL, when it has a repository, once the request is otherwise valid.
+fn validate(
+    body: &CreateSession,
+    repos: &RepoPolicy,
+) -> std::result::Result<Option<String>, ApiError> {
     if body
         .prompt
         .as_ref()
@@ -97,14 +113,11 @@ fn validate(body: &CreateSession) -> std::result::Result<(), ApiError> {
             "prompt must not be empty",
         ));
     }
-    if let Some(repo) = &body.repo {
-        if clone_url(repo, "https://github.com").is_none() {
-            return Err(ApiError::new(
-                ErrorCode::InvalidBody,
-                "repo must be owner/name or an https, ssh or file URL",
-            ));
-        }
-    }
+    let clone_url = body
+        .repo
+        .as_deref()
+        .map(|r| repos.clone_url(r))
+        .transpose()?;
     if body.branch.is_some() && body.repo.is_none() {
         return Err(ApiError::new(
             ErrorCode::InvalidBody,
@@ -126,7 +139,7 @@ fn validate(body: &CreateSession) -> std::result::Result<(), ApiError> {
             ),
         ));
     }
-    Ok(())
+    Ok(clone_url)
 }
 
 pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Response> {
@@ -134,9 +147,14 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
         Ok(b) => b,
         Err(e) => return error(&e),
     };
-    if let Err(e) = validate(&body) {
-        return error(&e);
-    }
+    let clone_url = match validate(&body, &repo_policy(env)) {
+        Ok(url) => url,
+        Err(e) => return error(&e),
+    };
+    let base = match crate::origins::runner_base(env) {
+        Ok(base) => base,
+        Err(e) => return error(&e),
+    };
     let id = random_id();
     let runner_token = random_hex(32);
     let runner_token_hash = hash_token(&runner_token);
@@ -153,36 +171,34 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
     let limit: f64 = var(env, "MAX_ACTIVE_SESSIONS")
         .and_then(|v| v.parse().ok())
         .unwrap_or(10.0);
-    let active: Option<f64> = db
+    // One conditional statement: concurrent creates cannot all pass a count read before any
+    // of them inserted.
+    let inserted = db
         .prepare(
-            "SELECT COUNT(*) AS n FROM sessions WHERE owner_id = ?1 AND status != 'terminated'",
+            "INSERT INTO sessions (id, owner_id, title, repo, branch, agent, model, status, created_at, updated_at, runner_token_hash) \
+             SELECT ?1, ?2, ?3, ?4, ?8, ?5, ?6, 'provisioning', ?7, ?7, ?9 \
+             WHERE (SELECT COUNT(*) FROM sessions WHERE owner_id = ?2 AND status != 'terminated') < ?10",
         )
-        .bind(&[user.user_id.clone().into()])?
-        .first(Some("n"))
+        .bind(&[
+            id.clone().into(),
+            user.user_id.clone().into(),
+            body.title.clone().map(JsValue::from).unwrap_or(JsValue::NULL),
+            body.repo.clone().map(JsValue::from).unwrap_or(JsValue::NULL),
+            agent.as_str().into(),
+            model.model.clone().into(),
+            (now as f64).into(),
+            body.branch.clone().map(JsValue::from).unwrap_or(JsValue::NULL),
+            runner_token_hash.clone().into(),
+            limit.into(),
+        ])?
+        .run()
         .await?;
-    if active.unwrap_or(0.0) >= limit {
+    if !changed_rows(&inserted)? {
         return fail(
             ErrorCode::LimitExceeded,
             format!("you have {limit} active sessions, the most allowed; terminate one to start another"),
         );
     }
-    db.prepare(
-        "INSERT INTO sessions (id, owner_id, title, repo, branch, agent, model, status, created_at, updated_at, runner_token_hash) \
-         VALUES (?1, ?2, ?3, ?4, ?8, ?5, ?6, 'provisioning', ?7, ?7, ?9)",
-    )
-    .bind(&[
-        id.clone().into(),
-        user.user_id.clone().into(),
-        body.title.clone().map(JsValue::from).unwrap_or(JsValue::NULL),
-        body.repo.clone().map(JsValue::from).unwrap_or(JsValue::NULL),
-        agent.as_str().into(),
-        model.model.clone().into(),
-        (now as f64).into(),
-        body.branch.clone().map(JsValue::from).unwrap_or(JsValue::NULL),
-        runner_token_hash.clone().into(),
-    ])?
-    .run()
-    .await?;
 
     let init = InitSession {
         session_id: id.clone(),
@@ -200,14 +216,6 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
     if resp.status_code() != 200 {
         return error(&into_api_error(resp).await);
     }
-    let base = var(env, "RUNNER_BASE_URL").unwrap_or_else(|| {
-        let url = req.url().expect("request has a URL");
-        format!(
-            "{}://{}",
-            url.scheme(),
-            url.host_str().unwrap_or("127.0.0.1")
-        ) + &url.port().map(|p| format!(":{p}")).unwrap_or_default()
-    });
     let control_url = format!(
         "{}/api/sessions/{id}/runner",
         base.replacen("http", "ws", 1)
@@ -218,12 +226,7 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
         runner_token,
         agent,
         model: model.clone(),
-        repo: body.repo.as_deref().and_then(|r| {
-            clone_url(
-                r,
-                &var(env, "GITHUB_BASE_URL").unwrap_or_else(|| "https://github.com".into()),
-            )
-        }),
+        repo: clone_url,
         branch: body.branch.clone(),
         panel_key: crate::panels::session_key(env, &id)
             .map(hex::encode)

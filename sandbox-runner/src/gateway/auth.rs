@@ -84,15 +84,23 @@ impl Door {
     }
 }
 
-/// The cookie's name: per session, so two sessions' panels in one browser never collide.
-pub fn cookie_name(session: &str) -> String {
-    format!("aops_panel_{}", &session[..session.len().min(12)])
+/// The cookie's name. Each session's sandbox has an origin of its own, so one name serves all;
+/// `__Host-` makes browsers refuse the cookie from anywhere but this origin, so a page of another
+/// session (on a sibling origin) can neither plant nor overwrite it.
+pub const COOKIE: &str = "__Host-aops_panel";
+
+/// The cookie's attributes. The app frames the sandbox's pages from another site, so the cookie
+/// is a third-party one there: `SameSite=None` with `Partitioned` keeps it to pages framed by
+/// the app (and it needs `Secure`, which browsers honour on `http://*.localhost` too).
+pub fn set_cookie(value: &str) -> String {
+    format!("{COOKIE}={value}; Path=/; Secure; HttpOnly; SameSite=None; Partitioned; Max-Age={COOKIE_TTL_SECS}")
 }
 
 /// Where to go after the exchange: a path inside this sandbox's prefix, never elsewhere.
 pub fn safe_next(next: &str) -> Option<&str> {
     let path = next.split('?').next().unwrap_or("");
     let ok = !path.starts_with('/')
+        && !next.chars().any(char::is_control)
         && !path.contains("//")
         && !path.contains("..")
         && !path.contains(':')
@@ -156,6 +164,9 @@ mod tests {
             "https://evil.com",
             "../up",
             "a\\b",
+            "terminal/\r\nSet-Cookie: x=1",
+            "terminal/\n",
+            "terminal/?q=\u{7f}",
         ] {
             assert!(safe_next(bad).is_none(), "{bad}");
         }

@@ -28,7 +28,7 @@ use tokio::process::Child;
 
 use agent_ops_protocol::api::PanelKind;
 use agent_ops_protocol::cookies;
-use auth::{cookie_name, safe_next, Door};
+use auth::{safe_next, Door};
 use proxy::Upstream;
 
 /// Where the gateway answers.
@@ -115,7 +115,6 @@ impl Editor {
 
 struct Gateway {
     prefix: String,
-    cookie: String,
     door: Door,
     terminal: terminal::Terminal,
     vnc: Option<Upstream>,
@@ -182,7 +181,6 @@ pub async fn serve(cfg: GatewayConfig) -> Result<(), String> {
     });
     let gw = Arc::new(Gateway {
         prefix: format!("/sandbox/{}/", cfg.session_id),
-        cookie: cookie_name(&cfg.session_id),
         door: Door::new(&cfg.session_id, cfg.panel_key),
         terminal: terminal::Terminal::new(cfg.workspace, cfg.home),
         vnc,
@@ -227,18 +225,16 @@ fn exchange(gw: &Gateway, req: &Request<Body>) -> Response<Body> {
         Ok(cookie) => Response::builder()
             .status(StatusCode::SEE_OTHER)
             .header(header::LOCATION, format!("{}{next}", gw.prefix))
-            .header(
-                header::SET_COOKIE,
-                format!(
-                    "{}={cookie}; Path={}; HttpOnly; SameSite=Strict; Max-Age={}",
-                    gw.cookie,
-                    gw.prefix,
-                    auth::COOKIE_TTL_SECS
-                ),
-            )
+            .header(header::SET_COOKIE, auth::set_cookie(&cookie))
             .header(header::CACHE_CONTROL, "no-store")
             .body(Body::empty())
-            .expect("static response"),
+            .unwrap_or_else(|_| {
+                refuse(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    "next is not a valid location",
+                )
+            }),
         Err(auth::Denied::Replayed) => refuse(
             StatusCode::UNAUTHORIZED,
             "invalid_token",
@@ -274,7 +270,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
         .headers()
         .get(header::COOKIE)
         .and_then(|c| c.to_str().ok())
-        .and_then(|c| cookies::value(c, &gw.cookie))
+        .and_then(|c| cookies::value(c, auth::COOKIE))
         .and_then(|c| gw.door.admit(c, now()));
     let Some(access) = access else {
         return refuse(
@@ -324,14 +320,14 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
             _ => refuse(StatusCode::NOT_FOUND, "not_found", "no such terminal file"),
         },
         "vnc" => match &gw.vnc {
-            Some(up) => proxy::forward(up, req, &format!("/{tail}{query}"), &gw.cookie).await,
+            Some(up) => proxy::forward(up, req, &format!("/{tail}{query}"), auth::COOKIE).await,
             None => {
                 unavailable("the desktop (Xvfb, x11vnc, websockify) is not running in this sandbox")
             }
         },
         "code" => match gw.code.as_ref().map(Editor::upstream) {
             Some(started) => match started.await {
-                Ok(up) => proxy::forward(up, req, &format!("/{tail}{query}"), &gw.cookie).await,
+                Ok(up) => proxy::forward(up, req, &format!("/{tail}{query}"), auth::COOKIE).await,
                 Err(e) => unavailable(&format!("code-server did not start: {e}")),
             },
             None => unavailable("code-server is not installed in this sandbox"),
@@ -341,7 +337,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
             match port.parse::<u16>() {
                 Ok(port) if port > 0 => {
                     let up = Upstream::Tcp(gw.loopback.clone(), port);
-                    proxy::forward(&up, req, &format!("/{tail}{query}"), &gw.cookie).await
+                    proxy::forward(&up, req, &format!("/{tail}{query}"), auth::COOKIE).await
                 }
                 _ => refuse(
                     StatusCode::NOT_FOUND,

@@ -1,8 +1,11 @@
 //! The local sandbox provider: a small HTTP API (create, inspect, terminate) that the Worker
 //! calls with signed requests, starting each session's runner isolated by bubblewrap.
 
+mod limits;
+mod mounts;
 mod network;
 mod panels;
+mod repos;
 mod sandbox;
 
 use std::collections::HashMap;
@@ -57,6 +60,37 @@ pub struct HostArgs {
     novnc_dir: PathBuf,
     #[arg(long, env = "AGENT_OPS_CODE_SERVER", default_value = "code-server")]
     code_server: PathBuf,
+    /// Directories under which `file://` repositories may be named (a local Git host's). None by
+    /// default: no sandbox is given a path of the host a user chose. Repeatable.
+    #[arg(
+        long = "repo-root",
+        env = "AGENT_OPS_REPO_ROOTS",
+        value_delimiter = ','
+    )]
+    repo_roots: Vec<PathBuf>,
+    /// Accept `ssh://` repositories.
+    #[arg(long, env = "AGENT_OPS_ALLOW_SSH_REPOS")]
+    allow_ssh_repos: bool,
+    /// The host loopback ports sandboxes may reach (the Worker's, a local Git host's): the only
+    /// ways out to the host, whatever a request names. Repeatable.
+    #[arg(
+        long = "allow-port",
+        env = "AGENT_OPS_ALLOW_PORTS",
+        value_delimiter = ','
+    )]
+    allow_ports: Vec<u16>,
+    /// Memory one sandbox may use, in MiB (its processes and its tmpfs mounts together).
+    #[arg(long, env = "AGENT_OPS_SANDBOX_MEMORY_MIB", default_value_t = 4096)]
+    memory_mib: u64,
+    /// Processes (and threads) one sandbox may have at once.
+    #[arg(long, env = "AGENT_OPS_SANDBOX_PIDS", default_value_t = 2048)]
+    pids: u64,
+    /// One sandbox's CPU weight against the others' (1024 = an equal share).
+    #[arg(long, env = "AGENT_OPS_SANDBOX_CPU_SHARES", default_value_t = 1024)]
+    cpu_shares: u64,
+    /// The size of each of a sandbox's private tmpfs mounts (`/tmp`, `/home`, ...), in MiB.
+    #[arg(long, env = "AGENT_OPS_SANDBOX_TMPFS_MIB", default_value_t = 1024)]
+    tmpfs_mib: u64,
     /// Certificates (PEM) of a private authority the runners trust for the Worker's TLS.
     #[arg(long, env = "AGENT_OPS_CA_FILE")]
     ca_file: Option<PathBuf>,
@@ -66,6 +100,11 @@ struct Host {
     args: HostArgs,
     tools: panels::Tools,
     panels: Vec<agent_ops_protocol::api::PanelInfo>,
+    /// The host's system, as every sandbox sees it (read once).
+    system: Vec<mounts::Mount>,
+    /// How each sandbox is bounded, and the bounds.
+    backend: limits::Backend,
+    limits: limits::Limits,
     runner_bin: PathBuf,
     sandboxes: Mutex<HashMap<String, Sandbox>>,
 }
@@ -142,6 +181,10 @@ async fn create(
             "session_id must be 1-64 characters of [A-Za-z0-9_-]",
         );
     }
+    let repo = match admitted(&host.args, &req) {
+        Ok(repo) => repo,
+        Err(e) => return err(e.code, e.message),
+    };
     let mut sandboxes = host.sandboxes.lock().await;
     if let Some(existing) = sandboxes.get_mut(&req.session_id) {
         // Creating twice is idempotent while the first is alive.
@@ -155,7 +198,12 @@ async fn create(
         panels: &host.panels,
         runner_bin: &host.runner_bin,
         opencode_bin: &host.args.opencode_bin,
+        system: &host.system,
+        backend: &host.backend,
+        limits: host.limits,
         hidden: &host.args.hidden,
+        local_repo: repo.as_deref(),
+        outbound: &host.args.allow_ports,
         heartbeat_ms: host.args.heartbeat_ms,
         ca_file: host.args.ca_file.as_deref(),
     };
@@ -170,6 +218,23 @@ async fn create(
             ErrorCode::ProviderError,
             format!("could not start the sandbox: {e}"),
         ),
+    }
+}
+
+/// What of the host a sandbox request may reach: a repository only from the operator's roots
+/// (the real directory to mount, for a `file://` one), and its Worker only on a port the
+/// operator allows.
+fn admitted(args: &HostArgs, req: &CreateSandbox) -> Result<Option<PathBuf>, ApiError> {
+    let control = crate::ports::loopback_ports([req.control_url.as_str()]);
+    if let Some(port) = control.iter().find(|p| !args.allow_ports.contains(p)) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            format!("the control URL's port {port} is not one this provider opens to sandboxes (--allow-port)"),
+        ));
+    }
+    match &req.repo {
+        Some(url) => repos::local_repo(url, &args.repo_roots, &args.hidden, args.allow_ssh_repos),
+        None => Ok(None),
     }
 }
 
@@ -269,12 +334,23 @@ pub async fn serve(args: HostArgs) -> Result<(), String> {
         &args.code_server,
     );
     let offered = panels::offered(&tools);
+    let backend = limits::Backend::detect(std::path::Path::new("/sys/fs/cgroup"));
+    tracing::info!("sandboxes are bounded by {}", backend.describe());
     let host = Arc::new(Host {
         tools,
         panels: offered,
+        system: mounts::system(),
+        backend,
+        limits: limits::Limits {
+            memory_bytes: args.memory_mib << 20,
+            pids: args.pids,
+            cpu_shares: args.cpu_shares,
+            tmpfs_bytes: args.tmpfs_mib << 20,
+        },
         args: HostArgs {
             root,
             opencode_bin,
+            repo_roots: repos::real_roots(&args.repo_roots),
             ..args
         },
         runner_bin,

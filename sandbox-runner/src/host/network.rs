@@ -2,8 +2,8 @@
 //! on loopback (OpenCode's API, a dev server) is reached only through the gateway, never from the
 //! host or from another sandbox. The way in is the gateway's listening socket, opened on the
 //! host and handed down (see `sandbox.rs`). The ways out are pasta's: the host loopback ports the
-//! sandbox was given URLs for (its session's Worker, a local Git host; never the model's, which
-//! the agent calls through the Worker), and
+//! provider's configuration allows (`--allow-port`: its Worker, a local Git host; never one a
+//! request names, never the model's, which the agent calls through the Worker), and
 //! the rest of the world through pasta's NAT, as from any container.
 
 use std::ffi::OsString;

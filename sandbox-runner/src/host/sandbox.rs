@@ -13,6 +13,9 @@ use std::time::Duration;
 use agent_ops_protocol::api::{CreateSandbox, PanelInfo, SandboxInfo, SandboxState};
 use tokio::process::{Child, Command};
 
+use super::limits::{Backend, Group, Limits};
+use super::mounts::Mount;
+
 #[derive(Debug, Clone)]
 pub struct Layout {
     /// Where every session's directory lives (hidden from all sandboxes but their own).
@@ -52,14 +55,17 @@ pub struct StartFds {
 
 /// The bubblewrap arguments that isolate one session's runner. Pure, so the isolation rules are
 /// tested without starting anything.
-/// `exposed` are host paths the sandbox must read even where a private mount covers them (the
-/// runner and agent binaries, a local repository), e.g. when the platform lives under `/tmp`.
+/// `system` is the host's system, read-only (see `mounts`); `exposed` are the other host paths
+/// the sandbox must read (the runner and agent binaries, the panels' tools, a local repository),
+/// even where an empty mount covers them (the platform living under `/tmp` or `/root`).
 pub fn bwrap_args(
     layout: &Layout,
+    system: &[Mount],
     hidden: &[PathBuf],
     exposed: &[PathBuf],
     program: &Path,
     fds: StartFds,
+    tmpfs_bytes: u64,
 ) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |items: &[&dyn AsRef<std::ffi::OsStr>]| {
@@ -81,17 +87,27 @@ pub fn bwrap_args(
         &"--block-fd",
         &fds.block.to_string(),
     ]);
-    push(&[&"--ro-bind", &"/", &"/"]);
-    push(&[&"--dev", &"/dev", &"--proc", &"/proc", &"--tmpfs", &"/tmp"]);
+    for mount in system {
+        match mount {
+            Mount::Bind(path) => push(&[&"--ro-bind", path, path]),
+            Mount::Link { target, at } => push(&[&"--symlink", target, at]),
+        }
+    }
+    let size = tmpfs_bytes.to_string();
+    for empty in super::mounts::EMPTY {
+        push(&[&"--size", &size, &"--tmpfs", &empty]);
+    }
+    push(&[&"--dev", &"/dev", &"--proc", &"/proc"]);
+    for path in exposed.iter().filter(|p| p.exists()) {
+        push(&[&"--ro-bind", path, path]);
+    }
+    // After the exposed paths, so that nothing exposed brings a hidden path back.
     for path in hidden.iter().filter(|p| p.exists()) {
         if path.is_dir() {
             push(&[&"--tmpfs", path]);
         } else {
             push(&[&"--ro-bind", &"/dev/null", path]);
         }
-    }
-    for path in exposed.iter().filter(|p| p.exists()) {
-        push(&[&"--ro-bind", path, path]);
     }
     // Hide every session, then give this one back, writable.
     push(&[&"--tmpfs", &layout.root]);
@@ -110,6 +126,8 @@ pub struct Sandbox {
     /// The gateway's address: the sandbox's one listener.
     pub gateway: std::net::SocketAddr,
     pub panels: Vec<PanelInfo>,
+    /// Its cgroups, released once it has exited.
+    group: Option<Group>,
 }
 
 pub struct SpawnConfig<'a> {
@@ -117,7 +135,15 @@ pub struct SpawnConfig<'a> {
     pub panels: &'a [PanelInfo],
     pub runner_bin: &'a Path,
     pub opencode_bin: &'a Path,
+    /// The host's system, as the sandbox sees it.
+    pub system: &'a [Mount],
     pub hidden: &'a [PathBuf],
+    /// A `file://` repository's real directory, checked against the provider's roots.
+    pub local_repo: Option<&'a Path>,
+    /// The host loopback ports the sandbox may reach.
+    pub outbound: &'a [u16],
+    pub backend: &'a Backend,
+    pub limits: Limits,
     pub heartbeat_ms: u64,
     pub ca_file: Option<&'a Path>,
 }
@@ -145,19 +171,15 @@ impl Sandbox {
         let mut exposed = vec![cfg.runner_bin.to_owned(), cfg.opencode_bin.to_owned()];
         exposed.extend(cfg.ca_file.map(Path::to_owned));
         let desktop = cfg.tools.desktop();
-        // A program's install, two levels up from its `bin/`: websockify's virtualenv, and
-        // code-server's beside the Node it runs on.
         let installs = [desktop.map(|(ws, _)| ws), cfg.tools.code_server.as_deref()];
         for program in installs.into_iter().flatten() {
-            exposed.extend(program.ancestors().nth(2).map(Path::to_owned));
+            exposed.extend(super::mounts::install_of(program));
         }
         // Opened here, in the host's network, and handed down: the gateway answers on the host's
         // loopback with no hop in between, and the sandbox's own network stays closed.
         let gateway_socket = std::net::TcpListener::bind("127.0.0.1:0")?;
         let gateway = gateway_socket.local_addr()?;
-        if let Some(path) = req.repo.as_deref().and_then(|r| r.strip_prefix("file://")) {
-            exposed.push(PathBuf::from(path));
-        }
+        exposed.extend(cfg.local_repo.map(Path::to_owned));
         let (info_rx, info_tx) = std::io::pipe()?;
         let (block_rx, mut block_tx) = std::io::pipe()?;
         // Not in the environment: bubblewrap's init, the sandbox's first process, keeps the
@@ -178,10 +200,12 @@ impl Sandbox {
         };
         cmd.args(bwrap_args(
             &layout,
+            cfg.system,
             cfg.hidden,
             &exposed,
             cfg.runner_bin,
             fds,
+            cfg.limits.tmpfs_bytes,
         ))
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -201,6 +225,14 @@ impl Sandbox {
         )
         .env("AGENT_OPS_OPENCODE_BIN", cfg.opencode_bin)
         .env("AGENT_OPS_HEARTBEAT_MS", cfg.heartbeat_ms.to_string())
+        .env(
+            "AGENT_OPS_HOST_PORTS",
+            cfg.outbound
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        )
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log.try_clone()?)
@@ -236,23 +268,30 @@ impl Sandbox {
                 Ok(())
             });
         }
+        let group = Group::create(cfg.backend, &req.session_id, cfg.limits)?;
+        if *cfg.backend == Backend::Rlimits {
+            let limits = cfg.limits;
+            // SAFETY: runs in the forked child before exec and makes raw setrlimit calls only.
+            unsafe {
+                cmd.pre_exec(move || super::limits::apply_rlimits(limits));
+            }
+        }
         let mut child = cmd.spawn()?;
         drop((info_tx, block_rx, gateway_socket, credentials_rx));
-        // Not the model's: the agent calls it through the Worker, which holds its key.
-        let outbound = crate::ports::loopback_ports(
-            [Some(req.control_url.as_str()), req.repo.as_deref()]
-                .into_iter()
-                .flatten(),
-        );
         let pid_file = root.join(NET_DIR).join(format!("{}.pid", req.session_id));
         let joined = async {
             let pid = first_process(info_rx).await?;
-            super::network::join(pid, &outbound, &pid_file, log).await
+            // Before the sandbox starts anything: all it starts is bounded with it.
+            for p in child.id().into_iter().chain([pid]) {
+                group.add(p)?;
+            }
+            super::network::join(pid, cfg.outbound, &pid_file, log).await
         };
         let net = match joined.await {
             Ok(net) => net,
             Err(e) => {
                 child.kill().await.ok();
+                group.release().await;
                 return Err(e);
             }
         };
@@ -265,6 +304,7 @@ impl Sandbox {
             state: SandboxState::Running,
             gateway,
             panels: cfg.panels.to_vec(),
+            group: Some(group),
         })
     }
 
@@ -284,6 +324,9 @@ impl Sandbox {
     pub async fn terminate(&mut self) {
         for mut child in [self.child.take(), self.net.take()].into_iter().flatten() {
             child.kill().await.ok();
+        }
+        if let Some(group) = self.group.take() {
+            group.release().await;
         }
         self.state = SandboxState::Terminated;
     }
@@ -343,8 +386,16 @@ mod tests {
     #[test]
     fn isolation_rules() {
         let layout = Layout::new(Path::new("/srv/sb"), "abc");
+        let system = [
+            Mount::Bind("/usr".into()),
+            Mount::Link {
+                target: "usr/bin".into(),
+                at: "/bin".into(),
+            },
+        ];
         let args = bwrap_args(
             &layout,
+            &system,
             &[
                 PathBuf::from("/etc/hostname"),
                 PathBuf::from("/nonexistent"),
@@ -357,11 +408,27 @@ mod tests {
                 gateway: 11,
                 credentials: 13,
             },
+            64 << 20,
         );
         let tmp = pos(&args, &["--tmpfs", "/tmp"]).expect("private /tmp");
         let exposed = pos(&args, &["--ro-bind", "/bin/sh", "/bin/sh"]).expect("exposed read-only");
         assert!(tmp < exposed, "exposed paths survive the private mounts");
-        let ro = pos(&args, &["--ro-bind", "/", "/"]).expect("system read-only");
+        let hidden = pos(&args, &["--ro-bind", "/dev/null", "/etc/hostname"]).expect("hidden");
+        assert!(
+            exposed < hidden,
+            "nothing exposed brings a hidden path back"
+        );
+        assert!(
+            pos(&args, &["--ro-bind", "/", "/"]).is_none(),
+            "not the host's /"
+        );
+        let ro = pos(&args, &["--ro-bind", "/usr", "/usr"]).expect("system read-only");
+        assert!(pos(&args, &["--symlink", "usr/bin", "/bin"]).is_some());
+        for empty in ["/home", "/root", "/run", "/var", "/tmp"] {
+            let at = pos(&args, &["--size", "67108864", "--tmpfs", empty])
+                .unwrap_or_else(|| panic!("{empty} empty and bounded"));
+            assert!(at < exposed, "exposed paths survive {empty}");
+        }
         let hide_all = pos(&args, &["--tmpfs", "/srv/sb"]).expect("other sessions hidden");
         let own = pos(&args, &["--bind", "/srv/sb/abc", "/srv/sb/abc"]).expect("own dir writable");
         assert!(

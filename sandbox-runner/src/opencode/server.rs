@@ -277,16 +277,21 @@ pub async fn follow_events(base: String, http: reqwest::Client, tx: mpsc::Sender
         if let Ok(resp) = http.get(format!("{base}/event")).send().await {
             let mut body = resp.bytes_stream();
             let mut buf = Vec::<u8>::new();
+            // How much of `buf` is known to hold no event's end: an event of megabytes arrives
+            // in many chunks, and scanning it whole for each one would take seconds.
+            let mut scanned = 0;
             while let Ok(Some(Ok(chunk))) = tokio::time::timeout(silence, body.next()).await {
                 buf.extend_from_slice(&chunk);
-                while let Some(end) = find_event_end(&buf) {
+                while let Some(end) = find_event_end(&buf, scanned) {
                     let block: Vec<u8> = buf.drain(..end + 2).collect();
+                    scanned = 0;
                     if let Some(v) = parse_block(&block) {
                         if tx.send(StreamItem::Event(v)).await.is_err() {
                             return;
                         }
                     }
                 }
+                scanned = buf.len().saturating_sub(1);
             }
         }
         if tx.send(StreamItem::Gap).await.is_err() {
@@ -296,8 +301,12 @@ pub async fn follow_events(base: String, http: reqwest::Client, tx: mpsc::Sender
     }
 }
 
-fn find_event_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(2).position(|w| w == b"\n\n")
+/// Where the first event in `buf` ends (its blank line), looking from `from` on.
+fn find_event_end(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|at| from + at)
 }
 
 fn parse_block(block: &[u8]) -> Option<Value> {
@@ -329,9 +338,15 @@ mod tests {
     #[test]
     fn parses_sse_blocks() {
         let buf = b"data: {\"type\":\"a\"}\n\ndata: {\"ty";
-        let end = find_event_end(buf).unwrap();
+        let end = find_event_end(buf, 0).unwrap();
         assert_eq!(parse_block(&buf[..end + 2]).unwrap()["type"], "a");
-        assert!(find_event_end(&buf[end + 2..]).is_none());
+        assert!(find_event_end(&buf[end + 2..], 0).is_none());
+        assert_eq!(
+            find_event_end(buf, end),
+            Some(end),
+            "found from where it starts"
+        );
+        assert_eq!(find_event_end(buf, end + 1), None);
         assert!(parse_block(b": comment\n\n").is_none());
     }
 

@@ -1,6 +1,7 @@
 //! Frames arriving on the session's sockets: viewers' commands and the runner's events.
 
 use agent_ops_protocol::access::STEER;
+use agent_ops_protocol::bounds::{bounded, FRAME_TOO_LARGE};
 use agent_ops_protocol::delivery::{accept_batch, Accept};
 use agent_ops_protocol::events::AgentState;
 use agent_ops_protocol::frames::{
@@ -74,7 +75,14 @@ impl SessionObject {
         let frame = match parse_frame::<RunnerFrame>(text, MAX_RUNNER_FRAME_BYTES) {
             Ok(f) => f,
             Err(e) => {
+                let too_large = e.code == ErrorCode::PayloadTooLarge;
                 send(ws, &ToRunnerFrame::Error(e));
+                if too_large {
+                    // Without an ack the runner would send the same frame forever: the close
+                    // code tells it to send smaller batches after it reconnects.
+                    ws.close(Some(FRAME_TOO_LARGE), Some("frame too large"))
+                        .ok();
+                }
                 return Ok(());
             }
         };
@@ -214,13 +222,17 @@ impl SessionObject {
             }
             keep.push(event);
         }
-        self.emit(keep)?;
         let acked = if count == 0 {
             last
         } else {
             (first_rseq + count - 1).max(last)
         };
-        self.update(|p| p.last_rseq = acked)?;
+        // The runner is not trusted to have bounded what it sends.
+        let keep: Vec<EventBody> = keep.into_iter().flat_map(bounded).collect();
+        let mut state = self.load()?.unwrap_or_default();
+        state.last_rseq = acked;
+        // The events and how far the runner is acknowledged, together.
+        self.emit_with(keep, Some(state))?;
         send(ws, &ToRunnerFrame::Ack { rseq: acked });
         for input in inputs {
             self.feed(input).await?.ok();

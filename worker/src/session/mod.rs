@@ -128,26 +128,49 @@ impl SessionObject {
         Ok(r)
     }
 
-    fn next_seq(&self) -> Result<u64> {
-        let mut guard = self.last_seq.borrow_mut();
-        let last = match *guard {
-            Some(s) => s,
-            None => self.store()?.last_seq()?,
-        };
-        *guard = Some(last + 1);
-        Ok(last + 1)
+    /// The last sequence number written.
+    fn last_seq(&self) -> Result<u64> {
+        if let Some(s) = *self.last_seq.borrow() {
+            return Ok(s);
+        }
+        let s = self.store()?.last_seq()?;
+        *self.last_seq.borrow_mut() = Some(s);
+        Ok(s)
     }
 
     /// Persists the events, then sends them to every client in one frame.
     fn emit(&self, bodies: Vec<EventBody>) -> Result<()> {
-        if bodies.is_empty() {
+        self.emit_with(bodies, None)
+    }
+
+    /// Persists the events with the next sequence numbers, and `state` with them when given, in
+    /// one transaction: all of it lands or none of it, and the sequence advances by exactly
+    /// what was written (a failed write leaves neither a gap nor a half-stored batch that a
+    /// resend would store again). Then sends the events to every client in one frame.
+    fn emit_with(&self, bodies: Vec<EventBody>, state: Option<Persisted>) -> Result<()> {
+        if bodies.is_empty() && state.is_none() {
             return Ok(());
         }
+        let base = self.last_seq()?;
+        let store = self.store()?.clone();
         let ts = now_ms();
-        let mut jsons = Vec::with_capacity(bodies.len());
-        for body in bodies {
-            let seq = self.next_seq()?;
-            jsons.push(self.store()?.append(seq, ts, body)?.1);
+        let meta = state.clone();
+        let jsons = store::atomically(&self.state.storage(), move || {
+            let mut jsons = Vec::with_capacity(bodies.len());
+            for (seq, body) in (base + 1..).zip(bodies) {
+                jsons.push(store.append(seq, ts, body)?.1);
+            }
+            if let Some(p) = &meta {
+                store.set_meta("state", p)?;
+            }
+            Ok(jsons)
+        })?;
+        *self.last_seq.borrow_mut() = Some(base + jsons.len() as u64);
+        if let Some(p) = state {
+            *self.persisted.borrow_mut() = Some(p);
+        }
+        if jsons.is_empty() {
+            return Ok(());
         }
         let frame = events_frame(&jsons);
         for ws in self.state.get_websockets_with_tag("client") {

@@ -48,8 +48,39 @@ pub struct PromptRow {
     pub text: String,
 }
 
+#[derive(Clone)]
 pub struct Store {
     sql: SqlStorage,
+}
+
+/// Runs `f` as one transaction of the object's SQLite storage (`transactionSync`): its writes
+/// land together, or none of them do when it fails.
+pub fn atomically<R: 'static>(
+    storage: &worker::Storage,
+    f: impl FnOnce() -> Result<R> + 'static,
+) -> Result<R> {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use wasm_bindgen::closure::Closure;
+    use wasm_bindgen::{JsCast, JsValue};
+    let raw: &JsValue = storage.as_raw().as_ref();
+    let run: js_sys::Function = js_sys::Reflect::get(raw, &JsValue::from_str("transactionSync"))?
+        .dyn_into()
+        .map_err(|_| worker::Error::RustError("storage has no transactionSync".into()))?;
+    let out = Rc::new(RefCell::new(None));
+    let slot = out.clone();
+    let body: Closure<dyn FnMut() -> std::result::Result<JsValue, JsValue>> =
+        Closure::once(move || match f() {
+            Ok(r) => {
+                *slot.borrow_mut() = Some(r);
+                Ok(JsValue::UNDEFINED)
+            }
+            // Thrown, so the transaction rolls back.
+            Err(e) => Err(JsValue::from_str(&e.to_string())),
+        });
+    run.call1(raw, body.as_ref().unchecked_ref())?;
+    let r = out.borrow_mut().take();
+    r.ok_or_else(|| worker::Error::RustError("the transaction did not run".into()))
 }
 
 fn int(v: u64) -> SqlStorageValue {

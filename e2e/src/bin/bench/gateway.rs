@@ -525,7 +525,7 @@ pub async fn gateway(stack: &Stack, rows: &mut Vec<Row>) {
     let gw = format!("http://{listen}");
     // Measured at the gateway itself (the address a provider exposes), not through the worker.
     let url = token_url(stack, &admin, &id, "terminal").await;
-    let (_, cookie, body) = trade(&format!("{gw}{url}"), None).await;
+    let (_, cookie, body) = trade(&format!("{gw}{}", e2e::panels::path_of(&url)), None, None).await;
     let cookie = cookie.unwrap_or_else(|| panic!("the gateway never traded the token: {body}"));
     let servers = [
         ("node", vec!["-e", NODE_STATIC, "PORT"], "Node dev server"),
