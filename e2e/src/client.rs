@@ -46,6 +46,20 @@ impl ClientSocket {
         self.ws.send(msg).await.expect("send on client socket");
     }
 
+    /// Reads until the server closes the socket; its close code (`None` on a timeout or a close
+    /// without one).
+    pub async fn closed_with(&mut self, timeout: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??;
+            if let Ok(Message::Close(frame)) = msg {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+    }
+
     /// Reads one frame (or times out), recording it.
     pub async fn read_one(&mut self, timeout: Duration) -> Option<ToClientFrame> {
         loop {

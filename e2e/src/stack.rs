@@ -24,6 +24,8 @@ pub struct StackOptions {
     /// Generous by default so only the rate-limit test meets them.
     pub rate_limit_api_per_min: u32,
     pub rate_limit_signin_per_min: u32,
+    /// The agent's model calls per session and minute.
+    pub rate_limit_model_per_min: u32,
     /// `development` enables the development sign-in.
     pub environment: &'static str,
     /// The Worker's `MODEL_PROVIDER`.
@@ -50,6 +52,7 @@ impl Default for StackOptions {
             max_active_sessions: 10,
             rate_limit_api_per_min: 100_000,
             rate_limit_signin_per_min: 100_000,
+            rate_limit_model_per_min: 100_000,
             environment: "development",
             model_provider: "openai-compatible",
             model_key_in_worker: true,
@@ -254,6 +257,10 @@ impl Stack {
                 self.opts.rate_limit_signin_per_min.to_string(),
             ),
             (
+                "RATE_LIMIT_MODEL_PER_MIN",
+                self.opts.rate_limit_model_per_min.to_string(),
+            ),
+            (
                 "SANDBOX_PROVIDER_URL",
                 format!("http://127.0.0.1:{}", self.provider_tap.port),
             ),
@@ -398,8 +405,11 @@ impl Stack {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        use agent_ops_protocol::signing::{sign_request, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+        use agent_ops_protocol::signing::{
+            sign_request, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+        };
         let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let nonce = random_hex(16);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -409,6 +419,7 @@ impl Stack {
             method.as_str(),
             path,
             now,
+            &nonce,
             body.as_bytes(),
         );
         let resp = self
@@ -419,6 +430,7 @@ impl Stack {
             )
             .header(TIMESTAMP_HEADER, now.to_string())
             .header(SIGNATURE_HEADER, signature)
+            .header(NONCE_HEADER, nonce)
             .header("content-type", "application/json")
             .body(body)
             .send()

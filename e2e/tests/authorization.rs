@@ -86,6 +86,11 @@ fn request_for(route: RouteId, session: &str) -> (String, Option<Value>) {
             format!("/api/sessions/{s}/members"),
             Some(json!({"login": "stranger", "role": "viewer"})),
         ),
+        RouteId::RemoveMember => (format!("/api/sessions/{s}/members/nobody"), None),
+        RouteId::RevokeShareLink => (
+            format!("/api/sessions/{s}/share-links/0123456789abcdef0123456789abcdef"),
+            None,
+        ),
         RouteId::CreateShareLink => (
             format!("/api/sessions/{s}/share-links"),
             Some(json!({"role": "viewer"})),

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use agent_ops_protocol::signing::{sign_request, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use agent_ops_protocol::signing::{sign_request, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use e2e::turns::{tool_output, turn_events};
 use e2e::{panels, Stack, StackOptions};
 use reqwest::Method;
@@ -223,66 +223,55 @@ async fn the_provider_accepts_only_fresh_correctly_signed_requests() {
     let base = format!("http://127.0.0.1:{}", stack.provider_port);
     let secret = stack.provider_secret.as_bytes();
     let path = format!("/v1/sandboxes/{}", info.id);
-    let send =
-        |method: Method, path: String, ts: Option<u64>, sig: Option<String>, body: Vec<u8>| {
-            let mut req = http.request(method, format!("{base}{path}")).body(body);
-            if let Some(ts) = ts {
-                req = req.header(TIMESTAMP_HEADER, ts.to_string());
-            }
-            if let Some(sig) = sig {
-                req = req.header(SIGNATURE_HEADER, sig);
-            }
-            async move {
-                let r = req.send().await.expect("provider reachable");
-                let status = r.status().as_u16();
-                (
-                    status,
-                    r.json::<serde_json::Value>().await.unwrap_or_default(),
-                )
-            }
-        };
+    // What a request carries: its timestamp, nonce and signature headers, each if any.
+    type Signed = (Option<u64>, Option<String>, Option<String>);
+    let send = |method: Method, path: String, (ts, nonce, sig): Signed, body: Vec<u8>| {
+        let mut req = http.request(method, format!("{base}{path}")).body(body);
+        if let Some(ts) = ts {
+            req = req.header(TIMESTAMP_HEADER, ts.to_string());
+        }
+        if let Some(nonce) = nonce {
+            req = req.header(NONCE_HEADER, nonce);
+        }
+        if let Some(sig) = sig {
+            req = req.header(SIGNATURE_HEADER, sig);
+        }
+        async move {
+            let r = req.send().await.expect("provider reachable");
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    // Signed by `key` over `method` and `path` at `ts`, with a fresh nonce.
+    let sign = |key: &[u8], method: &str, path: &str, ts: u64| -> Signed {
+        let nonce = e2e::random_hex(16);
+        let sig = sign_request(key, method, path, ts, &nonce, b"");
+        (Some(ts), Some(nonce), Some(sig))
+    };
     let now = now_secs();
-    let good = sign_request(secret, "GET", &path, now, b"");
-    let (s, v) = send(
-        Method::GET,
-        path.clone(),
-        Some(now),
-        Some(good.clone()),
-        vec![],
-    )
-    .await;
+    let good = sign(secret, "GET", &path, now);
+    let (s, v) = send(Method::GET, path.clone(), good.clone(), vec![]).await;
     assert_eq!((s, v["state"].as_str()), (200, Some("running")), "{v}");
 
-    let cases = [
-        ("unsigned", None, None),
-        (
-            "wrong secret",
-            Some(now),
-            Some(sign_request(b"not-the-secret", "GET", &path, now, b"")),
-        ),
-        (
-            "stale",
-            Some(now - 1_000),
-            Some(sign_request(secret, "GET", &path, now - 1_000, b"")),
-        ),
-        (
-            "from the future",
-            Some(now + 1_000),
-            Some(sign_request(secret, "GET", &path, now + 1_000, b"")),
-        ),
+    let (ts, _, sig) = sign(secret, "GET", &path, now);
+    let cases: [(&str, Signed); 8] = [
+        ("unsigned", (None, None, None)),
+        ("wrong secret", sign(b"not-the-secret", "GET", &path, now)),
+        ("stale", sign(secret, "GET", &path, now - 1_000)),
+        ("from the future", sign(secret, "GET", &path, now + 1_000)),
         (
             "other path",
-            Some(now),
-            Some(sign_request(secret, "GET", "/v1/sandboxes/other", now, b"")),
+            sign(secret, "GET", "/v1/sandboxes/other", now),
         ),
-        (
-            "other method",
-            Some(now),
-            Some(sign_request(secret, "DELETE", &path, now, b"")),
-        ),
+        ("other method", sign(secret, "DELETE", &path, now)),
+        ("without its nonce", (ts, None, sig.clone())),
+        ("replayed: the same request again", good),
     ];
-    for (name, ts, sig) in cases {
-        let (s, v) = send(Method::GET, path.clone(), ts, sig, vec![]).await;
+    for (name, signed) in cases {
+        let (s, v) = send(Method::GET, path.clone(), signed, vec![]).await;
         assert_eq!(
             (s, v["code"].as_str()),
             (401, Some("unauthorized")),
@@ -291,18 +280,24 @@ async fn the_provider_accepts_only_fresh_correctly_signed_requests() {
     }
     // A signature binds the body: the same headers over another body are refused.
     let body = br#"{"session_id":"x"}"#.to_vec();
-    let sig = sign_request(secret, "POST", "/v1/sandboxes", now, &body);
+    let nonce = e2e::random_hex(16);
+    let sig = sign_request(secret, "POST", "/v1/sandboxes", now, &nonce, &body);
     let (s, _) = send(
         Method::POST,
         "/v1/sandboxes".into(),
-        Some(now),
-        Some(sig),
+        (Some(now), Some(nonce), Some(sig)),
         br#"{"session_id":"y"}"#.to_vec(),
     )
     .await;
     assert_eq!(s, 401);
     // And nothing was terminated by any of the refused requests.
-    let (s, v) = send(Method::GET, path.clone(), Some(now), Some(good), vec![]).await;
+    let (s, v) = send(
+        Method::GET,
+        path.clone(),
+        sign(secret, "GET", &path, now),
+        vec![],
+    )
+    .await;
     assert_eq!((s, v["state"].as_str()), (200, Some("running")));
 }
 

@@ -750,3 +750,223 @@ async fn a_fork_bomb_and_a_memory_hog_end_inside_their_sandbox() {
         "the hog ended inside its sandbox: {out}"
     );
 }
+
+/// The model route is no open tap on the model's key: a call may not pick which of the key's
+/// organisations pays, nor ask for another model, nor for unbounded output; the tokens each
+/// answer reports are counted for the session; and a session's calls are rate-limited. Before
+/// the fix every one of these went through as the caller asked, and nothing was counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_model_route_is_no_open_tap() {
+    let stack = Stack::start(StackOptions {
+        rate_limit_model_per_min: 12,
+        ..StackOptions::default()
+    })
+    .await;
+    let id = stack.create_session(None).await.id;
+    let mut c = stack.client(&id, 0).await;
+    c.until(e2e::TURN_TIMEOUT, |e| {
+        matches!(e, agent_ops_protocol::EventBody::RunnerConnected { .. })
+    })
+    .await;
+    let token = stack.runner_token(&id).expect("the runner's token");
+    let call = |body: Value| {
+        stack
+            .http()
+            .post(stack.url(&format!("/api/sessions/{id}/model/chat/completions")))
+            .bearer_auth(&token)
+            .header("openai-organization", "org-someone-else")
+            .header("openai-project", "proj-someone-else")
+            .json(&body)
+            .send()
+    };
+    let seen = stack.recorder.requests().len();
+    let asks = |model: &str, max_tokens: u64| {
+        json!({"model": model, "stream": true, "max_tokens": max_tokens,
+               "messages": [{"role": "user", "content": "hello there"}]})
+    };
+
+    let refused = call(asks("gpt-something-dearer", 10)).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(
+        stack.recorder.requests().len(),
+        seen,
+        "another model was never called"
+    );
+
+    let before = stack.session(&id).await.model_usage;
+    let answer = call(asks("scripted", 10_000_000)).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let text = answer.text().await.unwrap();
+    let reported: Value = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|v| v["usage"].is_object())
+        .expect("the model reported usage")["usage"]
+        .clone();
+    let sent = stack.recorder.requests().last().cloned().unwrap();
+    assert_eq!(sent["max_tokens"], 32_768, "output capped");
+    let names = stack.recorder.header_names().last().cloned().unwrap();
+    assert!(
+        !names.iter().any(|n| n.starts_with("openai-")),
+        "an account-picking header went on: {names:?}"
+    );
+    // Counted once the answer has passed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let after = loop {
+        let u = stack.session(&id).await.model_usage;
+        if u.calls > before.calls || tokio::time::Instant::now() > deadline {
+            break u;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(after.calls, before.calls + 1, "{after:?}");
+    assert_eq!(
+        after.input_tokens - before.input_tokens,
+        reported["prompt_tokens"].as_u64().unwrap()
+    );
+    assert_eq!(
+        after.output_tokens - before.output_tokens,
+        reported["completion_tokens"].as_u64().unwrap()
+    );
+
+    // A session's calls are rate-limited: no more than the limit in a minute.
+    let mut answered = 0;
+    let mut limited = None;
+    for _ in 0..20 {
+        let r = call(asks("scripted", 10)).await.unwrap();
+        match r.status().as_u16() {
+            200 => answered += 1,
+            429 => {
+                limited = Some(r.json::<Value>().await.unwrap());
+                break;
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert!(answered < 12, "{answered} calls went through");
+    assert_eq!(
+        limited.expect("the calls were limited")["code"],
+        "rate_limited"
+    );
+}
+
+/// Access taken back takes effect at once: a removed member's open socket is closed and they
+/// can no longer reach the session; a demoted collaborator's socket is closed and comes back a
+/// viewer's; a revoked share link redeems no more. Before the fix a removed member kept
+/// watching (and steering) on the socket they had open, and neither removal nor revocation
+/// had a route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_taken_back_takes_effect_at_once() {
+    use agent_ops_protocol::frames::{ClientFrame, ToClientFrame};
+    let stack = Stack::start(StackOptions::default()).await;
+    stack.dev_login("root").await;
+    let owner = stack.dev_login("olivia").await;
+    let carl = stack.dev_login("carl").await;
+    let vera = stack.dev_login("vera").await;
+    let id = stack.create_session_as(&owner, None).await.id;
+    let members = format!("/api/sessions/{id}/members");
+    let share = |login: &str, role: &str| {
+        let body = json!({"login": login, "role": role}).to_string();
+        stack.call_as(Some(&owner), Method::POST, &members, Some(body))
+    };
+    for (who, role) in [("carl", "collaborator"), ("vera", "collaborator")] {
+        let (s, v) = share(who, role).await;
+        assert_eq!(s, 201, "{v}");
+    }
+    let url = stack.ws_url(&format!("/api/sessions/{id}/ws"));
+    let mut carls = e2e::ClientSocket::connect(&url, &carl).await.unwrap();
+    let mut veras = e2e::ClientSocket::connect(&url, &vera).await.unwrap();
+    let short = Duration::from_secs(10);
+
+    // Removed: the socket closes, and the session is gone from carl's reach.
+    let (s, v) = stack
+        .call_as(
+            Some(&owner),
+            Method::DELETE,
+            &format!("/api/sessions/{id}/members/carl"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 204, "{v}");
+    assert_eq!(carls.closed_with(short).await, Some(4403));
+    let (s, _) = stack
+        .call_as(
+            Some(&carl),
+            Method::GET,
+            &format!("/api/sessions/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404);
+    assert!(e2e::ClientSocket::connect(&url, &carl).await.is_err());
+    let (s, v) = stack
+        .call_as(
+            Some(&owner),
+            Method::DELETE,
+            &format!("/api/sessions/{id}/members/carl"),
+            None,
+        )
+        .await;
+    assert_eq!((s, v["code"].as_str()), (404, Some("not_found")), "{v}");
+
+    // Demoted: the collaborator's socket closes, and the one she opens again cannot steer.
+    let (s, v) = share("vera", "viewer").await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(veras.closed_with(short).await, Some(4403));
+    let mut veras = e2e::ClientSocket::connect(&url, &vera).await.unwrap();
+    veras
+        .send(&ClientFrame::Prompt {
+            text: "steer".into(),
+            client_request_id: "demoted".into(),
+        })
+        .await;
+    let refused = veras
+        .until_frame(short, |f| matches!(f, ToClientFrame::Error(_)))
+        .await;
+    assert!(
+        matches!(&refused, ToClientFrame::Error(e) if e.code == agent_ops_protocol::ErrorCode::Forbidden),
+        "{refused:?}"
+    );
+
+    // A revoked share link redeems no more; revoking it twice is a stable not-found.
+    let (s, link) = stack
+        .call_as(
+            Some(&owner),
+            Method::POST,
+            &format!("/api/sessions/{id}/share-links"),
+            Some(json!({"role": "viewer", "max_uses": 5}).to_string()),
+        )
+        .await;
+    assert_eq!(s, 201, "{link}");
+    let revoke = format!(
+        "/api/sessions/{id}/share-links/{}",
+        link["id"].as_str().unwrap()
+    );
+    let (s, _) = stack
+        .call_as(Some(&owner), Method::DELETE, &revoke, None)
+        .await;
+    assert_eq!(s, 204);
+    let (s, _) = stack
+        .call_as(Some(&owner), Method::DELETE, &revoke, None)
+        .await;
+    assert_eq!(s, 404);
+    let (s, v) = stack
+        .call_as(
+            Some(&carl),
+            Method::POST,
+            "/api/share-links/redeem",
+            Some(json!({"token": link["token"]}).to_string()),
+        )
+        .await;
+    assert!(s >= 400, "a revoked link was redeemed: {v}");
+    let (s, _) = stack
+        .call_as(
+            Some(&carl),
+            Method::GET,
+            &format!("/api/sessions/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 404, "carl is still out");
+}

@@ -60,6 +60,18 @@ pub struct SessionInfo {
     /// The caller's role on this session (answered by `GET /api/sessions/{id}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub your_role: Option<crate::access::SessionRole>,
+    /// What the session's agent has used of its model, as the model's answers report it.
+    #[serde(default)]
+    pub model_usage: ModelUsage,
+}
+
+/// Tokens a session's agent used, counted by the Worker from each of the model's answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelUsage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    /// Model calls counted.
+    pub calls: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -29,6 +29,8 @@ pub enum RouteId {
     CreateShareLink,
     RedeemShareLink,
     PanelToken,
+    RemoveMember,
+    RevokeShareLink,
     SandboxGet,
     SandboxPost,
     ListKeys,
@@ -62,7 +64,7 @@ impl RouteSpec {
 }
 
 impl RouteId {
-    pub const ALL: [RouteId; 39] = [
+    pub const ALL: [RouteId; 41] = [
         RouteId::Health,
         RouteId::OpenApi,
         RouteId::AuthProviders,
@@ -86,6 +88,8 @@ impl RouteId {
         RouteId::CreateShareLink,
         RouteId::RedeemShareLink,
         RouteId::PanelToken,
+        RouteId::RemoveMember,
+        RouteId::RevokeShareLink,
         RouteId::SandboxGet,
         RouteId::SandboxPost,
         RouteId::ListKeys,
@@ -160,6 +164,17 @@ impl RouteId {
             RouteId::AddMember => (
                 "POST",
                 "/api/sessions/{id}/members",
+                Need::Session(SessionsWrite, Owner),
+            ),
+            // Access taken back takes effect at once: the person's open sockets are closed.
+            RouteId::RemoveMember => (
+                "DELETE",
+                "/api/sessions/{id}/members/{login}",
+                Need::Session(SessionsWrite, Owner),
+            ),
+            RouteId::RevokeShareLink => (
+                "DELETE",
+                "/api/sessions/{id}/share-links/{link_id}",
                 Need::Session(SessionsWrite, Owner),
             ),
             RouteId::CreateShareLink => (

@@ -20,13 +20,24 @@ use serde_json::{json, Value};
 
 use script::{Script, ToolCall};
 
-/// Every request the server answered, for tests to inspect.
+/// Every request the server answered (its body, and the names of its headers), for tests to
+/// inspect.
 #[derive(Clone, Default)]
-pub struct Recorder(Arc<Mutex<Vec<Value>>>);
+pub struct Recorder(Arc<Mutex<Vec<Recorded>>>);
+
+/// One request: its body, and the names of its headers.
+type Recorded = (Value, Vec<String>);
 
 impl Recorder {
     pub fn requests(&self) -> Vec<Value> {
-        self.0.lock().expect("recorder lock").clone()
+        let seen = self.0.lock().expect("recorder lock");
+        seen.iter().map(|(body, _)| body.clone()).collect()
+    }
+
+    /// The header names of each request, lowercase, in the order of `requests`.
+    pub fn header_names(&self) -> Vec<Vec<String>> {
+        let seen = self.0.lock().expect("recorder lock");
+        seen.iter().map(|(_, names)| names.clone()).collect()
     }
 }
 
@@ -137,8 +148,17 @@ fn tool_call_json(i: usize, call: &ToolCall) -> Value {
            "function": {"name": name, "arguments": args.to_string()}})
 }
 
-async fn chat(State(recorder): State<Recorder>, Json(req): Json<Value>) -> Response {
-    recorder.0.lock().expect("recorder lock").push(req.clone());
+async fn chat(
+    State(recorder): State<Recorder>,
+    headers: axum::http::HeaderMap,
+    Json(req): Json<Value>,
+) -> Response {
+    let names = headers.keys().map(|k| k.as_str().to_owned()).collect();
+    recorder
+        .0
+        .lock()
+        .expect("recorder lock")
+        .push((req.clone(), names));
     let messages = req["messages"].as_array().cloned().unwrap_or_default();
     let has_tools = req
         .get("tools")

@@ -309,6 +309,8 @@ pub async fn add_member(
         &format!("{}={role}", target.login),
     )
     .await?;
+    // A changed role takes effect at once: their sockets reconnect with the new one.
+    crate::sessions_api::close_sockets_of(env, session_id, &target.login).await?;
     json(
         201,
         &serde_json::json!({"session_id": session_id, "user": target, "role": role}),
@@ -340,4 +342,32 @@ pub async fn list_audit(env: &Env) -> Result<Response> {
         })
         .collect();
     json(200, &serde_json::json!({ "entries": entries }))
+}
+
+/// `DELETE /api/sessions/:id/members/:login` (owner): the member's role goes, and with it their
+/// open sockets on the session, at once.
+pub async fn remove_member(
+    env: &Env,
+    user: &Principal,
+    session_id: &str,
+    login: &str,
+) -> Result<Response> {
+    let removed = env
+        .d1("DB")?
+        .prepare(
+            "DELETE FROM session_members WHERE session_id = ?1 \
+             AND user_id = (SELECT id FROM users WHERE login = ?2)",
+        )
+        .bind(&[session_id.into(), login.into()])?
+        .run()
+        .await?;
+    if !crate::http::changed_rows(&removed)? {
+        return fail(
+            ErrorCode::NotFound,
+            format!("{login} is not a member of this session"),
+        );
+    }
+    audit(env, &user.user_id, "member_removed", session_id, login).await?;
+    crate::sessions_api::close_sockets_of(env, session_id, login).await?;
+    Ok(Response::empty()?.with_status(204))
 }

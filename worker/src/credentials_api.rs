@@ -7,7 +7,7 @@ use serde::Deserialize;
 use worker::{Env, Request, Response, Result};
 
 use crate::auth::Principal;
-use crate::http::{error, fail, json, now_ms, random_hex, read_json};
+use crate::http::{changed_rows, error, fail, json, now_ms, random_hex, read_json};
 use crate::vault::{self, Binding, KeyRing, NONCE_LEN};
 
 use agent_ops_protocol::api::CREDENTIAL_KINDS as KINDS;
@@ -218,21 +218,30 @@ pub async fn rotate(env: &Env) -> Result<Response> {
         .await?
         .results()?;
     let mut resealed = 0;
+    let mut saved_meanwhile = 0;
     let mut failed = Vec::new();
     for row in rows {
         match vault::reseal(&ring, row.binding(), &row.sealed(), new_nonce()) {
             Ok(Some(fresh)) => {
-                db.prepare("UPDATE credentials SET key_id = ?1, nonce = ?2, ciphertext = ?3 WHERE owner_id = ?4 AND kind = ?5")
+                // Compare-and-swap on the record's nonce (new with every seal): a credential
+                // saved since it was read is already under the newest key, and is kept.
+                let swapped = db
+                    .prepare("UPDATE credentials SET key_id = ?1, nonce = ?2, ciphertext = ?3 WHERE owner_id = ?4 AND kind = ?5 AND nonce = ?6")
                     .bind(&[
                         fresh.key_id.into(),
                         hex::encode(fresh.nonce).into(),
                         hex::encode(&fresh.ciphertext).into(),
                         row.owner_id.clone().into(),
                         row.kind.clone().into(),
+                        row.nonce.clone().into(),
                     ])?
                     .run()
                     .await?;
-                resealed += 1;
+                if changed_rows(&swapped)? {
+                    resealed += 1;
+                } else {
+                    saved_meanwhile += 1;
+                }
             }
             Ok(None) => {}
             Err(e) => failed.push(format!("{}/{}: {e:?}", row.owner_id, row.kind)),
@@ -240,7 +249,7 @@ pub async fn rotate(env: &Env) -> Result<Response> {
     }
     json(
         200,
-        &serde_json::json!({ "resealed": resealed, "failed": failed }),
+        &serde_json::json!({ "resealed": resealed, "saved_meanwhile": saved_meanwhile, "failed": failed }),
     )
 }
 

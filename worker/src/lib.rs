@@ -10,6 +10,7 @@ mod grant;
 mod http;
 mod invites;
 mod model_proxy;
+mod model_usage;
 mod origins;
 mod panels;
 mod provider;

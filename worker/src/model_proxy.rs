@@ -7,14 +7,22 @@
 //! The key is the session owner's own, stored in the vault, else the organisation's, else the
 //! deployment's `MODEL_API_KEY`. Stored keys go only to the providers they are for: an
 //! OpenAI-compatible server gets the deployment's key, never a person's OpenAI key.
+//!
+//! Nor is the route an open tap on that key: each session's calls are rate-limited, ask for the
+//! session's model (or one the operator allows, `MODEL_ALLOWED`), have their output capped
+//! (`MODEL_MAX_OUTPUT_TOKENS`) and carry no account-selecting header; the tokens each answer
+//! reports are added to the session's count (`model_usage`), for budgets to hold.
 
-use agent_ops_protocol::api::ModelConfig;
+use agent_ops_protocol::api::{ModelConfig, ModelUsage};
 use agent_ops_protocol::signing::token_matches;
-use agent_ops_protocol::ErrorCode;
+use agent_ops_protocol::{ApiError, ErrorCode};
+use futures::StreamExt;
 use serde::Deserialize;
+use serde_json::Value;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response, Result};
 
-use crate::http::fail;
+use crate::http::{error, fail};
+use crate::model_usage::UsageMeter;
 
 /// Where a provider's API lives when the session names no base URL.
 fn default_base(provider: &str) -> Option<&'static str> {
@@ -85,17 +93,84 @@ pub fn key_header(provider: &str, key: &str) -> (&'static str, String) {
 }
 
 /// Whether a header the agent sent goes on to the model. Only what describes the call: never
-/// the runner's token, and never a key of the agent's own.
+/// the runner's token, a key of the agent's own, or a header that picks which of the key's
+/// organisations or projects pays (`openai-organization`, `openai-project`).
 pub fn passes_on(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    matches!(name.as_str(), "content-type" | "accept" | "user-agent")
-        || name.starts_with("anthropic-")
-        || name.starts_with("openai-")
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "content-type"
+            | "accept"
+            | "user-agent"
+            | "anthropic-version"
+            | "anthropic-beta"
+            | "openai-beta"
+    )
+}
+
+/// What the model route lets a call ask for.
+pub struct CallPolicy<'a> {
+    /// The session's model.
+    pub model: &'a str,
+    /// Other models the operator allows (`MODEL_ALLOWED`).
+    pub allowed: &'a [String],
+    /// The most output tokens one call may ask for.
+    pub max_output_tokens: u64,
+}
+
+impl CallPolicy<'_> {
+    /// The body to send on: the agent's, with its output capped, or why it may not go.
+    pub fn apply(&self, path: &str, body: &[u8]) -> std::result::Result<Vec<u8>, ApiError> {
+        let mut v: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidBody,
+                format!("a model call is a JSON object: {e}"),
+            )
+        })?;
+        let Some(call) = v.as_object_mut() else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidBody,
+                "a model call is a JSON object",
+            ));
+        };
+        match call.get("model").and_then(Value::as_str) {
+            Some(m) if m == self.model || self.allowed.iter().any(|a| a == m) => {}
+            None if path.trim_matches('/') == "messages/count_tokens" => {}
+            asked => {
+                return Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "this session's agent calls {}, not {}",
+                        self.model,
+                        asked.unwrap_or("an unnamed model")
+                    ),
+                ))
+            }
+        }
+        // Each API names its output bound; where a call names none, the cap is its bound.
+        let keys: &[&str] = match path.trim_matches('/') {
+            "chat/completions" => &["max_tokens", "max_completion_tokens"],
+            "completions" | "messages" => &["max_tokens"],
+            "responses" => &["max_output_tokens"],
+            _ => &[],
+        };
+        let cap = self.max_output_tokens;
+        let mut bounded = false;
+        for key in keys {
+            if let Some(n) = call.get_mut(*key) {
+                *n = Value::from(n.as_u64().unwrap_or(cap).min(cap));
+                bounded = true;
+            }
+        }
+        if let (false, Some(key)) = (bounded, keys.first()) {
+            call.insert((*key).to_owned(), Value::from(cap));
+        }
+        serde_json::to_vec(&v).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+    }
 }
 
 /// `POST /api/sessions/{id}/model/{path}`: the runner's call, for its agent, to `path` below the
 /// model's base URL.
-pub async fn call(req: Request, env: &Env, id: &str, path: &str) -> Result<Response> {
+pub async fn call(mut req: Request, env: &Env, id: &str, path: &str) -> Result<Response> {
     #[derive(Deserialize)]
     struct Row {
         owner_id: String,
@@ -136,17 +211,102 @@ pub async fn call(req: Request, env: &Env, id: &str, path: &str) -> Result<Respo
             format!("the model route serves inference calls only, not `{path}`"),
         );
     }
-    let model = crate::sessions_api::model_config(env, row.model);
+    let per_min = setting(env, "RATE_LIMIT_MODEL_PER_MIN", 120);
+    if let Some(refused) =
+        crate::rate_limit::check(env, &format!("model:{id}"), per_min as u32).await?
+    {
+        return Ok(refused);
+    }
+    let allowed: Vec<String> = env
+        .var("MODEL_ALLOWED")
+        .map(|v| v.to_string())
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let policy = CallPolicy {
+        model: &row.model,
+        allowed: &allowed,
+        max_output_tokens: setting(env, "MODEL_MAX_OUTPUT_TOKENS", 32_768),
+    };
+    let body = match policy.apply(path, &req.bytes().await?) {
+        Ok(body) => body,
+        Err(e) => return error(&e),
+    };
+    let model = crate::sessions_api::model_config(env, row.model.clone());
     let key = model_key(env, &model.provider, &row.owner_id).await?;
-    forward(req, &model, key.as_deref(), path).await
+    let answer = forward(&req, &model, key.as_deref(), path, body).await?;
+    metered(answer, env.clone(), id.to_owned())
 }
 
-/// Calls the model for the agent and hands back its answer as it streams.
+fn setting(env: &Env, name: &str, default: u64) -> u64 {
+    env.var(name)
+        .ok()
+        .and_then(|v| v.to_string().parse().ok())
+        .unwrap_or(default)
+}
+
+/// The model's answer as it streams to the agent, its usage added to the session's count once
+/// it has all passed (nothing waits for the count).
+fn metered(mut answer: Response, env: Env, id: String) -> Result<Response> {
+    let status = answer.status_code();
+    if status >= 300 {
+        return Ok(answer);
+    }
+    let headers = answer.headers().clone();
+    let streamed = headers
+        .get("content-type")?
+        .is_some_and(|c| c.contains("text/event-stream"));
+    let body = answer.stream()?;
+    let state = (body, UsageMeter::new(streamed), Some((env, id)));
+    let stream = futures::stream::unfold(state, |(mut body, mut meter, mut count)| async move {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                meter.feed(&chunk);
+                Some((Ok(chunk), (body, meter, count)))
+            }
+            Some(Err(e)) => Some((Err(e), (body, meter, count))),
+            None => {
+                if let Some((env, id)) = count.take() {
+                    if let Err(e) = count_usage(&env, &id, meter.finish()).await {
+                        worker::console_warn!("model usage of session {id} not counted: {e}");
+                    }
+                }
+                None
+            }
+        }
+    });
+    Ok(Response::from_stream(stream)?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+async fn count_usage(env: &Env, id: &str, usage: ModelUsage) -> Result<()> {
+    env.d1("DB")?
+        .prepare(
+            "UPDATE sessions SET model_input_tokens = model_input_tokens + ?1, \
+             model_output_tokens = model_output_tokens + ?2, model_calls = model_calls + ?3 WHERE id = ?4",
+        )
+        .bind(&[
+            (usage.input_tokens as f64).into(),
+            (usage.output_tokens as f64).into(),
+            (usage.calls as f64).into(),
+            id.into(),
+        ])?
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// Calls the model for the agent with `body` and hands back its answer as it streams.
 async fn forward(
-    mut req: Request,
+    req: &Request,
     model: &ModelConfig,
     key: Option<&str>,
     path: &str,
+    body: Vec<u8>,
 ) -> Result<Response> {
     let url = req.url()?;
     let Some(target) = upstream_url(model, path, url.query()) else {
@@ -165,7 +325,6 @@ async fn forward(
         let (name, value) = key_header(&model.provider, key);
         headers.set(name, &value)?;
     }
-    let body = req.bytes().await?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)
@@ -261,6 +420,8 @@ mod tests {
             "cookie",
             "host",
             "cf-connecting-ip",
+            "OpenAI-Organization",
+            "openai-project",
         ] {
             assert!(!passes_on(kept), "{kept}");
         }
@@ -273,5 +434,58 @@ mod tests {
         ] {
             assert!(passes_on(sent), "{sent}");
         }
+    }
+
+    fn applied(path: &str, body: Value) -> std::result::Result<Value, ErrorCode> {
+        let allowed = vec!["small".to_owned()];
+        let policy = CallPolicy {
+            model: "scripted",
+            allowed: &allowed,
+            max_output_tokens: 1000,
+        };
+        policy
+            .apply(path, body.to_string().as_bytes())
+            .map(|b| serde_json::from_slice(&b).unwrap())
+            .map_err(|e| e.code)
+    }
+
+    #[test]
+    fn a_call_asks_for_the_sessions_model_and_its_output_is_capped() {
+        use serde_json::json;
+        let chat = applied(
+            "chat/completions",
+            json!({"model": "scripted", "max_tokens": 99999}),
+        );
+        assert_eq!(chat.unwrap()["max_tokens"], 1000);
+        let unbounded = applied("chat/completions", json!({"model": "small"})).unwrap();
+        assert_eq!(
+            unbounded["max_tokens"], 1000,
+            "no bound asked: the cap is one"
+        );
+        let small = applied(
+            "chat/completions",
+            json!({"model": "scripted", "max_completion_tokens": 10}),
+        );
+        assert_eq!(small.unwrap()["max_completion_tokens"], 10);
+        let responses = applied(
+            "responses",
+            json!({"model": "scripted", "max_output_tokens": 5000}),
+        );
+        assert_eq!(responses.unwrap()["max_output_tokens"], 1000);
+        let messages = applied("messages", json!({"model": "scripted"})).unwrap();
+        assert_eq!(messages["max_tokens"], 1000);
+        assert!(applied("messages/count_tokens", json!({"messages": []})).is_ok());
+        assert_eq!(
+            applied("chat/completions", json!({"model": "gpt-expensive"})),
+            Err(ErrorCode::Forbidden)
+        );
+        assert_eq!(
+            applied("chat/completions", json!({})),
+            Err(ErrorCode::Forbidden)
+        );
+        assert_eq!(
+            applied("chat/completions", json!([1])),
+            Err(ErrorCode::InvalidBody)
+        );
     }
 }

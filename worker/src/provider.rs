@@ -2,11 +2,11 @@
 //! body) so the provider can refuse anyone else.
 
 use agent_ops_protocol::api::{CreateSandbox, SandboxInfo};
-use agent_ops_protocol::signing::{sign_request, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use agent_ops_protocol::signing::{sign_request, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use agent_ops_protocol::{ApiError, ErrorCode};
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
 
-use crate::http::now_ms;
+use crate::http::{now_ms, random_hex};
 
 struct Provider {
     base: String,
@@ -41,13 +41,23 @@ fn provider(env: &Env) -> Result<Provider, ApiError> {
 async fn send(env: &Env, method: Method, path: &str, body: Vec<u8>) -> Result<String, ApiError> {
     let p = provider(env)?;
     let ts = now_ms() / 1000;
-    let sig = sign_request(p.secret.as_bytes(), method.as_ref(), path, ts, &body);
+    // Fresh for every request: the provider accepts each once.
+    let nonce = random_hex(16);
+    let sig = sign_request(
+        p.secret.as_bytes(),
+        method.as_ref(),
+        path,
+        ts,
+        &nonce,
+        &body,
+    );
     let headers = Headers::new();
     let internal = |_| ApiError::new(ErrorCode::Internal, "could not build provider request");
     headers
         .set(TIMESTAMP_HEADER, &ts.to_string())
         .map_err(internal)?;
     headers.set(SIGNATURE_HEADER, &sig).map_err(internal)?;
+    headers.set(NONCE_HEADER, &nonce).map_err(internal)?;
     headers
         .set("content-type", "application/json")
         .map_err(internal)?;

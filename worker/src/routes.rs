@@ -156,6 +156,10 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
         | RouteId::Events
         | RouteId::ClientSocket => sessions_api::forward(req, &env, &user, role, &param).await,
         RouteId::AddMember => accounts_api::add_member(req, &env, &user, &param).await,
+        RouteId::RemoveMember => {
+            accounts_api::remove_member(&env, &user, &param, second(&params)).await
+        }
+        RouteId::RevokeShareLink => share_links::revoke(&env, &user, &param, second(&params)).await,
         RouteId::CreateShareLink => share_links::create(req, &env, &user, &param).await,
         RouteId::PanelToken => match role {
             Some(role) => panels::token(req, &env, &user, role, &param).await,
@@ -195,6 +199,11 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
             }
         }
     }
+}
+
+/// A route's second path parameter.
+fn second(params: &[String]) -> &str {
+    params.get(1).map_or("", String::as_str)
 }
 
 /// Routes that need no user: health, development sign-in, and the runner's own link and model calls.

@@ -32,6 +32,12 @@ struct Row {
     status: String,
     created_at: f64,
     updated_at: f64,
+    #[serde(default)]
+    model_input_tokens: f64,
+    #[serde(default)]
+    model_output_tokens: f64,
+    #[serde(default)]
+    model_calls: f64,
 }
 
 impl Row {
@@ -52,6 +58,11 @@ impl Row {
             created_at: self.created_at as u64,
             updated_at: self.updated_at as u64,
             your_role: None,
+            model_usage: agent_ops_protocol::api::ModelUsage {
+                input_tokens: self.model_input_tokens as u64,
+                output_tokens: self.model_output_tokens as u64,
+                calls: self.model_calls as u64,
+            },
         }
     }
 }
@@ -265,6 +276,7 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
         created_at: now,
         updated_at: now,
         your_role: Some(SessionRole::Owner),
+        model_usage: Default::default(),
     };
     json(201, &info)
 }
@@ -380,6 +392,13 @@ pub async fn forward_runner(req: Request, env: &Env, id: &str) -> Result<Respons
         return not_found(id);
     }
     stub(env, id)?.fetch_with_request(req).await
+}
+
+/// Closes `login`'s open sockets on session `id` (their access changed or went).
+pub async fn close_sockets_of(env: &Env, id: &str, login: &str) -> Result<()> {
+    let body = serde_json::json!({ "login": login }).to_string();
+    call(env, id, Method::Post, "/close-sockets", Some(body)).await?;
+    Ok(())
 }
 
 async fn call(

@@ -127,3 +127,36 @@ pub async fn redeem(mut req: Request, env: &Env, user: &Principal) -> Result<Res
         &serde_json::json!({"session_id": link.session_id, "role": link.role}),
     )
 }
+
+/// `DELETE /api/sessions/:id/share-links/:link_id` (owner): the link redeems no more. Whoever
+/// redeemed it already keeps their role until removed.
+pub async fn revoke(
+    env: &Env,
+    user: &Principal,
+    session_id: &str,
+    link_id: &str,
+) -> Result<Response> {
+    let revoked = env
+        .d1("DB")?
+        .prepare(
+            "UPDATE share_links SET expires_at = 0 WHERE id = ?1 AND session_id = ?2 AND expires_at > ?3",
+        )
+        .bind(&[link_id.into(), session_id.into(), (now_ms() as f64).into()])?
+        .run()
+        .await?;
+    if !crate::http::changed_rows(&revoked)? {
+        return fail(
+            ErrorCode::NotFound,
+            format!("no live share link {link_id} on this session"),
+        );
+    }
+    audit(
+        env,
+        &user.user_id,
+        "share_link_revoked",
+        session_id,
+        link_id,
+    )
+    .await?;
+    Ok(Response::empty()?.with_status(204))
+}

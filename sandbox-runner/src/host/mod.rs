@@ -14,7 +14,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use agent_ops_protocol::api::CreateSandbox;
-use agent_ops_protocol::signing::{verify_request, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use agent_ops_protocol::signing::{
+    verify_request, NonceLedger, Signature, SignatureError, NONCE_HEADER, SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+};
 use agent_ops_protocol::{ApiError, ErrorCode};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -107,6 +110,8 @@ struct Host {
     limits: limits::Limits,
     runner_bin: PathBuf,
     sandboxes: Mutex<HashMap<String, Sandbox>>,
+    /// The nonces of the requests it has accepted.
+    nonces: std::sync::Mutex<NonceLedger>,
 }
 
 type Shared = Arc<Host>;
@@ -135,17 +140,31 @@ fn refuse_unsigned(
 ) -> Option<Response> {
     let h = |name| headers.get(name).and_then(|v| v.to_str().ok());
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    verify_request(
+    let presented = Signature {
+        timestamp: h(TIMESTAMP_HEADER),
+        nonce: h(NONCE_HEADER),
+        signature: h(SIGNATURE_HEADER),
+    };
+    let now = now_secs();
+    let verified = verify_request(
         host.args.secret.as_bytes(),
         method.as_str(),
         path,
-        h(TIMESTAMP_HEADER),
-        h(SIGNATURE_HEADER),
+        presented,
         body,
-        now_secs(),
+        now,
     )
-    .err()
-    .map(|e| err(ErrorCode::Unauthorized, e.message()))
+    .and_then(|()| {
+        // Verified, so the nonce is the signer's: a second request with it is a replay.
+        let mut ledger = host.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        match presented.nonce.is_some_and(|n| ledger.admit(n, now)) {
+            true => Ok(()),
+            false => Err(SignatureError::Replayed),
+        }
+    });
+    verified
+        .err()
+        .map(|e| err(ErrorCode::Unauthorized, e.message()))
 }
 
 fn valid_session_id(id: &str) -> bool {
@@ -355,6 +374,7 @@ pub async fn serve(args: HostArgs) -> Result<(), String> {
         },
         runner_bin,
         sandboxes: Mutex::new(HashMap::new()),
+        nonces: Default::default(),
     });
     let app = Router::new()
         .route(

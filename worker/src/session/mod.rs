@@ -56,6 +56,10 @@ enum Role {
     Runner,
 }
 
+/// The close code of a viewer's socket whose access was taken back or changed: a client may
+/// reconnect, and gets what its access is now.
+const ACCESS_CHANGED: u16 = 4403;
+
 /// Kept on each socket (survives hibernation).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SocketInfo {
@@ -304,6 +308,32 @@ impl SessionObject {
         };
         let last = path.rsplit('/').next().unwrap_or_default().to_owned();
         match (req.method(), path.as_str(), last.as_str()) {
+            (Method::Post, "/close-sockets", _) => {
+                #[derive(Deserialize)]
+                struct Body {
+                    login: String,
+                }
+                let body: Body = match read_json(&mut req, 1024).await {
+                    Ok(b) => b,
+                    Err(e) => return error(&e),
+                };
+                let mut closed = 0;
+                for ws in self.state.get_websockets_with_tag("client") {
+                    let info = ws.deserialize_attachment::<SocketInfo>()?;
+                    let theirs = info
+                        .and_then(|i| i.access)
+                        .is_some_and(|a| a.login == body.login);
+                    if theirs {
+                        ws.close(
+                            Some(ACCESS_CHANGED),
+                            Some("your access to this session changed"),
+                        )
+                        .ok();
+                        closed += 1;
+                    }
+                }
+                json(200, &serde_json::json!({ "closed": closed }))
+            }
             (Method::Post, "/terminate", _) => {
                 self.feed(Input::Terminate).await?.ok();
                 json(200, &serde_json::json!({"status": "terminated"}))
