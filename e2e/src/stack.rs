@@ -620,6 +620,11 @@ impl Stack {
         self.dir.join("sandboxes").join(id).join("workspace")
     }
 
+    /// The session's `$HOME` in its sandbox, as the host sees it.
+    pub fn home(&self, id: &str) -> PathBuf {
+        self.dir.join("sandboxes").join(id).join("home")
+    }
+
     /// This session's runner process (not bubblewrap, not the agent).
     pub fn runners(&self, id: &str) -> Vec<crate::procs::Proc> {
         self.sandbox_procs(id)

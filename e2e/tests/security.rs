@@ -243,6 +243,18 @@ function socket(url) {{
     )
 }
 
+/// Waits until the preview of `port` shows a title containing `what`.
+async fn preview_shows(browser: &e2e::browser::Browser, port: u16, what: &str) {
+    let frame = browser
+        .find(&format!("iframe[data-panel=preview][data-port='{port}']"))
+        .await;
+    frame.enter_frame().await.expect("into the preview");
+    browser
+        .wait_text("#title", what, |t| t.contains(what))
+        .await;
+    browser.client.enter_parent_frame().await.expect("back out");
+}
+
 /// A page of a session's sandbox runs on that session's own origin: a collaborator's preview,
 /// shown to the owner, cannot act as her on the API (create a key, read who she is), reach into
 /// the app's window, or use her cookie for another session's gateway; and a cookie it sets for
@@ -281,7 +293,6 @@ async fn a_preview_cannot_act_as_the_person_viewing_it() {
 
     // Alice opens session B first, so her browser holds B's panel cookie while A's preview runs.
     alice.goto(&format!("/sessions/{b}")).await;
-    alice.find("iframe[data-panel=terminal]").await;
     let frame = alice.find("iframe[data-panel=terminal]").await;
     frame.enter_frame().await.expect("into b's terminal");
     alice.find(".xterm").await;
@@ -352,29 +363,15 @@ async fn a_preview_cannot_act_as_the_person_viewing_it() {
         .await;
     assert_eq!(keys["keys"].as_array().map(Vec::len), Some(0), "{keys}");
     // And the socket that would have typed into B's terminal never opened.
-    let home = stack.workspace(&b).parent().unwrap().join("home");
+    let home = stack.home(&b);
     assert!(!home.join("pwned").exists(), "b's terminal took a's keys");
 
     // Her panels keep working: the preview shows its page, B's terminal and app still open,
     // and the cookie A's app set for every sandbox's domain was kept to A.
-    let frame = alice
-        .find(&format!("iframe[data-panel=preview][data-port='{a_port}']"))
-        .await;
-    frame.enter_frame().await.expect("into a's preview");
-    alice
-        .wait_text("#title", "the preview's page", |t| t.contains("innocent"))
-        .await;
-    alice.client.enter_parent_frame().await.expect("back out");
+    preview_shows(&alice, a_port, "innocent").await;
     alice.goto(&format!("/sessions/{b}")).await;
     alice.click("button[data-panel=preview]").await;
-    let frame = alice
-        .find(&format!("iframe[data-panel=preview][data-port='{b_port}']"))
-        .await;
-    frame.enter_frame().await.expect("into b's preview");
-    alice
-        .wait_text("#title", "b's app", |t| t.contains("session b"))
-        .await;
-    alice.client.enter_parent_frame().await.expect("back out");
+    preview_shows(&alice, b_port, "session b").await;
     let cookies = tokio::time::timeout(Duration::from_secs(5), seen_rx.recv())
         .await
         .expect("b's app was asked")
@@ -563,7 +560,7 @@ async fn a_key_is_no_more_than_its_scopes_and_its_expiry() {
     panels::read_until(&mut ws, "\"writable\":false", Duration::from_secs(20)).await;
     panels::type_keys(&mut ws, "echo typed-by-a-reader > $HOME/reader\r").await;
     panels::read_until(&mut ws, "\"code\":\"read_only\"", Duration::from_secs(20)).await;
-    let home = stack.workspace(&id).parent().unwrap().join("home");
+    let home = stack.home(&id);
     assert!(
         !home.join("reader").exists(),
         "the read-only key typed into the shell"

@@ -123,12 +123,8 @@ async fn gateway_of(env: &Env, id: &str) -> Result<Option<String>> {
 /// Hands a request on the session's own sandbox origin (WebSocket upgrades included) to its
 /// gateway, path unchanged. The browser sends no credential of the app's here (the login cookie
 /// is the app origin's alone); the gateway admits by its panel token or cookie.
-pub async fn proxy(req: Request, env: &Env, id: &str) -> Result<Response> {
-    let sandboxes = match crate::origins::sandboxes(env) {
-        Ok(s) => s,
-        Err(e) => return error(&e),
-    };
-    let own = sandboxes.origin(id);
+/// `own` is that origin.
+pub async fn proxy(req: Request, env: &Env, id: &str, own: &str) -> Result<Response> {
     let headers = req.headers().clone();
     // A page of another session (or any other site) may send its requests here with this
     // session's cookie attached: what could change anything must come from this origin.

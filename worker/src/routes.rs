@@ -82,13 +82,13 @@ pub async fn dispatch(req: Request, env: Env) -> Result<Response> {
     let sandbox = sandbox_of(&req, &env);
     let gateway = route.spec().need == Need::Gateway;
     match (sandbox, gateway) {
-        (Some(id), true) if params.first() == Some(&id) => {
+        (Some((id, own)), true) if params.first() == Some(&id) => {
             if let Some(refused) = limit(&req, &env, route).await? {
                 return Ok(refused);
             }
-            return panels::proxy(req, &env, &id).await;
+            return panels::proxy(req, &env, &id, &own).await;
         }
-        (Some(id), _) => {
+        (Some((id, _)), _) => {
             return fail(
                 ErrorCode::NotFound,
                 format!("this origin serves the sandbox of session {id} under /sandbox/{id}/ and nothing else"),
@@ -271,14 +271,18 @@ async fn limit(req: &Request, env: &Env, route: RouteId) -> Result<Option<Respon
     rate_limit::check(env, &bucket, limit).await
 }
 
-/// The session whose sandbox origin the request was sent to, if it was sent to one.
-fn sandbox_of(req: &Request, env: &Env) -> Option<String> {
+/// The session whose sandbox origin the request was sent to, with that origin, if it was sent
+/// to one.
+fn sandbox_of(req: &Request, env: &Env) -> Option<(String, String)> {
     let url = req.url().ok()?;
     let host = match url.port() {
         Some(port) => format!("{}:{port}", url.host_str()?),
         None => url.host_str()?.to_owned(),
     };
-    crate::origins::sandboxes(env).ok()?.session_of(&host)
+    let sandboxes = crate::origins::sandboxes(env).ok()?;
+    let id = sandboxes.session_of(&host)?;
+    let own = sandboxes.origin(&id);
+    Some((id, own))
 }
 
 /// CSRF protection for cookie-authenticated requests: a state-changing request (or a viewer's

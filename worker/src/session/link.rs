@@ -229,7 +229,9 @@ impl SessionObject {
         };
         // The runner is not trusted to have bounded what it sends.
         let keep: Vec<EventBody> = keep.into_iter().flat_map(bounded).collect();
-        let mut state = self.load()?.unwrap_or_default();
+        let mut state = self
+            .load()?
+            .ok_or_else(|| worker::Error::RustError("session not initialised".into()))?;
         state.last_rseq = acked;
         // The events and how far the runner is acknowledged, together.
         self.emit_with(keep, Some(state))?;

@@ -158,16 +158,15 @@ impl SessionObject {
         let base = self.last_seq()?;
         let store = self.store()?.clone();
         let ts = now_ms();
-        let meta = state.clone();
-        let jsons = store::atomically(&self.state.storage(), move || {
+        let (jsons, state) = store::atomically(&self.state.storage(), move || {
             let mut jsons = Vec::with_capacity(bodies.len());
             for (seq, body) in (base + 1..).zip(bodies) {
                 jsons.push(store.append(seq, ts, body)?.1);
             }
-            if let Some(p) = &meta {
+            if let Some(p) = &state {
                 store.set_meta("state", p)?;
             }
-            Ok(jsons)
+            Ok((jsons, state))
         })?;
         *self.last_seq.borrow_mut() = Some(base + jsons.len() as u64);
         if let Some(p) = state {
