@@ -41,12 +41,21 @@ impl Recorder {
     }
 }
 
+/// The largest call the server reads, as a real provider's front door bounds it.
+const REQUEST_BYTES: usize = 64 << 20;
+
+/// The model's context window, in tokens (a token taken as four bytes of the call).
+const CONTEXT_TOKENS: usize = 128_000;
+
 /// `api_key`: the key every request must carry (`Authorization: Bearer`), as a real model
 /// provider's does; `None` takes any request.
 pub fn router(recorder: Recorder, api_key: Option<String>) -> Router {
     Router::new()
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat))
+        // A provider takes calls far larger than axum's default 2 MB and judges them by their
+        // tokens (below), so an agent's oversized context is refused as the real one refuses it.
+        .layer(axum::extract::DefaultBodyLimit::max(REQUEST_BYTES))
         .layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
                 let refusal = api_key.as_deref().and_then(|key| refuse_key(&req, key));
@@ -77,6 +86,19 @@ fn refuse_key(req: &axum::extract::Request, key: &str) -> Option<Response> {
         "code": "invalid_api_key",
     }});
     Some((axum::http::StatusCode::UNAUTHORIZED, Json(error)).into_response())
+}
+
+/// OpenAI's answer to a call whose messages overflow the context window: a client error, which an
+/// agent reports rather than retries.
+fn context_exceeded(tokens: usize) -> Response {
+    let error = json!({"error": {
+        "message": format!("This model's maximum context length is {CONTEXT_TOKENS} tokens. \
+            However, your messages resulted in {tokens} tokens. Please reduce the length of the messages."),
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": "context_length_exceeded",
+    }});
+    (axum::http::StatusCode::BAD_REQUEST, Json(error)).into_response()
 }
 
 /// Serves on `addr` (port 0 for any) and returns the bound address.
@@ -153,6 +175,10 @@ async fn chat(
     headers: axum::http::HeaderMap,
     Json(req): Json<Value>,
 ) -> Response {
+    let tokens = req["messages"].to_string().len() / 4;
+    if tokens > CONTEXT_TOKENS {
+        return context_exceeded(tokens);
+    }
     let names = headers.keys().map(|k| k.as_str().to_owned()).collect();
     recorder
         .0
