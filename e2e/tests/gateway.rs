@@ -79,6 +79,7 @@ async fn panel_tokens_expired_replayed_foreign_or_missing_are_refused() {
         session: a.clone(),
         login: "x".into(),
         role: SessionRole::Owner,
+        credential: String::new(),
     };
     let mut claims =
         Claims::with_custom_claims(grant, jwt_simple::prelude::Duration::from_secs(60))

@@ -257,6 +257,29 @@ pub struct SessionAccess {
     /// Who is watching, for the presence list other viewers see.
     #[serde(default)]
     pub login: String,
+    /// The credential the socket was opened with (see [`Revocation`]).
+    #[serde(default)]
+    pub credential: String,
+}
+
+/// Access taken back, as the session object and the sandbox's gateway are told of it: each
+/// closes the sockets (and the gateway drops the cookies) it covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Revocation {
+    /// A person's role on the session changed or went: everything of theirs.
+    Member { login: String },
+    /// A login session signed out or an API key revoked: what was opened with it alone.
+    Credential { id: String },
+}
+
+impl Revocation {
+    pub fn covers(&self, login: &str, credential: &str) -> bool {
+        match self {
+            Revocation::Member { login: l } => l == login,
+            Revocation::Credential { id } => !id.is_empty() && id == credential,
+        }
+    }
 }
 
 pub const ACCESS_HEADER: &str = "x-agent-ops-access";
@@ -279,24 +302,41 @@ mod access_tests {
     use super::*;
 
     #[test]
+    fn a_revocation_covers_a_member_or_one_credential() {
+        let member = Revocation::Member {
+            login: "ada".into(),
+        };
+        assert!(member.covers("ada", "key:1") && member.covers("ada", ""));
+        assert!(!member.covers("bob", "key:1"));
+        let key = Revocation::Credential { id: "key:1".into() };
+        assert!(key.covers("ada", "key:1") && key.covers("bob", "key:1"));
+        assert!(!key.covers("ada", "key:2"));
+        // A socket that names no credential is not everyone's.
+        assert!(!Revocation::Credential { id: String::new() }.covers("ada", ""));
+    }
+
+    #[test]
     fn viewers_watch_collaborators_steer() {
         let all = Scope::ALL.to_vec();
         let viewer = SessionAccess {
             role: SessionRole::Viewer,
             scopes: all.clone(),
             login: "v".into(),
+            credential: String::new(),
         };
         assert!(viewer.check(STEER).is_err());
         let collaborator = SessionAccess {
             role: SessionRole::Collaborator,
             scopes: all,
             login: "c".into(),
+            credential: String::new(),
         };
         assert!(collaborator.check(STEER).is_ok());
         let read_only_owner = SessionAccess {
             role: SessionRole::Owner,
             scopes: vec![Scope::SessionsRead],
             login: "o".into(),
+            credential: String::new(),
         };
         assert!(
             read_only_owner.check(STEER).is_err(),

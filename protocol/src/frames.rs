@@ -2,6 +2,7 @@
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+use crate::access::Revocation;
 use crate::errors::{ApiError, ErrorCode};
 use crate::events::{EventBody, SessionEvent};
 
@@ -52,9 +53,18 @@ pub enum ToRunnerFrame {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Command {
-    Prompt { prompt_id: String, text: String },
-    Abort { prompt_id: String },
+    Prompt {
+        prompt_id: String,
+        text: String,
+    },
+    Abort {
+        prompt_id: String,
+    },
     Stop,
+    /// For the gateway: drop the cookies and close the sockets this covers.
+    Revoke {
+        revoked: Revocation,
+    },
 }
 
 /// Client (viewer) -> session Durable Object.

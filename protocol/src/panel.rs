@@ -18,6 +18,10 @@ pub struct PanelGrant {
     pub session: String,
     pub login: String,
     pub role: SessionRole,
+    /// The credential the token was minted with, so signing out or revoking it reaches the
+    /// gateway's cookies too (an opaque id, never the credential).
+    #[serde(default)]
+    pub credential: String,
 }
 
 /// A verified token: who, and the id that makes it single-use.
@@ -97,6 +101,7 @@ mod tests {
             session: session.into(),
             login: "ada".into(),
             role: SessionRole::Viewer,
+            credential: "key:1".into(),
         }
     }
 

@@ -13,9 +13,11 @@ mod tls;
 
 use std::os::fd::FromRawFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use agent_ops_protocol::api::ModelConfig;
+use agent_ops_protocol::frames::Command;
 use clap::{Parser, Subcommand};
 use tokio::sync::mpsc;
 
@@ -152,10 +154,11 @@ async fn run(args: RunArgs) -> Result<(), String> {
                 .ok()
                 .filter(|k| k.len() >= 32)
                 .ok_or("AGENT_OPS_PANEL_KEY must be at least 32 bytes of hex")?;
+            let door = Arc::new(gateway::auth::Door::new(&args.session, panel_key));
             let gw = gateway::GatewayConfig {
                 listen,
                 session_id: args.session.clone(),
-                panel_key,
+                door: door.clone(),
                 // The sandbox's private /tmp: short enough for Unix socket paths (108 bytes),
                 // and seen by no other sandbox.
                 runtime: std::env::temp_dir().join("agent-ops-gateway"),
@@ -167,19 +170,24 @@ async fn run(args: RunArgs) -> Result<(), String> {
                 novnc_dir: args.novnc_dir,
                 code_server: args.code_server,
             };
-            Some(tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 if let Err(e) = gateway::serve(gw).await {
                     tracing::error!("{e}");
                 }
-            }))
+            });
+            Some((task, door))
         }
         None => None,
     };
+    let door = gateway.as_ref().map(|(_, door)| door.clone());
+    let gateway = gateway.map(|(task, _)| task);
     // Apps to preview exist only where a gateway shows them.
     let apps = gateway
         .is_some()
         .then(|| tokio::spawn(ports::watch(internal, event_tx.clone())));
     let agent = tokio::spawn(opencode::drive(cfg, cmd_rx, event_tx));
+    let (link_cmd_tx, link_cmds) = mpsc::channel(64);
+    tokio::spawn(route_commands(link_cmds, cmd_tx, door));
     let link = link::LinkConfig {
         url: args.control_url,
         token: args.token,
@@ -190,7 +198,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         tls,
     };
     tracing::info!(session = %args.session, "runner starting");
-    let end = link::run(link, event_rx, cmd_tx).await;
+    let end = link::run(link, event_rx, link_cmd_tx).await;
     agent.abort();
     for task in [gateway, apps].into_iter().flatten() {
         task.abort();
@@ -201,6 +209,28 @@ async fn run(args: RunArgs) -> Result<(), String> {
             Ok(())
         }
         link::LinkEnd::Refused => Err(end.to_string()),
+    }
+}
+
+/// The control plane's commands: revocations are the gateway's, the rest the agent's. Ends when
+/// the agent does, which the link then sees.
+async fn route_commands(
+    mut from_link: mpsc::Receiver<Command>,
+    to_agent: mpsc::Sender<Command>,
+    door: Option<Arc<gateway::auth::Door>>,
+) {
+    while let Some(command) = from_link.recv().await {
+        match command {
+            Command::Revoke { revoked } => {
+                let gone = door.as_ref().map_or(0, |d| d.revoke(&revoked));
+                tracing::info!("access taken back: {gone} panel cookie(s) revoked");
+            }
+            command => {
+                if to_agent.send(command).await.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Users, login sessions, API keys and session membership; every security-relevant change is
 //! written to the audit log.
 
-use agent_ops_protocol::access::{Scope, SessionRole};
+use agent_ops_protocol::access::{Revocation, Scope, SessionRole};
 use agent_ops_protocol::signing::hash_token;
 use agent_ops_protocol::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -114,6 +114,7 @@ pub async fn logout(env: &Env, user: &Principal) -> Result<Response> {
         .run()
         .await?;
     audit(env, &user.user_id, "sign_out", &user.user_id, "").await?;
+    crate::sessions_api::close_sockets_of_credential(env, user, &user.credential).await?;
     let resp = Response::empty()?.with_status(204);
     let headers = resp.headers().clone();
     headers.set(
@@ -255,6 +256,8 @@ pub async fn revoke_key(env: &Env, user: &Principal, id: &str) -> Result<Respons
         return fail(ErrorCode::NotFound, format!("no active key {id}"));
     }
     audit(env, &user.user_id, "api_key_revoked", id, "").await?;
+    crate::sessions_api::close_sockets_of_credential(env, user, &crate::auth::key_credential(id))
+        .await?;
     Ok(Response::empty()?.with_status(204))
 }
 
@@ -310,7 +313,10 @@ pub async fn add_member(
     )
     .await?;
     // A changed role takes effect at once: their sockets reconnect with the new one.
-    crate::sessions_api::close_sockets_of(env, session_id, &target.login).await?;
+    let revoked = Revocation::Member {
+        login: target.login.clone(),
+    };
+    crate::sessions_api::close_sockets(env, session_id, &revoked).await?;
     json(
         201,
         &serde_json::json!({"session_id": session_id, "user": target, "role": role}),
@@ -368,6 +374,9 @@ pub async fn remove_member(
         );
     }
     audit(env, &user.user_id, "member_removed", session_id, login).await?;
-    crate::sessions_api::close_sockets_of(env, session_id, login).await?;
+    let revoked = Revocation::Member {
+        login: login.to_owned(),
+    };
+    crate::sessions_api::close_sockets(env, session_id, &revoked).await?;
     Ok(Response::empty()?.with_status(204))
 }

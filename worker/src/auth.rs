@@ -25,6 +25,9 @@ pub struct Principal {
     /// When the API key the principal authenticated with expires, if it does: a key it makes
     /// expires no later.
     pub key_expires_at: Option<u64>,
+    /// Names the credential itself (never its secret), so what was opened with it can be closed
+    /// when it is revoked: `login:<hash of its hash>`, `key:<id>`, or `admin`.
+    pub credential: String,
 }
 
 fn unauthorized(message: &str) -> ApiError {
@@ -98,6 +101,7 @@ pub async fn authenticate(req: &Request, env: &Env) -> Result<Option<Principal>,
                 },
                 login_session: None,
                 key_expires_at: None,
+                credential: "admin".into(),
             }));
         }
     }
@@ -134,6 +138,7 @@ pub async fn authenticate(req: &Request, env: &Env) -> Result<Option<Principal>,
                 role,
                 scopes: all_scopes(role),
             },
+            credential: login_credential(&hash),
             login_session: Some(hash),
             key_expires_at: None,
         }));
@@ -160,7 +165,7 @@ pub async fn authenticate(req: &Request, env: &Env) -> Result<Option<Principal>,
             .map_err(internal)?;
         let row = row.ok_or_else(|| unauthorized("the API key is unknown, expired or revoked"))?;
         db.prepare("UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2")
-            .bind(&[now.into(), row.key_id.into()])
+            .bind(&[now.into(), row.key_id.clone().into()])
             .map_err(internal)?
             .run()
             .await
@@ -176,11 +181,23 @@ pub async fn authenticate(req: &Request, env: &Env) -> Result<Option<Principal>,
             user_id: row.id,
             login: row.login,
             caller: Caller { role, scopes },
+            credential: key_credential(&row.key_id),
             login_session: None,
             key_expires_at: row.expires_at.map(|e| e as u64),
         }));
     }
     Err(unauthorized("invalid credentials"))
+}
+
+/// The id by which a login session's sockets and panel cookies are found when it signs out:
+/// derived from the stored hash, so the sandbox, which sees the id, learns nothing it could
+/// look up.
+pub fn login_credential(token_hash: &str) -> String {
+    format!("login:{}", &hash_token(token_hash)[..32])
+}
+
+pub fn key_credential(key_id: &str) -> String {
+    format!("key:{key_id}")
 }
 
 /// Issues a login session for a user: the token is returned once and stored only as a hash.

@@ -81,6 +81,7 @@ pub async fn token(
         session: id.to_owned(),
         login: user.login.clone(),
         role,
+        credential: user.credential.clone(),
     };
     let token = match panel::issue(&key, &user.user_id, grant, &random_id(), TOKEN_TTL_SECS) {
         Ok(t) => t,

@@ -1,7 +1,7 @@
 //! The sessions REST API. D1 holds the index (who owns what, its status); everything about a
 //! session's activity is forwarded to its Durable Object.
 
-use agent_ops_protocol::access::{OrgRole, SessionAccess, SessionRole, ACCESS_HEADER};
+use agent_ops_protocol::access::{OrgRole, Revocation, SessionAccess, SessionRole, ACCESS_HEADER};
 use agent_ops_protocol::api::{
     valid_branch, AgentKind, CreateSession, ModelConfig, SessionInfo, SessionList,
 };
@@ -377,6 +377,7 @@ pub async fn forward(
         role,
         scopes: user.caller.scopes.clone(),
         login: user.login.clone(),
+        credential: user.credential.clone(),
     };
     let mut forwarded = req.clone_mut()?;
     // Set, never trusted from outside: this overwrites whatever the client sent.
@@ -394,10 +395,45 @@ pub async fn forward_runner(req: Request, env: &Env, id: &str) -> Result<Respons
     stub(env, id)?.fetch_with_request(req).await
 }
 
-/// Closes `login`'s open sockets on session `id` (their access changed or went).
-pub async fn close_sockets_of(env: &Env, id: &str, login: &str) -> Result<()> {
-    let body = serde_json::json!({ "login": login }).to_string();
+/// Closes the open sockets on session `id` that `revoked` covers, the sandbox gateway's too.
+pub async fn close_sockets(env: &Env, id: &str, revoked: &Revocation) -> Result<()> {
+    let body = serde_json::to_string(revoked)?;
     call(env, id, Method::Post, "/close-sockets", Some(body)).await?;
+    Ok(())
+}
+
+/// Closes what was opened with `credential` (see [`Principal::credential`]), which has just gone
+/// (a sign-out, a revoked key), on every live session its holder `user` can reach.
+pub async fn close_sockets_of_credential(
+    env: &Env,
+    user: &Principal,
+    credential: &str,
+) -> Result<()> {
+    #[derive(Deserialize)]
+    struct Row {
+        id: String,
+    }
+    let admin = user.caller.role == OrgRole::Admin;
+    let live: Vec<Row> = env
+        .d1("DB")?
+        .prepare(
+            "SELECT id FROM sessions WHERE status != 'terminated' AND (?2 = 1 OR owner_id = ?1 \
+             OR id IN (SELECT session_id FROM session_members WHERE user_id = ?1))",
+        )
+        .bind(&[
+            user.user_id.clone().into(),
+            f64::from(u8::from(admin)).into(),
+        ])?
+        .all()
+        .await?
+        .results()?;
+    let revoked = Revocation::Credential {
+        id: credential.to_owned(),
+    };
+    let closing = live.iter().map(|s| close_sockets(env, &s.id, &revoked));
+    for closed in futures::future::join_all(closing).await {
+        closed?;
+    }
     Ok(())
 }
 

@@ -1,11 +1,13 @@
 //! The gateway's door: a panel token (verified, accepted once) is traded for a cookie, and the
-//! cookie is what every later request and socket presents. Kept free of HTTP types so the rules
-//! are unit-tested directly.
+//! cookie is what every later request and socket presents. Access taken back on the control
+//! plane reaches the door at once (a revocation over the runner's link): the cookies it covers
+//! admit nothing more and the sockets opened with them close. Kept free of HTTP types so the
+//! rules are unit-tested directly.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use agent_ops_protocol::access::SessionRole;
+use agent_ops_protocol::access::{Revocation, SessionRole};
 use agent_ops_protocol::panel::{self, Refusal};
 use agent_ops_protocol::signing::hash_token;
 
@@ -16,6 +18,7 @@ pub const COOKIE_TTL_SECS: u64 = 8 * 3600;
 pub struct Access {
     pub login: String,
     pub role: SessionRole,
+    credential: String,
     expires_at: u64,
 }
 
@@ -39,6 +42,8 @@ pub struct Door {
     used: Mutex<HashMap<String, u64>>,
     /// Cookie hashes to what they grant: the cookie itself is never stored.
     cookies: Mutex<HashMap<String, Access>>,
+    /// Bumped on every revocation, so each open socket re-checks its cookie.
+    revocations: tokio::sync::watch::Sender<u64>,
 }
 
 impl Door {
@@ -48,6 +53,7 @@ impl Door {
             key,
             used: Mutex::new(HashMap::new()),
             cookies: Mutex::new(HashMap::new()),
+            revocations: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -67,6 +73,7 @@ impl Door {
         let access = Access {
             login: v.grant.login,
             role: v.grant.role,
+            credential: v.grant.credential,
             expires_at: now + COOKIE_TTL_SECS,
         };
         let mut cookies = self.cookies.lock().expect("lock");
@@ -81,6 +88,29 @@ impl Door {
             .get(&hash_token(cookie))
             .filter(|a| a.expires_at > now)
             .cloned()
+    }
+
+    /// Takes back the cookies `revoked` covers; returns how many went.
+    pub fn revoke(&self, revoked: &Revocation) -> usize {
+        let gone = {
+            let mut cookies = self.cookies.lock().expect("lock");
+            let before = cookies.len();
+            cookies.retain(|_, a| !revoked.covers(&a.login, &a.credential));
+            before - cookies.len()
+        };
+        self.revocations.send_modify(|n| *n += 1);
+        gone
+    }
+
+    /// Resolves once `cookie` has been taken back: a socket opened with it ends then.
+    pub async fn revoked(&self, cookie: &str) {
+        let hash = hash_token(cookie);
+        let mut changes = self.revocations.subscribe();
+        while self.cookies.lock().expect("lock").contains_key(&hash) {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -119,6 +149,7 @@ mod tests {
             session: "sess1".into(),
             login: "ada".into(),
             role,
+            credential: "key:1".into(),
         };
         let token = issue(&key, "u1", grant, "jti-1", 60).unwrap();
         (Door::new("sess1", key), token)
@@ -152,6 +183,31 @@ mod tests {
             other.exchange(&token, now()),
             Err(Denied::Token(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_revocation_takes_back_the_cookies_it_covers_and_ends_their_sockets() {
+        let (door, token) = door_and_token(SessionRole::Collaborator);
+        let cookie = door.exchange(&token, now()).unwrap();
+        let door = std::sync::Arc::new(door);
+        let watching = tokio::spawn({
+            let (door, cookie) = (door.clone(), cookie.clone());
+            async move { door.revoked(&cookie).await }
+        });
+        let other_key = Revocation::Credential { id: "key:2".into() };
+        assert_eq!(door.revoke(&other_key), 0);
+        assert!(door.admit(&cookie, now()).is_some());
+        tokio::task::yield_now().await;
+        assert!(!watching.is_finished(), "another credential's revocation");
+        let ada = Revocation::Member {
+            login: "ada".into(),
+        };
+        assert_eq!(door.revoke(&ada), 1);
+        assert!(door.admit(&cookie, now()).is_none());
+        tokio::time::timeout(std::time::Duration::from_secs(5), watching)
+            .await
+            .expect("the socket's watch ends")
+            .unwrap();
     }
 
     #[test]

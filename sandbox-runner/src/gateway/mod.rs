@@ -65,7 +65,8 @@ impl Listen {
 pub struct GatewayConfig {
     pub listen: Listen,
     pub session_id: String,
-    pub panel_key: Vec<u8>,
+    /// Shared with the runner's link, which hands it the control plane's revocations.
+    pub door: Arc<Door>,
     pub runtime: PathBuf,
     pub workspace: PathBuf,
     pub home: PathBuf,
@@ -115,7 +116,7 @@ impl Editor {
 
 struct Gateway {
     prefix: String,
-    door: Door,
+    door: Arc<Door>,
     terminal: terminal::Terminal,
     vnc: Option<Upstream>,
     code: Option<Editor>,
@@ -181,7 +182,7 @@ pub async fn serve(cfg: GatewayConfig) -> Result<(), String> {
     });
     let gw = Arc::new(Gateway {
         prefix: format!("/sandbox/{}/", cfg.session_id),
-        door: Door::new(&cfg.session_id, cfg.panel_key),
+        door: cfg.door,
         terminal: terminal::Terminal::new(cfg.workspace, cfg.home),
         vnc,
         code,
@@ -266,13 +267,14 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
     if rest == "auth" {
         return exchange(&gw, &req);
     }
-    let access = req
+    let cookie = req
         .headers()
         .get(header::COOKIE)
         .and_then(|c| c.to_str().ok())
         .and_then(|c| cookies::value(c, auth::COOKIE))
-        .and_then(|c| gw.door.admit(c, now()));
-    let Some(access) = access else {
+        .map(str::to_owned);
+    let admitted = cookie.and_then(|c| gw.door.admit(&c, now()).map(|access| (access, c)));
+    let Some((access, cookie)) = admitted else {
         return refuse(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -299,6 +301,11 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
             "viewers can watch the terminal; the desktop, the editor and app previews need the collaborator role",
         );
     }
+    // A socket lasts as long as the access it was opened with.
+    let taken_back = {
+        let door = gw.door.clone();
+        async move { door.revoked(&cookie).await }
+    };
     match head {
         "terminal" => match tail {
             "" => terminal_page(),
@@ -311,7 +318,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
                     Ok(upgrade) => {
                         let writable = access.can_write();
                         upgrade.on_upgrade(move |socket| async move {
-                            gw.terminal.attach(socket, writable).await
+                            gw.terminal.attach(socket, writable, taken_back).await
                         })
                     }
                     Err(e) => e.into_response(),
@@ -320,14 +327,14 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
             _ => refuse(StatusCode::NOT_FOUND, "not_found", "no such terminal file"),
         },
         "vnc" => match &gw.vnc {
-            Some(up) => proxy::forward(up, req, &format!("/{tail}{query}"), auth::COOKIE).await,
+            Some(up) => proxy::forward(up, req, &format!("/{tail}{query}"), taken_back).await,
             None => {
                 unavailable("the desktop (Xvfb, x11vnc, websockify) is not running in this sandbox")
             }
         },
         "code" => match gw.code.as_ref().map(Editor::upstream) {
             Some(started) => match started.await {
-                Ok(up) => proxy::forward(up, req, &format!("/{tail}{query}"), auth::COOKIE).await,
+                Ok(up) => proxy::forward(up, req, &format!("/{tail}{query}"), taken_back).await,
                 Err(e) => unavailable(&format!("code-server did not start: {e}")),
             },
             None => unavailable("code-server is not installed in this sandbox"),
@@ -337,7 +344,7 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
             match port.parse::<u16>() {
                 Ok(port) if port > 0 => {
                     let up = Upstream::Tcp(gw.loopback.clone(), port);
-                    proxy::forward(&up, req, &format!("/{tail}{query}"), auth::COOKIE).await
+                    proxy::forward(&up, req, &format!("/{tail}{query}"), taken_back).await
                 }
                 _ => refuse(
                     StatusCode::NOT_FOUND,

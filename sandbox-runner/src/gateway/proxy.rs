@@ -87,13 +87,13 @@ fn bad_gateway(why: String) -> Response<Body> {
         .expect("static response")
 }
 
-/// Sends `req` to `upstream` at `path_and_query`, leaving out the cookie named `drop_cookie` (the
-/// gateway's own, which no service in the sandbox needs to see).
+/// Sends `req` to `upstream` at `path_and_query`, leaving out the gateway's own cookie (which no
+/// service in the sandbox needs to see). A WebSocket it upgrades to ends when `until` does.
 pub async fn forward(
     upstream: &Upstream,
     mut req: Request<Body>,
     path_and_query: &str,
-    drop_cookie: &str,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Response<Body> {
     let client_upgrade = req
         .headers()
@@ -107,7 +107,9 @@ pub async fn forward(
     }
     let headers = req.headers_mut();
     if let Some(cookies) = headers.get(header::COOKIE).and_then(|c| c.to_str().ok()) {
-        match cookies::without(cookies, drop_cookie).and_then(|k| HeaderValue::from_str(&k).ok()) {
+        match cookies::without(cookies, super::auth::COOKIE)
+            .and_then(|k| HeaderValue::from_str(&k).ok())
+        {
             Some(kept) => headers.insert(header::COOKIE, kept),
             None => headers.remove(header::COOKIE),
         };
@@ -143,7 +145,10 @@ pub async fn forward(
         tokio::spawn(async move {
             if let (Ok(c), Ok(u)) = (client_upgrade.await, upstream_upgrade.await) {
                 let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-                tokio::io::copy_bidirectional(&mut c, &mut u).await.ok();
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut c, &mut u) => {}
+                    () = until => {}
+                }
             }
         });
     }

@@ -162,7 +162,14 @@ impl Terminal {
         Ok(shell)
     }
 
-    pub async fn attach(&self, socket: WebSocket, writable: bool) {
+    /// Serves one browser's socket on the shared shell until it closes or `until` resolves (its
+    /// access was taken back).
+    pub async fn attach(
+        &self,
+        socket: WebSocket,
+        writable: bool,
+        until: impl std::future::Future<Output = ()>,
+    ) {
         let (mut tx, mut rx) = socket.split();
         let shell = match self.shell().await {
             Ok(s) => s,
@@ -217,7 +224,15 @@ impl Terminal {
                 }
             }
         });
-        while let Some(Ok(msg)) = rx.next().await {
+        tokio::pin!(until);
+        loop {
+            let msg = tokio::select! {
+                next = rx.next() => match next {
+                    Some(Ok(msg)) => msg,
+                    _ => break,
+                },
+                () = &mut until => break,
+            };
             let refused = match take(&shell, msg, writable).await {
                 Ok(refused) => refused,
                 Err(_) => break,

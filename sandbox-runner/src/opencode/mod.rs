@@ -108,6 +108,8 @@ async fn session_loop(
         tokio::select! {
             cmd = commands.recv() => match cmd {
                 None | Some(Command::Stop) => break Exit::Stopped,
+                // The gateway's (main.rs routes them there).
+                Some(Command::Revoke { .. }) => {}
                 Some(Command::Prompt { prompt_id, text }) => {
                     if let Some(t) = &turn {
                         // The session object runs one turn at a time; this is a protocol bug.

@@ -12,9 +12,9 @@ mod store;
 
 use std::cell::{Cell, OnceCell, RefCell};
 
-use agent_ops_protocol::access::{SessionAccess, ACCESS_HEADER};
+use agent_ops_protocol::access::{Revocation, SessionAccess, ACCESS_HEADER};
 use agent_ops_protocol::api::PromptAccepted;
-use agent_ops_protocol::frames::{ToClientFrame, ToRunnerFrame};
+use agent_ops_protocol::frames::{Command, ToClientFrame, ToRunnerFrame};
 use agent_ops_protocol::lifecycle::{Effect, Input, Lifecycle, Policy, Rejection};
 use agent_ops_protocol::{
     ApiError, ErrorCode, EventBody, SessionStatus, TurnOutcome, MAX_PAGE_EVENTS, MAX_PROMPT_BYTES,
@@ -308,21 +308,17 @@ impl SessionObject {
         let last = path.rsplit('/').next().unwrap_or_default().to_owned();
         match (req.method(), path.as_str(), last.as_str()) {
             (Method::Post, "/close-sockets", _) => {
-                #[derive(Deserialize)]
-                struct Body {
-                    login: String,
-                }
-                let body: Body = match read_json(&mut req, 1024).await {
-                    Ok(b) => b,
+                let revoked: Revocation = match read_json(&mut req, 1024).await {
+                    Ok(r) => r,
                     Err(e) => return error(&e),
                 };
                 let mut closed = 0;
                 for ws in self.state.get_websockets_with_tag("client") {
                     let info = ws.deserialize_attachment::<SocketInfo>()?;
-                    let theirs = info
+                    let covered = info
                         .and_then(|i| i.access)
-                        .is_some_and(|a| a.login == body.login);
-                    if theirs {
+                        .is_some_and(|a| revoked.covers(&a.login, &a.credential));
+                    if covered {
                         ws.close(
                             Some(ACCESS_CHANGED),
                             Some("your access to this session changed"),
@@ -330,6 +326,11 @@ impl SessionObject {
                         .ok();
                         closed += 1;
                     }
+                }
+                // The gateway's cookies and sockets too; a runner not linked now is told when
+                // it is (commands wait for their ack).
+                if !persisted.lifecycle.status().is_terminal() {
+                    self.send_command(Command::Revoke { revoked })?;
                 }
                 json(200, &serde_json::json!({ "closed": closed }))
             }
