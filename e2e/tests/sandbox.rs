@@ -342,3 +342,76 @@ async fn the_worker_calls_the_model_for_the_runner_with_the_key_only_it_holds() 
     let body: serde_json::Value = ended.json().await.unwrap();
     assert_eq!(body["code"], "session_terminated");
 }
+
+/// What a session's sandbox holds on the host: the processes that name it (bubblewrap, the
+/// runner, pasta) and its cgroups.
+fn held_for(id: &str) -> Vec<String> {
+    let mut held: Vec<String> = e2e::procs::all()
+        .into_iter()
+        .filter(|p| p.argv.iter().any(|a| a.contains(id)))
+        .map(|p| format!("process {}: {}", p.pid, p.argv.join(" ")))
+        .collect();
+    let mut dirs = vec![(std::path::PathBuf::from("/sys/fs/cgroup"), 0)];
+    while let Some((dir, depth)) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if entry.file_name() == id {
+                held.push(format!("cgroup {}", path.display()));
+            } else if depth < 3 {
+                dirs.push((path, depth + 1));
+            }
+        }
+    }
+    held
+}
+
+async fn until_nothing_held(id: &str, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let held = held_for(id);
+        if held.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: still held {held:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A sandbox whose runner ends on its own (here: killed) gives back its processes and cgroups
+/// within seconds, with nobody asking after it; a terminated session's files go too, and its
+/// runner's log stays. Before, an exited sandbox kept pasta and its groups until a request
+/// named it, and every session's workspace stayed on the host for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exited_and_terminated_sandboxes_are_reaped() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let exits = stack.create_session(None).await.id;
+    let held = held_for(&exits);
+    assert!(
+        held.iter().any(|h| h.starts_with("process"))
+            && held.iter().any(|h| h.starts_with("cgroup")),
+        "a running sandbox holds processes and groups: {held:#?}"
+    );
+    stack.kill_runner(&exits);
+    until_nothing_held(&exits, "an exited sandbox").await;
+
+    let ends = stack
+        .create_session(Some("@write notes.txt kept until the end\n@say written"))
+        .await
+        .id;
+    turn_events(&stack, &ends).await;
+    let dir = stack.dir.join("sandboxes").join(&ends);
+    assert!(dir.join("workspace/notes.txt").exists());
+    stack.terminate_session(&ends).await;
+    until_nothing_held(&ends, "a terminated sandbox").await;
+    for gone in ["workspace", "home", "state"] {
+        assert!(!dir.join(gone).exists(), "{gone} is removed");
+    }
+    let log = std::fs::read_to_string(dir.join("runner.log")).expect("the log stays");
+    assert!(log.contains("runner starting"), "{log}");
+}

@@ -207,7 +207,7 @@ async fn create(
     let mut sandboxes = host.sandboxes.lock().await;
     if let Some(existing) = sandboxes.get_mut(&req.session_id) {
         // Creating twice is idempotent while the first is alive.
-        existing.poll();
+        existing.poll().await;
         if existing.child.is_some() {
             return (StatusCode::OK, Json(existing.info(&req.session_id))).into_response();
         }
@@ -296,7 +296,7 @@ async fn inspect(
         uri,
         headers,
     };
-    req.handle(&host, async |sb| sb.poll()).await
+    req.handle(&host, async |sb| sb.poll().await).await
 }
 
 async fn terminate(
@@ -317,6 +317,18 @@ async fn terminate(
         tracing::info!(session = %id, "sandbox terminated");
     })
     .await
+}
+
+/// Notices sandboxes that exited on their own (the runner ended or crashed) without anyone
+/// asking, so what they held is given back within seconds rather than at the next request.
+async fn reap(host: Shared) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        for sb in host.sandboxes.lock().await.values_mut() {
+            sb.poll().await;
+        }
+    }
 }
 
 /// The real file behind a program name or path (looked up on PATH when it has no slash), so it
@@ -383,7 +395,8 @@ pub async fn serve(args: HostArgs) -> Result<(), String> {
         )
         .route("/v1/sandboxes", axum::routing::post(create))
         .route("/v1/sandboxes/{id}", get(inspect).delete(terminate))
-        .with_state(host);
+        .with_state(host.clone());
+    tokio::spawn(reap(host));
     tracing::info!(
         "sandbox provider listening on http://{}",
         listener.local_addr().map_err(|e| e.to_string())?

@@ -308,25 +308,39 @@ impl Sandbox {
         })
     }
 
-    /// Refreshes `state` from the process, without blocking.
-    pub fn poll(&mut self) {
+    /// Refreshes `state` from the process, without blocking; an exited sandbox gives back what
+    /// it held at once (its network, its groups), though its directory stays for a restart.
+    pub async fn poll(&mut self) {
         if let Some(child) = self.child.as_mut() {
             if let Ok(Some(_)) = child.try_wait() {
                 self.state = SandboxState::Exited;
                 self.child = None;
                 // Dropping pasta kills it, and frees the gateway's port.
                 self.net = None;
+                if let Some(group) = self.group.take() {
+                    group.release().await;
+                }
             }
         }
     }
 
-    /// Kills bubblewrap (its PID namespace takes every process of the sandbox with it) and pasta.
+    /// Kills bubblewrap (its PID namespace takes every process of the sandbox with it) and
+    /// pasta, and removes what the session wrote: a terminated session never runs again. Its
+    /// runner's log stays, for the operator.
     pub async fn terminate(&mut self) {
         for mut child in [self.child.take(), self.net.take()].into_iter().flatten() {
             child.kill().await.ok();
         }
         if let Some(group) = self.group.take() {
             group.release().await;
+        }
+        let layout = &self.layout;
+        for dir in [&layout.workspace, &layout.home, &layout.state] {
+            if let Err(e) = tokio::fs::remove_dir_all(dir).await {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!("{} left behind: {e}", dir.display());
+                }
+            }
         }
         self.state = SandboxState::Terminated;
     }
