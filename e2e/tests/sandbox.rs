@@ -415,3 +415,39 @@ async fn exited_and_terminated_sandboxes_are_reaped() {
     let log = std::fs::read_to_string(dir.join("runner.log")).expect("the log stays");
     assert!(log.contains("runner starting"), "{log}");
 }
+
+/// A sandbox's processes run as a host uid of their own, not root and not the operator, one per
+/// session, with no capabilities; the session's files are that uid's. Before the fix they ran as
+/// the host's root in a user namespace: one kernel bug from root on the host, and every file the
+/// agent wrote was root's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_sandbox_runs_as_a_host_uid_of_its_own() {
+    use std::os::unix::fs::MetadataExt;
+    let stack = Stack::start(StackOptions::default()).await;
+    let probe = "@bash echo uid-$(id -u)-; grep CapEff /proc/self/status; whoami; \
+                 touch mine.txt && echo wrote-mine\n@say looked";
+    let mut uids = Vec::new();
+    for _ in 0..2 {
+        let id = stack.create_session(Some(probe)).await.id;
+        let out = tool_output(&turn_events(&stack, &id).await, "bash");
+        assert!(out.contains("wrote-mine"), "{out}");
+        assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
+        assert!(
+            out.contains("agent"),
+            "the uid has a name in the sandbox: {out}"
+        );
+        let uid: u32 = out
+            .split("uid-")
+            .nth(1)
+            .and_then(|r| r.split('-').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{out}"));
+        assert_ne!(uid, 0, "not root");
+        let operator = std::fs::metadata("/proc/self").unwrap().uid();
+        assert_ne!(uid, operator, "not the operator");
+        let file = std::fs::metadata(stack.workspace(&id).join("mine.txt")).unwrap();
+        assert_eq!(file.uid(), uid, "the session's files are its uid's");
+        uids.push(uid);
+    }
+    assert_ne!(uids[0], uids[1], "each session a uid of its own");
+}

@@ -1,6 +1,7 @@
 //! The local sandbox provider: a small HTTP API (create, inspect, terminate) that the Worker
 //! calls with signed requests, starting each session's runner isolated by bubblewrap.
 
+mod identity;
 mod limits;
 mod mounts;
 mod network;
@@ -94,6 +95,10 @@ pub struct HostArgs {
     /// The size of each of a sandbox's private tmpfs mounts (`/tmp`, `/home`, ...), in MiB.
     #[arg(long, env = "AGENT_OPS_SANDBOX_TMPFS_MIB", default_value_t = 1024)]
     tmpfs_mib: u64,
+    /// The first of the host uids sandboxes run as (65536 of them), when the provider runs as
+    /// root; pick a range no host user or container has.
+    #[arg(long, env = "AGENT_OPS_SANDBOX_UID_BASE", default_value_t = 200_000)]
+    sandbox_uid_base: u32,
     /// Certificates (PEM) of a private authority the runners trust for the Worker's TLS.
     #[arg(long, env = "AGENT_OPS_CA_FILE")]
     ca_file: Option<PathBuf>,
@@ -212,6 +217,15 @@ async fn create(
             return (StatusCode::OK, Json(existing.info(&req.session_id))).into_response();
         }
     }
+    // A root provider gives each sandbox a uid of its own (see `identity`).
+    let uid = rustix::process::geteuid().is_root().then(|| {
+        let taken: Vec<u32> = sandboxes
+            .iter()
+            .filter(|(id, sb)| *id != &req.session_id && sb.child.is_some())
+            .filter_map(|(_, sb)| sb.uid)
+            .collect();
+        identity::pick_uid(&req.session_id, host.args.sandbox_uid_base, &taken)
+    });
     let cfg = SpawnConfig {
         tools: &host.tools,
         panels: &host.panels,
@@ -225,6 +239,7 @@ async fn create(
         outbound: &host.args.allow_ports,
         heartbeat_ms: host.args.heartbeat_ms,
         ca_file: host.args.ca_file.as_deref(),
+        uid,
     };
     match Sandbox::spawn(&host.args.root, &req, &cfg).await {
         Ok(sb) => {

@@ -7,6 +7,7 @@
 //! the rest of the world through pasta's NAT, as from any container.
 
 use std::ffi::OsString;
+use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -16,9 +17,21 @@ use tokio::process::{Child, Command};
 /// pasta configures a namespace in about 20 ms here; this only bounds a broken one.
 const READY_WITHIN: Duration = Duration::from_secs(5);
 
-/// pasta's arguments to join the namespace of `sandbox_pid` to the host. Pure, so the rules that
-/// keep the sandbox closed are tested without starting anything.
-pub fn pasta_args(sandbox_pid: u32, outbound: &[u16], pid_file: &Path, uid: u32) -> Vec<OsString> {
+/// The sandbox's namespaces, as pasta is to find them.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// The user and network namespaces of this process (bubblewrap's, in a user namespace of
+    /// its own).
+    Process(u32),
+    /// A network namespace alone, opened by the provider and inherited as this descriptor: the
+    /// sandbox is in the host's user namespace, and pasta, having dropped its capabilities, may
+    /// not open another root process's namespaces itself.
+    NetFd(i32),
+}
+
+/// pasta's arguments to join the sandbox's namespace to the host. Pure, so the rules that keep
+/// the sandbox closed are tested without starting anything.
+pub fn pasta_args(target: Target, outbound: &[u16], pid_file: &Path, uid: u32) -> Vec<OsString> {
     let outbound = if outbound.is_empty() {
         "none".to_owned()
     } else {
@@ -26,8 +39,7 @@ pub fn pasta_args(sandbox_pid: u32, outbound: &[u16], pid_file: &Path, uid: u32)
         ports.join(",")
     };
     let uid = uid.to_string();
-    let pid = sandbox_pid.to_string();
-    [
+    let mut args: Vec<String> = [
         "--foreground",
         "--quiet",
         // pasta otherwise drops to "nobody", who may not enter a namespace the host made.
@@ -48,11 +60,17 @@ pub fn pasta_args(sandbox_pid: u32, outbound: &[u16], pid_file: &Path, uid: u32)
         // Written once the namespace is configured and every port is bound: the ready signal.
         "--pid",
         &pid_file.display().to_string(),
-        &pid,
     ]
-    .into_iter()
-    .map(OsString::from)
-    .collect()
+    .map(str::to_owned)
+    .to_vec();
+    match target {
+        Target::Process(pid) => args.push(pid.to_string()),
+        Target::NetFd(fd) => {
+            args.extend(["--netns-only", "--netns"].map(str::to_owned));
+            args.push(format!("/proc/self/fd/{fd}"));
+        }
+    }
+    args.into_iter().map(OsString::from).collect()
 }
 
 /// Whether a namespace's `fib_trie` (from `/proc/<pid>/net`) shows its loopback up: routes for
@@ -92,21 +110,38 @@ pub async fn join(
     sandbox_pid: u32,
     outbound: &[u16],
     pid_file: &Path,
+    userns: bool,
     log: std::fs::File,
 ) -> std::io::Result<Child> {
     loopback_configured(sandbox_pid).await?;
     std::fs::remove_file(pid_file).ok();
     let uid = rustix::process::geteuid().as_raw();
+    // Held until pasta has started with its copy.
+    let netns = if userns {
+        None
+    } else {
+        Some(std::fs::File::open(format!("/proc/{sandbox_pid}/ns/net"))?)
+    };
+    let target = match &netns {
+        Some(ns) => Target::NetFd(ns.as_raw_fd()),
+        None => Target::Process(sandbox_pid),
+    };
     let mut cmd = Command::new("pasta");
-    cmd.args(pasta_args(sandbox_pid, outbound, pid_file, uid))
+    cmd.args(pasta_args(target, outbound, pid_file, uid))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .kill_on_drop(true);
-    // SAFETY: runs in the forked child before exec and makes one raw system call (prctl), which
-    // neither allocates nor takes locks.
+    // SAFETY: runs in the forked child before exec and makes raw system calls only (prctl,
+    // fcntl), which neither allocate nor take locks.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
+            if let Target::NetFd(fd) = target {
+                rustix::io::fcntl_setfd(
+                    std::os::fd::BorrowedFd::borrow_raw(fd),
+                    rustix::io::FdFlags::empty(),
+                )?;
+            }
             rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
                 .map_err(std::io::Error::from)
         });
@@ -161,7 +196,12 @@ mod tests {
 
     #[test]
     fn pasta_opens_only_the_listed_ports_out_and_none_in() {
-        let args = pasta_args(42, &[8787, 8791], Path::new("/r/.net/s.pid"), 0);
+        let args = pasta_args(
+            Target::Process(42),
+            &[8787, 8791],
+            Path::new("/r/.net/s.pid"),
+            0,
+        );
         assert_eq!(after(&args, "--tcp-ports"), ["none"]);
         assert_eq!(after(&args, "--tcp-ns"), ["8787,8791"]);
         assert_eq!(after(&args, "--udp-ports"), ["none"]);
@@ -171,7 +211,11 @@ mod tests {
         assert!(args.iter().any(|a| a == "--no-map-gw"));
         assert!(args.iter().any(|a| a == "--foreground"));
         assert_eq!(args.last().unwrap(), "42");
-        let closed = pasta_args(42, &[], Path::new("/p"), 1000);
+        let closed = pasta_args(Target::NetFd(5), &[], Path::new("/p"), 1000);
         assert_eq!(after(&closed, "--tcp-ns"), ["none"]);
+        // A sandbox in the host's user namespace is joined by its network alone.
+        assert_eq!(after(&closed, "--netns"), ["/proc/self/fd/5"]);
+        assert!(closed.iter().any(|a| a == "--netns-only"));
+        assert!(!args.iter().any(|a| a == "--netns-only"));
     }
 }

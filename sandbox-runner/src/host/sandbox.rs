@@ -13,6 +13,7 @@ use std::time::Duration;
 use agent_ops_protocol::api::{CreateSandbox, PanelInfo, SandboxInfo, SandboxState};
 use tokio::process::{Child, Command};
 
+use super::identity::{own_identity, Identity};
 use super::limits::{Backend, Group, Limits};
 use super::mounts::Mount;
 
@@ -66,6 +67,7 @@ pub fn bwrap_args(
     program: &Path,
     fds: StartFds,
     tmpfs_bytes: u64,
+    identity: &Identity,
 ) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |items: &[&dyn AsRef<std::ffi::OsStr>]| {
@@ -73,15 +75,22 @@ pub fn bwrap_args(
             a.push(i.as_ref().to_owned());
         }
     };
-    push(&[
-        &"--die-with-parent",
-        &"--new-session",
-        &"--unshare-all",
+    push(&[&"--die-with-parent", &"--new-session"]);
+    match identity {
+        // Every namespace but the user's: the sandbox's uid is a real one of the host's.
+        Identity::Own { .. } => push(&[
+            &"--unshare-ipc",
+            &"--unshare-pid",
+            &"--unshare-net",
+            &"--unshare-uts",
+            &"--unshare-cgroup-try",
+        ]),
         // Every process in the sandbox runs without capabilities, even in its own user
         // namespace: nothing there needs one, and with CAP_SYS_PTRACE the agent could read the
         // runner's memory and environment, however the runner guards them.
-        &"--cap-drop",
-        &"ALL",
+        Identity::Operator => push(&[&"--unshare-all", &"--cap-drop", &"ALL"]),
+    }
+    push(&[
         &"--info-fd",
         &fds.info.to_string(),
         &"--block-fd",
@@ -93,14 +102,22 @@ pub fn bwrap_args(
             Mount::Link { target, at } => push(&[&"--symlink", target, at]),
         }
     }
+    if let Identity::Own { passwd, group, .. } = identity {
+        push(&[&"--ro-bind", passwd, &"/etc/passwd"]);
+        push(&[&"--ro-bind", group, &"/etc/group"]);
+    }
     let size = tmpfs_bytes.to_string();
     for empty in super::mounts::EMPTY {
-        push(&[&"--size", &size, &"--tmpfs", &empty]);
+        // Anyone's to write, as the host's own /tmp is: the sandbox's uid is not root.
+        let perms = if empty == "/tmp" { "1777" } else { "0755" };
+        push(&[&"--size", &size, &"--perms", &perms, &"--tmpfs", &empty]);
     }
     push(&[&"--dev", &"/dev", &"--proc", &"/proc"]);
-    for path in exposed.iter().filter(|p| p.exists()) {
+    let exposed: Vec<&PathBuf> = exposed.iter().filter(|p| p.exists()).collect();
+    for path in &exposed {
         push(&[&"--ro-bind", path, path]);
     }
+
     // After the exposed paths, so that nothing exposed brings a hidden path back.
     for path in hidden.iter().filter(|p| p.exists()) {
         if path.is_dir() {
@@ -112,9 +129,63 @@ pub fn bwrap_args(
     // Hide every session, then give this one back, writable.
     push(&[&"--tmpfs", &layout.root]);
     push(&[&"--bind", &layout.session_dir, &layout.session_dir]);
+    // bubblewrap makes the directories on the way to a bind private to root (`/etc` for its
+    // files, `/root/.cache` for the platform's tools); the sandbox's uid must pass through.
+    let mut binds: Vec<&Path> = system
+        .iter()
+        .filter_map(|m| match m {
+            Mount::Bind(path) => Some(path.as_path()),
+            Mount::Link { .. } => None,
+        })
+        .collect();
+    binds.extend(exposed.iter().map(|p| p.as_path()));
+    binds.extend(hidden.iter().filter(|p| p.exists()).map(PathBuf::as_path));
+    binds.push(&layout.session_dir);
+    let mut mount_points: Vec<&Path> = super::mounts::EMPTY.iter().map(Path::new).collect();
+    mount_points.extend([Path::new("/dev"), Path::new("/proc"), &layout.root]);
+    mount_points.extend(hidden.iter().filter(|p| p.is_dir()).map(PathBuf::as_path));
+    for dir in leading_dirs(&binds, &mount_points) {
+        push(&[&"--chmod", &"0755", &dir]);
+    }
     push(&[&"--chdir", &layout.workspace]);
-    push(&[&"--", &program, &"run"]);
+    push(&[&"--"]);
+    if let Identity::Own { uid, .. } = identity {
+        let id = uid.to_string();
+        push(&[
+            &"setpriv",
+            &"--reuid",
+            &id,
+            &"--regid",
+            &id,
+            &"--clear-groups",
+            &"--inh-caps=-all",
+            &"--bounding-set=-all",
+            &"--no-new-privs",
+            &"--",
+        ]);
+    }
+    push(&[&program, &"run"]);
     a
+}
+
+/// The directories bubblewrap creates on the way to `binds`: every ancestor that no bind covers
+/// (a bound directory is the host's own, read-only) and that is no mount point (whose mode its
+/// mount sets).
+fn leading_dirs(binds: &[&Path], mount_points: &[&Path]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for bind in binds {
+        for dir in bind.ancestors().skip(1) {
+            if dir == Path::new("/") || binds.iter().any(|b| dir.starts_with(b)) {
+                break;
+            }
+            if !mount_points.contains(&dir) && !dirs.iter().any(|d| d == dir) {
+                dirs.push(dir.to_owned());
+            }
+        }
+    }
+    // Outermost first, so each is there before the ones inside it.
+    dirs.sort_by_key(|d| d.components().count());
+    dirs
 }
 
 pub struct Sandbox {
@@ -128,6 +199,8 @@ pub struct Sandbox {
     pub panels: Vec<PanelInfo>,
     /// Its cgroups, released once it has exited.
     group: Option<Group>,
+    /// The host uid it runs as, if one of its own.
+    pub uid: Option<u32>,
 }
 
 pub struct SpawnConfig<'a> {
@@ -146,6 +219,8 @@ pub struct SpawnConfig<'a> {
     pub limits: Limits,
     pub heartbeat_ms: u64,
     pub ca_file: Option<&'a Path>,
+    /// The host uid the sandbox runs as, where the provider can give it one (see [`Identity`]).
+    pub uid: Option<u32>,
 }
 
 impl Sandbox {
@@ -167,6 +242,10 @@ impl Sandbox {
             .create(true)
             .append(true)
             .open(&layout.log)?;
+        let identity = match cfg.uid {
+            Some(uid) => own_identity(root, &layout, &req.session_id, uid)?,
+            None => Identity::Operator,
+        };
         let mut cmd = Command::new("bwrap");
         let mut exposed = vec![cfg.runner_bin.to_owned(), cfg.opencode_bin.to_owned()];
         exposed.extend(cfg.ca_file.map(Path::to_owned));
@@ -206,6 +285,7 @@ impl Sandbox {
             cfg.runner_bin,
             fds,
             cfg.limits.tmpfs_bytes,
+            &identity,
         ))
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -239,6 +319,13 @@ impl Sandbox {
         .kill_on_drop(true);
         if let Some(repo) = &req.repo {
             cmd.env("AGENT_OPS_REPO", repo);
+        }
+        if matches!(identity, Identity::Own { .. }) {
+            // A local repository is the host's, not the sandbox uid's, and git refuses to read
+            // another user's repository unless told that is expected.
+            cmd.env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "safe.directory")
+                .env("GIT_CONFIG_VALUE_0", "*");
         }
         if let Some(branch) = &req.branch {
             cmd.env("AGENT_OPS_BRANCH", branch);
@@ -285,7 +372,8 @@ impl Sandbox {
             for p in child.id().into_iter().chain([pid]) {
                 group.add(p)?;
             }
-            super::network::join(pid, cfg.outbound, &pid_file, log).await
+            let userns = identity == Identity::Operator;
+            super::network::join(pid, cfg.outbound, &pid_file, userns, log).await
         };
         let net = match joined.await {
             Ok(net) => net,
@@ -305,6 +393,7 @@ impl Sandbox {
             gateway,
             panels: cfg.panels.to_vec(),
             group: Some(group),
+            uid: cfg.uid,
         })
     }
 
@@ -423,6 +512,7 @@ mod tests {
                 credentials: 13,
             },
             64 << 20,
+            &Identity::Operator,
         );
         let tmp = pos(&args, &["--tmpfs", "/tmp"]).expect("private /tmp");
         let exposed = pos(&args, &["--ro-bind", "/bin/sh", "/bin/sh"]).expect("exposed read-only");
@@ -439,8 +529,12 @@ mod tests {
         let ro = pos(&args, &["--ro-bind", "/usr", "/usr"]).expect("system read-only");
         assert!(pos(&args, &["--symlink", "usr/bin", "/bin"]).is_some());
         for empty in ["/home", "/root", "/run", "/var", "/tmp"] {
-            let at = pos(&args, &["--size", "67108864", "--tmpfs", empty])
-                .unwrap_or_else(|| panic!("{empty} empty and bounded"));
+            let perms = if empty == "/tmp" { "1777" } else { "0755" };
+            let at = pos(
+                &args,
+                &["--size", "67108864", "--perms", perms, "--tmpfs", empty],
+            )
+            .unwrap_or_else(|| panic!("{empty} empty and bounded"));
             assert!(at < exposed, "exposed paths survive {empty}");
         }
         let hide_all = pos(&args, &["--tmpfs", "/srv/sb"]).expect("other sessions hidden");
@@ -474,5 +568,88 @@ mod tests {
             &args[args.len() - 3..],
             &["--", "/bin/runner", "run"].map(OsString::from)
         );
+    }
+
+    #[test]
+    fn a_root_provider_drops_to_the_sandboxs_own_uid() {
+        let layout = Layout::new(Path::new("/srv/sb"), "abc");
+        // Under /tmp, one of the empty mounts, as the platform's tools may be under /root.
+        let tool =
+            std::env::temp_dir().join(format!("aops-{}/tools/editor-1.0", std::process::id()));
+        std::fs::create_dir_all(&tool).unwrap();
+        let (tools, top) = (
+            tool.parent().unwrap(),
+            tool.parent().unwrap().parent().unwrap(),
+        );
+        let identity = Identity::Own {
+            uid: 200_123,
+            passwd: "/srv/sb/.names/abc.passwd".into(),
+            group: "/srv/sb/.names/abc.group".into(),
+        };
+        let fds = StartFds {
+            info: 7,
+            block: 9,
+            gateway: 11,
+            credentials: 13,
+        };
+        let exposed = [tool.clone()];
+        let args = bwrap_args(
+            &layout,
+            &[],
+            &[],
+            &exposed,
+            Path::new("/bin/runner"),
+            fds,
+            1,
+            &identity,
+        );
+        assert!(
+            !args
+                .iter()
+                .any(|a| a == "--unshare-all" || a == "--unshare-user"),
+            "the host's user namespace: the uid is a real one"
+        );
+        assert!(
+            pos(&args, &["--unshare-pid"]).is_some() && pos(&args, &["--unshare-net"]).is_some()
+        );
+        let drop = pos(
+            &args,
+            &[
+                "setpriv",
+                "--reuid",
+                "200123",
+                "--regid",
+                "200123",
+                "--clear-groups",
+            ],
+        )
+        .expect("drops to its uid");
+        assert!(pos(
+            &args,
+            &["--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+        )
+        .is_some());
+        assert_eq!(
+            &args[args.len() - 2..],
+            &["/bin/runner", "run"].map(OsString::from)
+        );
+        assert!(drop > pos(&args, &["--"]).unwrap());
+        assert!(pos(
+            &args,
+            &["--ro-bind", "/srv/sb/.names/abc.passwd", "/etc/passwd"]
+        )
+        .is_some());
+        // The way to an exposed tool under an empty mount opens; the tool itself is not touched.
+        let at = |p: &Path| p.to_str().unwrap().to_owned();
+        let bind = pos(&args, &["--ro-bind", &at(&tool)]).unwrap();
+        let outer = pos(&args, &["--chmod", "0755", &at(top)]).expect("the outer directory");
+        let inner = pos(&args, &["--chmod", "0755", &at(tools)]).expect("the inner one");
+        assert!(bind < outer && outer < inner);
+        assert!(
+            pos(&args, &["--chmod", "0755", "/tmp"]).is_none(),
+            "a mount point"
+        );
+        assert!(pos(&args, &["--chmod", "0755", &at(&tool)]).is_none());
+        std::fs::remove_dir_all(top).ok();
     }
 }
