@@ -54,21 +54,35 @@ pub struct StartFds {
     pub credentials: RawFd,
 }
 
+/// What of the host a sandbox sees.
+pub struct View<'a> {
+    /// The host's system, read-only (see `mounts`).
+    pub system: &'a [Mount],
+    /// Host paths covered even where they would be seen.
+    pub hidden: &'a [PathBuf],
+    /// The other host paths the sandbox must read (the runner and agent binaries, the panels'
+    /// tools, a local repository), even where an empty mount covers them (the platform living
+    /// under `/tmp` or `/root`).
+    pub exposed: &'a [PathBuf],
+    /// The size of each empty mount.
+    pub tmpfs_bytes: u64,
+}
+
 /// The bubblewrap arguments that isolate one session's runner. Pure, so the isolation rules are
 /// tested without starting anything.
-/// `system` is the host's system, read-only (see `mounts`); `exposed` are the other host paths
-/// the sandbox must read (the runner and agent binaries, the panels' tools, a local repository),
-/// even where an empty mount covers them (the platform living under `/tmp` or `/root`).
 pub fn bwrap_args(
     layout: &Layout,
-    system: &[Mount],
-    hidden: &[PathBuf],
-    exposed: &[PathBuf],
+    view: &View<'_>,
     program: &Path,
     fds: StartFds,
-    tmpfs_bytes: u64,
     identity: &Identity,
 ) -> Vec<OsString> {
+    let View {
+        system,
+        hidden,
+        exposed,
+        tmpfs_bytes,
+    } = *view;
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |items: &[&dyn AsRef<std::ffi::OsStr>]| {
         for i in items {
@@ -277,46 +291,43 @@ impl Sandbox {
             gateway: gateway_socket.as_raw_fd(),
             credentials: credentials_rx.as_raw_fd(),
         };
-        cmd.args(bwrap_args(
-            &layout,
-            cfg.system,
-            cfg.hidden,
-            &exposed,
-            cfg.runner_bin,
-            fds,
-            cfg.limits.tmpfs_bytes,
-            &identity,
-        ))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &layout.home)
-        .env("LANG", "C.UTF-8")
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .env("AGENT_OPS_SESSION_ID", &req.session_id)
-        .env("AGENT_OPS_CONTROL_URL", &req.control_url)
-        .env("AGENT_OPS_WORKSPACE", &layout.workspace)
-        .env("AGENT_OPS_STATE_DIR", &layout.state)
-        .env(
-            "AGENT_OPS_MODEL",
-            serde_json::to_string(&req.model).unwrap_or_default(),
-        )
-        .env("AGENT_OPS_OPENCODE_BIN", cfg.opencode_bin)
-        .env("AGENT_OPS_HEARTBEAT_MS", cfg.heartbeat_ms.to_string())
-        .env(
-            "AGENT_OPS_HOST_PORTS",
-            cfg.outbound
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        )
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log.try_clone()?)
-        .kill_on_drop(true);
+        let view = View {
+            system: cfg.system,
+            hidden: cfg.hidden,
+            exposed: &exposed,
+            tmpfs_bytes: cfg.limits.tmpfs_bytes,
+        };
+        cmd.args(bwrap_args(&layout, &view, cfg.runner_bin, fds, &identity))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &layout.home)
+            .env("LANG", "C.UTF-8")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("AGENT_OPS_SESSION_ID", &req.session_id)
+            .env("AGENT_OPS_CONTROL_URL", &req.control_url)
+            .env("AGENT_OPS_WORKSPACE", &layout.workspace)
+            .env("AGENT_OPS_STATE_DIR", &layout.state)
+            .env(
+                "AGENT_OPS_MODEL",
+                serde_json::to_string(&req.model).unwrap_or_default(),
+            )
+            .env("AGENT_OPS_OPENCODE_BIN", cfg.opencode_bin)
+            .env("AGENT_OPS_HEARTBEAT_MS", cfg.heartbeat_ms.to_string())
+            .env(
+                "AGENT_OPS_HOST_PORTS",
+                cfg.outbound
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log.try_clone()?)
+            .kill_on_drop(true);
         if let Some(repo) = &req.repo {
             cmd.env("AGENT_OPS_REPO", repo);
         }
@@ -496,14 +507,18 @@ mod tests {
                 at: "/bin".into(),
             },
         ];
-        let args = bwrap_args(
-            &layout,
-            &system,
-            &[
+        let view = View {
+            system: &system,
+            hidden: &[
                 PathBuf::from("/etc/hostname"),
                 PathBuf::from("/nonexistent"),
             ],
-            &[PathBuf::from("/bin/sh")],
+            exposed: &[PathBuf::from("/bin/sh")],
+            tmpfs_bytes: 64 << 20,
+        };
+        let args = bwrap_args(
+            &layout,
+            &view,
             Path::new("/bin/runner"),
             StartFds {
                 info: 7,
@@ -511,7 +526,6 @@ mod tests {
                 gateway: 11,
                 credentials: 13,
             },
-            64 << 20,
             &Identity::Operator,
         );
         let tmp = pos(&args, &["--tmpfs", "/tmp"]).expect("private /tmp");
@@ -593,16 +607,13 @@ mod tests {
             credentials: 13,
         };
         let exposed = [tool.clone()];
-        let args = bwrap_args(
-            &layout,
-            &[],
-            &[],
-            &exposed,
-            Path::new("/bin/runner"),
-            fds,
-            1,
-            &identity,
-        );
+        let view = View {
+            system: &[],
+            hidden: &[],
+            exposed: &exposed,
+            tmpfs_bytes: 1,
+        };
+        let args = bwrap_args(&layout, &view, Path::new("/bin/runner"), fds, &identity);
         assert!(
             !args
                 .iter()
