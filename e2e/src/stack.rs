@@ -36,6 +36,8 @@ pub struct StackOptions {
     /// Bounds of each sandbox (the provider's defaults when `None`): memory in MiB, processes.
     pub sandbox_memory_mib: Option<u64>,
     pub sandbox_pids: Option<u64>,
+    /// The disk of each sandbox, in MiB.
+    pub sandbox_disk_mib: Option<u64>,
     /// Keep workerd's state (and the sandboxes) in RAM, so a benchmark measures our code rather
     /// than this machine's disk flushing each Durable Object commit.
     pub state_in_memory: bool,
@@ -58,6 +60,7 @@ impl Default for StackOptions {
             model_key_in_worker: true,
             sandbox_memory_mib: None,
             sandbox_pids: None,
+            sandbox_disk_mib: None,
             state_in_memory: false,
         }
     }
@@ -104,9 +107,25 @@ fn spawn_group(cmd: &mut Command, log: &std::path::Path) -> Child {
         .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"))
 }
 
+/// Asks the provider to stop, as an operator's service manager does, so it lets go of the
+/// sandboxes' disks; then ends whatever is left of its group.
+fn stop_provider(child: &mut Child) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .ok();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    kill_group(child);
+}
+
 fn kill_group(child: &mut Child) {
     Command::new("kill")
         .args(["-KILL", "--", &format!("-{}", child.id())])
+        // Nothing left of it, often: said by the status, not on the test's output.
+        .stderr(Stdio::null())
         .status()
         .ok();
     child.wait().ok();
@@ -194,6 +213,9 @@ impl Stack {
         }
         if let Some(pids) = opts.sandbox_pids {
             host_cmd.env("AGENT_OPS_SANDBOX_PIDS", pids.to_string());
+        }
+        if let Some(mib) = opts.sandbox_disk_mib {
+            host_cmd.env("AGENT_OPS_SANDBOX_DISK_MIB", mib.to_string());
         }
         let host = spawn_group(&mut host_cmd, &dir.join("host.log"));
         let provider_tap = crate::provider_tap::ProviderTap::start(provider_port).await;
@@ -663,7 +685,7 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         self.stop_worker();
-        kill_group(&mut self.host);
+        stop_provider(&mut self.host);
         if std::thread::panicking() {
             eprintln!("stack state kept for inspection in {}", self.dir.display());
         } else {

@@ -58,7 +58,12 @@ async fn the_repository_is_cloned_into_the_workspace() {
     let cloned = c.events.iter().any(|e| {
         matches!(&e.body, EventBody::AgentStatus { state: AgentState::Starting, detail: Some(d) } if d.starts_with("cloned "))
     });
-    assert!(cloned, "the clone was reported");
+    let statuses: Vec<_> = c
+        .events
+        .iter()
+        .filter(|e| matches!(e.body, EventBody::AgentStatus { .. }))
+        .collect();
+    assert!(cloned, "the clone was reported: {statuses:#?}");
     let out = c
         .events
         .iter()

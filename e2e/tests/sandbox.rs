@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use agent_ops_protocol::signing::{sign_request, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use agent_ops_protocol::{EventBody, TurnOutcome};
 use e2e::turns::{tool_output, turn_events};
 use e2e::{panels, Stack, StackOptions};
 use reqwest::Method;
@@ -118,8 +119,8 @@ async fn sandboxes_are_isolated_logged_and_killed_on_terminate() {
     assert_eq!((keyless.as_u16(), keyed.as_u16()), (401, 200));
 
     for id in [&a.id, &b.id] {
-        let log =
-            std::fs::read_to_string(root.join(id).join("runner.log")).expect("a log per session");
+        let log = std::fs::read_to_string(root.join(".logs").join(format!("{id}.log")))
+            .expect("a log per session");
         assert!(log.contains("runner starting"), "{log}");
     }
 
@@ -412,7 +413,8 @@ async fn exited_and_terminated_sandboxes_are_reaped() {
     for gone in ["workspace", "home", "state"] {
         assert!(!dir.join(gone).exists(), "{gone} is removed");
     }
-    let log = std::fs::read_to_string(dir.join("runner.log")).expect("the log stays");
+    let logs = stack.dir.join("sandboxes/.logs");
+    let log = std::fs::read_to_string(logs.join(format!("{ends}.log"))).expect("the log stays");
     assert!(log.contains("runner starting"), "{log}");
 }
 
@@ -450,4 +452,56 @@ async fn each_sandbox_runs_as_a_host_uid_of_its_own() {
         uids.push(uid);
     }
     assert_ne!(uids[0], uids[1], "each session a uid of its own");
+}
+
+/// A sandbox fills only its own disk: writing past its bound fails in the sandbox with
+/// `ENOSPC`, the host gives it no more than the bound, and the session goes on once the agent
+/// deletes what it wrote. Before the fix one agent could fill the host's disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandbox_fills_only_its_own_disk() {
+    use std::os::unix::fs::MetadataExt;
+    let stack = Stack::start(StackOptions {
+        sandbox_disk_mib: Some(64),
+        ..StackOptions::default()
+    })
+    .await;
+    let probe = "@bash dd if=/dev/zero of=fill bs=1M count=200 2>&1 | grep -o 'No space left on device' | head -1; \
+                 echo size-$(stat -c %s fill)-; rm fill; echo after > after.txt && echo wrote-after\n@say filled";
+    let id = stack.create_session(Some(probe)).await.id;
+    let out = tool_output(&turn_events(&stack, &id).await, "bash");
+    assert!(out.contains("No space left on device"), "{out}");
+    let size: u64 = out
+        .split("size-")
+        .nth(1)
+        .and_then(|r| r.split('-').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(size < 64 << 20, "wrote {size} bytes on a 64 MiB disk");
+    assert!(out.contains("wrote-after"), "the space came back: {out}");
+    let image = stack.dir.join(format!("sandboxes/.disks/{id}.img"));
+    let on_host = std::fs::metadata(&image).expect("the session's disk");
+    assert!(
+        on_host.blocks() * 512 <= 72 << 20,
+        "the host gave it {} bytes",
+        on_host.blocks() * 512
+    );
+    let tail = stack.history_tail_seq(&id).await;
+    let (status, v) = stack.prompt(&id, "@say still here", "next").await;
+    assert_eq!(status, 202, "{v}");
+    let mut c = stack.client(&id, tail).await;
+    let end = c
+        .until(e2e::TURN_TIMEOUT, |e| {
+            matches!(e, EventBody::TurnEnded { .. })
+        })
+        .await;
+    assert!(
+        matches!(
+            end.body,
+            EventBody::TurnEnded {
+                outcome: TurnOutcome::Completed,
+                ..
+            }
+        ),
+        "{end:?}"
+    );
 }

@@ -17,6 +17,8 @@ pub enum Identity {
         uid: u32,
         passwd: PathBuf,
         group: PathBuf,
+        /// git's system configuration in the sandbox (see `own_identity`).
+        gitconfig: PathBuf,
     },
     /// An unprivileged provider's sandboxes run as the operator, in a user namespace of their
     /// own and without capabilities there.
@@ -66,7 +68,17 @@ pub fn own_identity(
         &group,
         format!("root:x:0:\nagent:x:{uid}:\nnogroup:x:65534:\n"),
     )?;
-    Ok(Identity::Own { uid, passwd, group })
+    // A local repository is the host's, not the sandbox uid's, and git reads another user's
+    // repository only where its system or global configuration says that is expected. (The
+    // host's own system configuration is for the host: credential helpers, its proxies.)
+    let gitconfig = names.join(format!("{session}.gitconfig"));
+    std::fs::write(&gitconfig, "[safe]\n\tdirectory = *\n")?;
+    Ok(Identity::Own {
+        uid,
+        passwd,
+        group,
+        gitconfig,
+    })
 }
 
 /// `chown -hR uid:uid dir`, without following links.

@@ -1,6 +1,7 @@
 //! The local sandbox provider: a small HTTP API (create, inspect, terminate) that the Worker
 //! calls with signed requests, starting each session's runner isolated by bubblewrap.
 
+mod disk;
 mod identity;
 mod limits;
 mod mounts;
@@ -99,6 +100,11 @@ pub struct HostArgs {
     /// root; pick a range no host user or container has.
     #[arg(long, env = "AGENT_OPS_SANDBOX_UID_BASE", default_value_t = 200_000)]
     sandbox_uid_base: u32,
+    /// The disk one sandbox may fill (its workspace, home and state), in MiB: a sparse ext4
+    /// image loop-mounted as its session directory. 0, or a provider that is not root, leaves
+    /// it unbounded.
+    #[arg(long, env = "AGENT_OPS_SANDBOX_DISK_MIB", default_value_t = 10_240)]
+    disk_mib: u64,
     /// Certificates (PEM) of a private authority the runners trust for the Worker's TLS.
     #[arg(long, env = "AGENT_OPS_CA_FILE")]
     ca_file: Option<PathBuf>,
@@ -106,6 +112,8 @@ pub struct HostArgs {
 
 struct Host {
     args: HostArgs,
+    /// Each session directory's own bounded disk, where the host allows one.
+    disks: Option<disk::Disks>,
     tools: panels::Tools,
     panels: Vec<agent_ops_protocol::api::PanelInfo>,
     /// The host's system, as every sandbox sees it (read once).
@@ -240,6 +248,7 @@ async fn create(
         heartbeat_ms: host.args.heartbeat_ms,
         ca_file: host.args.ca_file.as_deref(),
         uid,
+        disks: host.disks.as_ref(),
     };
     match Sandbox::spawn(&host.args.root, &req, &cfg).await {
         Ok(sb) => {
@@ -328,7 +337,7 @@ async fn terminate(
         headers,
     };
     req.handle(&host, async |sb| {
-        sb.terminate().await;
+        sb.terminate(host.disks.as_ref()).await;
         tracing::info!(session = %id, "sandbox terminated");
     })
     .await
@@ -382,7 +391,19 @@ pub async fn serve(args: HostArgs) -> Result<(), String> {
     let offered = panels::offered(&tools);
     let backend = limits::Backend::detect(std::path::Path::new("/sys/fs/cgroup"));
     tracing::info!("sandboxes are bounded by {}", backend.describe());
+    let disks = match disk::Disks::detect(&root, args.disk_mib) {
+        Ok(disks) => {
+            tracing::info!("sandbox disks are bounded: {}", disks.describe());
+            disk::Disks::detach_stale(&root).await;
+            Some(disks)
+        }
+        Err(why) => {
+            tracing::warn!("sandbox disks are unbounded: {why}");
+            None
+        }
+    };
     let host = Arc::new(Host {
+        disks,
         tools,
         panels: offered,
         system: mounts::system(),
@@ -411,10 +432,33 @@ pub async fn serve(args: HostArgs) -> Result<(), String> {
         .route("/v1/sandboxes", axum::routing::post(create))
         .route("/v1/sandboxes/{id}", get(inspect).delete(terminate))
         .with_state(host.clone());
-    tokio::spawn(reap(host));
+    tokio::spawn(reap(host.clone()));
     tracing::info!(
         "sandbox provider listening on http://{}",
         listener.local_addr().map_err(|e| e.to_string())?
     );
-    axum::serve(listener, app).await.map_err(|e| e.to_string())
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop_signal())
+        .await
+        .map_err(|e| e.to_string())?;
+    // The sandboxes die with the provider anyway; their disks are to be let go of too.
+    for sb in host.sandboxes.lock().await.values_mut() {
+        sb.stop().await;
+        if let Err(e) = disk::Disks::detach(&sb.layout.session_dir).await {
+            tracing::warn!("{} stays mounted: {e}", sb.layout.session_dir.display());
+        }
+    }
+    tracing::info!("sandbox provider stopped");
+    Ok(())
+}
+
+async fn stop_signal() {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

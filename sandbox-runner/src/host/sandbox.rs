@@ -13,12 +13,14 @@ use std::time::Duration;
 use agent_ops_protocol::api::{CreateSandbox, PanelInfo, SandboxInfo, SandboxState};
 use tokio::process::{Child, Command};
 
+use super::disk::Disks;
 use super::identity::{own_identity, Identity};
 use super::limits::{Backend, Group, Limits};
 use super::mounts::Mount;
 
 #[derive(Debug, Clone)]
 pub struct Layout {
+    pub session: String,
     /// Where every session's directory lives (hidden from all sandboxes but their own).
     pub root: PathBuf,
     pub session_dir: PathBuf,
@@ -32,11 +34,14 @@ impl Layout {
     pub fn new(root: &Path, session_id: &str) -> Layout {
         let session_dir = root.join(session_id);
         Layout {
+            session: session_id.to_owned(),
             root: root.to_owned(),
             workspace: session_dir.join("workspace"),
             home: session_dir.join("home"),
             state: session_dir.join("state"),
-            log: session_dir.join("runner.log"),
+            // Beside the session's directory, not on its disk: the platform's own output, kept
+            // after the session's files are gone, and seen by no sandbox.
+            log: root.join(LOGS_DIR).join(format!("{session_id}.log")),
             session_dir,
         }
     }
@@ -116,9 +121,16 @@ pub fn bwrap_args(
             Mount::Link { target, at } => push(&[&"--symlink", target, at]),
         }
     }
-    if let Identity::Own { passwd, group, .. } = identity {
+    if let Identity::Own {
+        passwd,
+        group,
+        gitconfig,
+        ..
+    } = identity
+    {
         push(&[&"--ro-bind", passwd, &"/etc/passwd"]);
         push(&[&"--ro-bind", group, &"/etc/group"]);
+        push(&[&"--ro-bind", gitconfig, &SANDBOX_GITCONFIG]);
     }
     let size = tmpfs_bytes.to_string();
     for empty in super::mounts::EMPTY {
@@ -235,6 +247,8 @@ pub struct SpawnConfig<'a> {
     pub ca_file: Option<&'a Path>,
     /// The host uid the sandbox runs as, where the provider can give it one (see [`Identity`]).
     pub uid: Option<u32>,
+    /// The session directory's own bounded filesystem, where the provider can make one.
+    pub disks: Option<&'a Disks>,
 }
 
 impl Sandbox {
@@ -244,11 +258,15 @@ impl Sandbox {
         cfg: &SpawnConfig<'_>,
     ) -> std::io::Result<Sandbox> {
         let layout = Layout::new(root, &req.session_id);
+        if let Some(disks) = cfg.disks {
+            disks.attach(&req.session_id, &layout.session_dir).await?;
+        }
         for d in [
             &layout.workspace,
             &layout.home,
             &layout.state,
             &root.join(NET_DIR),
+            &root.join(LOGS_DIR),
         ] {
             std::fs::create_dir_all(d)?;
         }
@@ -331,15 +349,12 @@ impl Sandbox {
         if let Some(repo) = &req.repo {
             cmd.env("AGENT_OPS_REPO", repo);
         }
-        if matches!(identity, Identity::Own { .. }) {
-            // A local repository is the host's, not the sandbox uid's, and git refuses to read
-            // another user's repository unless told that is expected.
-            cmd.env("GIT_CONFIG_COUNT", "1")
-                .env("GIT_CONFIG_KEY_0", "safe.directory")
-                .env("GIT_CONFIG_VALUE_0", "*");
-        }
         if let Some(branch) = &req.branch {
             cmd.env("AGENT_OPS_BRANCH", branch);
+        }
+        if matches!(identity, Identity::Own { .. }) {
+            // Wherever this host's git was built to look for it.
+            cmd.env("GIT_CONFIG_SYSTEM", SANDBOX_GITCONFIG);
         }
         cmd.env("AGENT_OPS_GATEWAY_FD", fds.gateway.to_string())
             .env(crate::credentials::FD_ENV, fds.credentials.to_string());
@@ -425,16 +440,31 @@ impl Sandbox {
     }
 
     /// Kills bubblewrap (its PID namespace takes every process of the sandbox with it) and
-    /// pasta, and removes what the session wrote: a terminated session never runs again. Its
-    /// runner's log stays, for the operator.
-    pub async fn terminate(&mut self) {
+    /// pasta; the session's files stay.
+    pub async fn stop(&mut self) {
         for mut child in [self.child.take(), self.net.take()].into_iter().flatten() {
             child.kill().await.ok();
         }
         if let Some(group) = self.group.take() {
             group.release().await;
         }
+        if self.state == SandboxState::Running {
+            self.state = SandboxState::Exited;
+        }
+    }
+
+    /// Stops the sandbox and removes what the session wrote (its disk, where it has one): a
+    /// terminated session never runs again. Its runner's log stays, for the operator.
+    pub async fn terminate(&mut self, disks: Option<&Disks>) {
+        self.stop().await;
+        self.state = SandboxState::Terminated;
         let layout = &self.layout;
+        if let Some(disks) = disks {
+            if let Err(e) = disks.destroy(&layout.session, &layout.session_dir).await {
+                tracing::warn!("the disk of {} left behind: {e}", layout.session);
+            }
+            return;
+        }
         for dir in [&layout.workspace, &layout.home, &layout.state] {
             if let Err(e) = tokio::fs::remove_dir_all(dir).await {
                 if e.kind() != std::io::ErrorKind::NotFound {
@@ -442,7 +472,6 @@ impl Sandbox {
                 }
             }
         }
-        self.state = SandboxState::Terminated;
     }
 
     pub fn info(&self, session_id: &str) -> SandboxInfo {
@@ -456,6 +485,12 @@ impl Sandbox {
         }
     }
 }
+
+/// Where a sandbox with a uid of its own finds git's system configuration.
+const SANDBOX_GITCONFIG: &str = "/etc/gitconfig";
+
+/// Where the runners' logs live.
+const LOGS_DIR: &str = ".logs";
 
 /// Where pasta's pid files live: under the sandbox root, which every sandbox sees as empty, and
 /// named so no session's directory can be it (session ids have no dots).
@@ -599,6 +634,7 @@ mod tests {
             uid: 200_123,
             passwd: "/srv/sb/.names/abc.passwd".into(),
             group: "/srv/sb/.names/abc.group".into(),
+            gitconfig: "/srv/sb/.names/abc.gitconfig".into(),
         };
         let fds = StartFds {
             info: 7,
