@@ -18,6 +18,10 @@ command -v bwrap >/dev/null || need_apt+=(bubblewrap)
 # Each local sandbox's own network namespace, joined to the host through pasta's few doors.
 command -v pasta >/dev/null || need_apt+=(passt)
 command -v rg >/dev/null || need_apt+=(ripgrep)
+# Each local sandbox's own bounded disk: an ext4 image, made by mkfs.ext4.
+PATH="$PATH:/usr/sbin:/sbin" command -v mkfs.ext4 >/dev/null || need_apt+=(e2fsprogs)
+# The tests read what the Worker stored in its local D1 (the vault's sealed records).
+command -v sqlite3 >/dev/null || need_apt+=(sqlite3)
 # The browser tests drive Debian's Chromium through its ChromeDriver.
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v chromedriver >/dev/null || need_apt+=(chromium-driver)

@@ -20,6 +20,8 @@ pub mod panel;
 pub mod repo;
 pub mod routes;
 pub mod signing;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 pub use errors::{ApiError, ErrorCode};
 pub use events::{EventBody, SessionEvent, SessionStatus, ToolStatus, TurnOutcome};

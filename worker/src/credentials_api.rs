@@ -8,11 +8,10 @@ use worker::{Env, Request, Response, Result};
 
 use crate::auth::Principal;
 use crate::http::{changed_rows, error, fail, json, now_ms, random_hex, read_json};
-use crate::vault::{self, Binding, KeyRing, NONCE_LEN};
+use agent_ops_protocol::vault::{self, Binding, KeyRing, CREDENTIALS as PURPOSE, NONCE_LEN};
 
 use agent_ops_protocol::api::CREDENTIAL_KINDS as KINDS;
 const MAX_SECRET_BYTES: usize = 8 * 1024;
-const PURPOSE: &str = "credentials";
 
 /// The owner of the credentials administrators store for the whole organisation.
 pub const ORG: &str = "org";

@@ -19,7 +19,6 @@ mod routes;
 mod session;
 mod sessions_api;
 mod share_links;
-mod vault;
 
 pub use echo::EchoObject;
 pub use rate_limit::RateLimiter;

@@ -12,6 +12,9 @@ use sha2::Sha256;
 
 pub const NONCE_LEN: usize = 12;
 
+/// The purpose people's and the organisation's stored credentials are sealed for.
+pub const CREDENTIALS: &str = "credentials";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VaultError {
     /// The key ring configuration is not `id:64-hex-chars[,id:...]`.
