@@ -244,7 +244,8 @@ async fn every_route_by_every_kind_of_caller() {
     ];
     // Logging out and deleting the session change what follows: they go last.
     let mut routes: Vec<RouteId> = RouteId::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|r| !matches!(r, RouteId::Logout | RouteId::DeleteSession))
         .collect();
     routes.extend([RouteId::DeleteSession, RouteId::Logout]);

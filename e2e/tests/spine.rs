@@ -12,7 +12,9 @@ use reqwest::Method;
 
 const SLOW_SAY: &str = "The quick brown fox jumps over the lazy dog. ";
 
-/// A prompt whose answer streams for a few seconds, in many small deltas.
+/// A prompt whose answer streams for a few seconds, in many small deltas. The tests that need
+/// deltas before the end stream long enough (20 repeats: six seconds) that even a stream seen
+/// only through the runner's once-a-second poll of OpenCode's messages has several.
 fn slow_prompt(repeat: usize) -> String {
     format!("@say {SLOW_SAY}\n@repeat {repeat}\n@chunk 6\n@delay_ms 40")
 }
@@ -58,7 +60,7 @@ async fn until_deltas(client: &mut e2e::ClientSocket, n: usize) {
 async fn prompt_writes_a_file_and_streams_the_answer() {
     let stack = Stack::start(StackOptions::default()).await;
     let answer = "I wrote notes/hello.txt for you, as asked.";
-    let prompt = format!("Create the file please.\n@write notes/hello.txt Hello from the agent\n@say {answer}\n@chunk 3\n@delay_ms 15");
+    let prompt = format!("Create the file please.\n@write notes/hello.txt Hello from the agent\n@say {answer}\n@chunk 3\n@delay_ms 60");
     let info = stack.create_session(Some(&prompt)).await;
     assert_eq!(info.status, SessionStatus::Provisioning);
     let mut client = stack.client(&info.id, 0).await;
@@ -114,7 +116,7 @@ async fn two_clients_see_identical_sequences() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_resumes_from_its_last_sequence_number() {
     let stack = Stack::start(StackOptions::default()).await;
-    let info = stack.create_session(Some(&slow_prompt(6))).await;
+    let info = stack.create_session(Some(&slow_prompt(20))).await;
     let mut first = stack.client(&info.id, 0).await;
     until_deltas(&mut first, 5).await;
     let seen = first.events.clone();
@@ -127,7 +129,7 @@ async fn a_client_resumes_from_its_last_sequence_number() {
     let mut all = seen;
     all.extend(second.events.iter().cloned());
     assert_contiguous(&all, 1);
-    assert_eq!(text_of(&all), slow_text(6));
+    assert_eq!(text_of(&all), slow_text(20));
     assert_eq!(&stack.history(&info.id).await[..all.len()], &all[..]);
 }
 
@@ -138,7 +140,7 @@ async fn runner_link_cut_mid_turn_loses_nothing() {
         ..Default::default()
     })
     .await;
-    let info = stack.create_session(Some(&slow_prompt(8))).await;
+    let info = stack.create_session(Some(&slow_prompt(20))).await;
     let mut client = stack.client(&info.id, 0).await;
     until_deltas(&mut client, 5).await;
     stack.proxy.as_ref().expect("proxy").cut();
@@ -149,7 +151,7 @@ async fn runner_link_cut_mid_turn_loses_nothing() {
     assert_contiguous(&history, 1);
     assert_eq!(
         text_of(&history),
-        slow_text(8),
+        slow_text(20),
         "no gap and no duplicate in the transcript"
     );
     let connects = history

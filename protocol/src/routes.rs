@@ -1,53 +1,8 @@
 //! The route table: every route of the public API, with what it requires. The worker dispatches
 //! from it and the authorization matrix test is generated from it, so a route cannot exist
-//! without a rule (adding a `RouteId` does not compile until `spec` gives it one).
+//! without a rule (a route is one line of `route_table!`: its id, method, path and rule).
 
 use crate::access::{Need, Scope, SessionRole};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RouteId {
-    Health,
-    OpenApi,
-    AuthProviders,
-    DevLogin,
-    GithubStart,
-    GithubCallback,
-    Logout,
-    Me,
-    CreateSession,
-    ListSessions,
-    GetSession,
-    DeleteSession,
-    PostPrompt,
-    CancelPrompt,
-    Abort,
-    Events,
-    ClientSocket,
-    RunnerSocket,
-    RunnerModel,
-    AddMember,
-    CreateShareLink,
-    RedeemShareLink,
-    PanelToken,
-    RemoveMember,
-    RevokeShareLink,
-    SandboxGet,
-    SandboxPost,
-    ListKeys,
-    CreateKey,
-    RevokeKey,
-    ListCredentials,
-    PutCredential,
-    DeleteCredential,
-    ListOrgCredentials,
-    PutOrgCredential,
-    DeleteOrgCredential,
-    RotateVault,
-    ListAudit,
-    CreateInvite,
-    AcceptInvite,
-    BenchEcho,
-}
 
 pub struct RouteSpec {
     pub method: &'static str,
@@ -63,171 +18,83 @@ impl RouteSpec {
     }
 }
 
-impl RouteId {
-    pub const ALL: [RouteId; 41] = [
-        RouteId::Health,
-        RouteId::OpenApi,
-        RouteId::AuthProviders,
-        RouteId::DevLogin,
-        RouteId::GithubStart,
-        RouteId::GithubCallback,
-        RouteId::Logout,
-        RouteId::Me,
-        RouteId::CreateSession,
-        RouteId::ListSessions,
-        RouteId::GetSession,
-        RouteId::DeleteSession,
-        RouteId::PostPrompt,
-        RouteId::CancelPrompt,
-        RouteId::Abort,
-        RouteId::Events,
-        RouteId::ClientSocket,
-        RouteId::RunnerSocket,
-        RouteId::RunnerModel,
-        RouteId::AddMember,
-        RouteId::CreateShareLink,
-        RouteId::RedeemShareLink,
-        RouteId::PanelToken,
-        RouteId::RemoveMember,
-        RouteId::RevokeShareLink,
-        RouteId::SandboxGet,
-        RouteId::SandboxPost,
-        RouteId::ListKeys,
-        RouteId::CreateKey,
-        RouteId::RevokeKey,
-        RouteId::ListCredentials,
-        RouteId::PutCredential,
-        RouteId::DeleteCredential,
-        RouteId::ListOrgCredentials,
-        RouteId::PutOrgCredential,
-        RouteId::DeleteOrgCredential,
-        RouteId::RotateVault,
-        RouteId::ListAudit,
-        RouteId::CreateInvite,
-        RouteId::AcceptInvite,
-        RouteId::BenchEcho,
-    ];
+/// Declares the route table once: the `RouteId` enum, `RouteId::ALL` (in the order requests are
+/// matched) and each route's `spec`, so no route can be listed in one and left out of another.
+macro_rules! route_table {
+    ($($id:ident => ($method:literal, $path:literal, $need:expr),)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum RouteId {
+            $($id,)*
+        }
 
-    pub fn spec(self) -> RouteSpec {
-        use Scope::*;
-        use SessionRole::*;
-        let (method, path, need) = match self {
-            RouteId::Health => ("GET", "/health", Need::Public),
-            RouteId::OpenApi => ("GET", "/api/openapi.json", Need::Public),
-            RouteId::AuthProviders => ("GET", "/auth/providers", Need::Public),
-            RouteId::DevLogin => ("POST", "/auth/dev/login", Need::Public),
-            RouteId::GithubStart => ("GET", "/auth/github", Need::Public),
-            RouteId::GithubCallback => ("GET", "/auth/github/callback", Need::Public),
-            RouteId::Logout => ("POST", "/auth/logout", Need::Scope(SessionsRead)),
-            RouteId::Me => ("GET", "/api/me", Need::Scope(SessionsRead)),
-            RouteId::CreateSession => ("POST", "/api/sessions", Need::Scope(SessionsWrite)),
-            RouteId::ListSessions => ("GET", "/api/sessions", Need::Scope(SessionsRead)),
-            RouteId::GetSession => (
-                "GET",
-                "/api/sessions/{id}",
-                Need::Session(SessionsRead, Viewer),
-            ),
-            RouteId::DeleteSession => (
-                "DELETE",
-                "/api/sessions/{id}",
-                Need::Session(SessionsWrite, Owner),
-            ),
-            RouteId::PostPrompt => (
-                "POST",
-                "/api/sessions/{id}/prompts",
-                Need::Session(SessionsWrite, Collaborator),
-            ),
-            RouteId::CancelPrompt => (
-                "DELETE",
-                "/api/sessions/{id}/prompts/{prompt_id}",
-                Need::Session(SessionsWrite, Collaborator),
-            ),
-            RouteId::Abort => (
-                "POST",
-                "/api/sessions/{id}/abort",
-                Need::Session(SessionsWrite, Collaborator),
-            ),
-            RouteId::Events => (
-                "GET",
-                "/api/sessions/{id}/events",
-                Need::Session(SessionsRead, Viewer),
-            ),
-            RouteId::ClientSocket => (
-                "GET",
-                "/api/sessions/{id}/ws",
-                Need::Session(SessionsRead, Viewer),
-            ),
-            RouteId::RunnerSocket => ("GET", "/api/sessions/{id}/runner", Need::Runner),
-            // The agent's model calls, which the Worker signs with the model's key: the key
-            // never enters the sandbox.
-            RouteId::RunnerModel => ("POST", "/api/sessions/{id}/model/{*path}", Need::Runner),
-            RouteId::AddMember => (
-                "POST",
-                "/api/sessions/{id}/members",
-                Need::Session(SessionsWrite, Owner),
-            ),
-            // Access taken back takes effect at once: the person's open sockets are closed.
-            RouteId::RemoveMember => (
-                "DELETE",
-                "/api/sessions/{id}/members/{login}",
-                Need::Session(SessionsWrite, Owner),
-            ),
-            RouteId::RevokeShareLink => (
-                "DELETE",
-                "/api/sessions/{id}/share-links/{link_id}",
-                Need::Session(SessionsWrite, Owner),
-            ),
-            RouteId::CreateShareLink => (
-                "POST",
-                "/api/sessions/{id}/share-links",
-                Need::Session(SessionsWrite, Owner),
-            ),
-            RouteId::RedeemShareLink => {
-                ("POST", "/api/share-links/redeem", Need::Scope(SessionsRead))
+        impl RouteId {
+            /// Every route, in the order a request is matched against them.
+            pub const ALL: &'static [RouteId] = &[$(RouteId::$id,)*];
+
+            pub fn spec(self) -> RouteSpec {
+                use Scope::*;
+                use SessionRole::*;
+                let (method, path, need) = match self {
+                    $(RouteId::$id => ($method, $path, $need),)*
+                };
+                RouteSpec { method, path, need }
             }
-            RouteId::PanelToken => (
-                "POST",
-                "/api/sessions/{id}/panel-token",
-                Need::Session(SessionsRead, Viewer),
-            ),
-            // The sandbox's panels, proxied to its gateway on the session's own origin.
-            RouteId::SandboxGet => ("GET", "/sandbox/{id}/{*rest}", Need::Gateway),
-            RouteId::SandboxPost => ("POST", "/sandbox/{id}/{*rest}", Need::Gateway),
-            RouteId::ListKeys => ("GET", "/api/keys", Need::Scope(SessionsRead)),
-            RouteId::CreateKey => ("POST", "/api/keys", Need::Scope(SessionsWrite)),
-            RouteId::RevokeKey => ("DELETE", "/api/keys/{id}", Need::Scope(SessionsWrite)),
-            RouteId::ListCredentials => ("GET", "/api/credentials", Need::Scope(SessionsRead)),
-            RouteId::PutCredential => {
-                ("PUT", "/api/credentials/{kind}", Need::Scope(SessionsWrite))
-            }
-            RouteId::DeleteCredential => (
-                "DELETE",
-                "/api/credentials/{kind}",
-                Need::Scope(SessionsWrite),
-            ),
-            RouteId::ListOrgCredentials => ("GET", "/api/admin/credentials", Need::Scope(Admin)),
-            RouteId::PutOrgCredential => {
-                ("PUT", "/api/admin/credentials/{kind}", Need::Scope(Admin))
-            }
-            RouteId::DeleteOrgCredential => (
-                "DELETE",
-                "/api/admin/credentials/{kind}",
-                Need::Scope(Admin),
-            ),
-            RouteId::RotateVault => ("POST", "/api/admin/vault/rotate", Need::Scope(Admin)),
-            RouteId::ListAudit => ("GET", "/api/admin/audit", Need::Scope(Admin)),
-            RouteId::CreateInvite => ("POST", "/api/admin/invites", Need::Scope(Admin)),
-            RouteId::AcceptInvite => ("POST", "/api/invites/accept", Need::Scope(SessionsRead)),
-            RouteId::BenchEcho => ("GET", "/api/bench/echo", Need::Scope(Admin)),
-        };
-        RouteSpec { method, path, need }
-    }
+        }
+    };
+}
+
+route_table! {
+    Health => ("GET", "/health", Need::Public),
+    OpenApi => ("GET", "/api/openapi.json", Need::Public),
+    AuthProviders => ("GET", "/auth/providers", Need::Public),
+    DevLogin => ("POST", "/auth/dev/login", Need::Public),
+    GithubStart => ("GET", "/auth/github", Need::Public),
+    GithubCallback => ("GET", "/auth/github/callback", Need::Public),
+    Logout => ("POST", "/auth/logout", Need::Scope(SessionsRead)),
+    Me => ("GET", "/api/me", Need::Scope(SessionsRead)),
+    CreateSession => ("POST", "/api/sessions", Need::Scope(SessionsWrite)),
+    ListSessions => ("GET", "/api/sessions", Need::Scope(SessionsRead)),
+    GetSession => ("GET", "/api/sessions/{id}", Need::Session(SessionsRead, Viewer)),
+    DeleteSession => ("DELETE", "/api/sessions/{id}", Need::Session(SessionsWrite, Owner)),
+    PostPrompt => ("POST", "/api/sessions/{id}/prompts", Need::Session(SessionsWrite, Collaborator)),
+    CancelPrompt => ("DELETE", "/api/sessions/{id}/prompts/{prompt_id}", Need::Session(SessionsWrite, Collaborator)),
+    Abort => ("POST", "/api/sessions/{id}/abort", Need::Session(SessionsWrite, Collaborator)),
+    Events => ("GET", "/api/sessions/{id}/events", Need::Session(SessionsRead, Viewer)),
+    ClientSocket => ("GET", "/api/sessions/{id}/ws", Need::Session(SessionsRead, Viewer)),
+    RunnerSocket => ("GET", "/api/sessions/{id}/runner", Need::Runner),
+    // The agent's model calls, which the Worker signs with the model's key: the key
+    // never enters the sandbox.
+    RunnerModel => ("POST", "/api/sessions/{id}/model/{*path}", Need::Runner),
+    AddMember => ("POST", "/api/sessions/{id}/members", Need::Session(SessionsWrite, Owner)),
+    CreateShareLink => ("POST", "/api/sessions/{id}/share-links", Need::Session(SessionsWrite, Owner)),
+    RedeemShareLink => ("POST", "/api/share-links/redeem", Need::Scope(SessionsRead)),
+    PanelToken => ("POST", "/api/sessions/{id}/panel-token", Need::Session(SessionsRead, Viewer)),
+    // Access taken back takes effect at once: the person's open sockets are closed.
+    RemoveMember => ("DELETE", "/api/sessions/{id}/members/{login}", Need::Session(SessionsWrite, Owner)),
+    RevokeShareLink => ("DELETE", "/api/sessions/{id}/share-links/{link_id}", Need::Session(SessionsWrite, Owner)),
+    // The sandbox's panels, proxied to its gateway on the session's own origin.
+    SandboxGet => ("GET", "/sandbox/{id}/{*rest}", Need::Gateway),
+    SandboxPost => ("POST", "/sandbox/{id}/{*rest}", Need::Gateway),
+    ListKeys => ("GET", "/api/keys", Need::Scope(SessionsRead)),
+    CreateKey => ("POST", "/api/keys", Need::Scope(SessionsWrite)),
+    RevokeKey => ("DELETE", "/api/keys/{id}", Need::Scope(SessionsWrite)),
+    ListCredentials => ("GET", "/api/credentials", Need::Scope(SessionsRead)),
+    PutCredential => ("PUT", "/api/credentials/{kind}", Need::Scope(SessionsWrite)),
+    DeleteCredential => ("DELETE", "/api/credentials/{kind}", Need::Scope(SessionsWrite)),
+    ListOrgCredentials => ("GET", "/api/admin/credentials", Need::Scope(Admin)),
+    PutOrgCredential => ("PUT", "/api/admin/credentials/{kind}", Need::Scope(Admin)),
+    DeleteOrgCredential => ("DELETE", "/api/admin/credentials/{kind}", Need::Scope(Admin)),
+    RotateVault => ("POST", "/api/admin/vault/rotate", Need::Scope(Admin)),
+    ListAudit => ("GET", "/api/admin/audit", Need::Scope(Admin)),
+    CreateInvite => ("POST", "/api/admin/invites", Need::Scope(Admin)),
+    AcceptInvite => ("POST", "/api/invites/accept", Need::Scope(SessionsRead)),
+    BenchEcho => ("GET", "/api/bench/echo", Need::Scope(Admin)),
 }
 
 /// The route for a request, with its path parameters in order.
 pub fn match_route(method: &str, path: &str) -> Option<(RouteId, Vec<String>)> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    RouteId::ALL.into_iter().find_map(|id| {
+    RouteId::ALL.iter().copied().find_map(|id| {
         let spec = id.spec();
         if !spec.method.eq_ignore_ascii_case(method) {
             return None;
@@ -266,7 +133,7 @@ mod tests {
 
     #[test]
     fn every_route_is_listed_once_and_matches_itself() {
-        for id in RouteId::ALL {
+        for &id in RouteId::ALL {
             let spec = id.spec();
             let path = spec
                 .path

@@ -196,6 +196,19 @@ pub fn login_credential(token_hash: &str) -> String {
     format!("login:{}", &hash_token(token_hash)[..32])
 }
 
+/// The key session `session_id`'s panel tokens are signed with, which its sandbox's gateway
+/// holds: derived from `AUTH_SECRET`, which never leaves the Worker.
+pub fn panel_key(env: &Env, session_id: &str) -> std::result::Result<Vec<u8>, ApiError> {
+    let master = env
+        .secret("AUTH_SECRET")
+        .map(|s| s.to_string())
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "AUTH_SECRET is not configured"))?;
+    Ok(agent_ops_protocol::panel::session_key(
+        master.as_bytes(),
+        session_id,
+    ))
+}
+
 pub fn key_credential(key_id: &str) -> String {
     format!("key:{key_id}")
 }

@@ -7,7 +7,7 @@ use agent_ops_protocol::access::SessionRole;
 use agent_ops_protocol::api::{PanelToken, PanelTokenRequest};
 use agent_ops_protocol::cookies;
 use agent_ops_protocol::panel::{self, PanelGrant};
-use agent_ops_protocol::{ApiError, ErrorCode};
+use agent_ops_protocol::ErrorCode;
 use worker::{Env, Fetch, Method, Request, RequestInit, RequestRedirect, Response, Result, Url};
 
 use crate::auth::Principal;
@@ -16,14 +16,6 @@ use crate::sessions_api;
 
 /// Panel tokens live two minutes: long enough to load an iframe, useless once leaked.
 const TOKEN_TTL_SECS: u64 = 120;
-
-pub fn session_key(env: &Env, session_id: &str) -> std::result::Result<Vec<u8>, ApiError> {
-    let master = env
-        .secret("AUTH_SECRET")
-        .map(|s| s.to_string())
-        .map_err(|_| ApiError::new(ErrorCode::Internal, "AUTH_SECRET is not configured"))?;
-    Ok(panel::session_key(master.as_bytes(), session_id))
-}
 
 pub async fn token(
     mut req: Request,
@@ -73,7 +65,7 @@ pub async fn token(
             )
         }
     }
-    let key = match session_key(env, id) {
+    let key = match crate::auth::panel_key(env, id) {
         Ok(k) => k,
         Err(e) => return error(&e),
     };

@@ -239,7 +239,7 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Result<Res
         model: model.clone(),
         repo: clone_url,
         branch: body.branch.clone(),
-        panel_key: crate::panels::session_key(env, &id)
+        panel_key: crate::auth::panel_key(env, &id)
             .map(hex::encode)
             .unwrap_or_default(),
     };

@@ -11,8 +11,11 @@ use agent_ops_protocol::access::{Revocation, SessionRole};
 use agent_ops_protocol::panel::{self, Refusal};
 use agent_ops_protocol::signing::hash_token;
 
-/// How long a panel cookie lasts; the panel asks for a fresh token after that.
+/// The longest a panel cookie lasts; the panel asks for a fresh token after that.
 pub const COOKIE_TTL_SECS: u64 = 8 * 3600;
+/// How long a panel cookie lasts unused: each request renews it, and so does each socket
+/// opened with it while it stays open. A cookie left behind (a closed tab) soon admits nothing.
+pub const COOKIE_IDLE_SECS: u64 = 15 * 60;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Access {
@@ -20,6 +23,13 @@ pub struct Access {
     pub role: SessionRole,
     credential: String,
     expires_at: u64,
+    idle_until: u64,
+}
+
+impl Access {
+    fn live(&self, now: u64) -> bool {
+        now < self.expires_at && now < self.idle_until
+    }
 }
 
 impl Access {
@@ -75,19 +85,22 @@ impl Door {
             role: v.grant.role,
             credential: v.grant.credential,
             expires_at: now + COOKIE_TTL_SECS,
+            idle_until: now + COOKIE_IDLE_SECS,
         };
         let mut cookies = self.cookies.lock().expect("lock");
-        cookies.retain(|_, a| a.expires_at > now);
+        cookies.retain(|_, a| a.live(now));
         cookies.insert(hash_token(&cookie), access);
         Ok(cookie)
     }
 
+    /// What `cookie` grants, if it still does; its use renews it.
     pub fn admit(&self, cookie: &str, now: u64) -> Option<Access> {
-        let cookies = self.cookies.lock().expect("lock");
-        cookies
-            .get(&hash_token(cookie))
-            .filter(|a| a.expires_at > now)
-            .cloned()
+        let mut cookies = self.cookies.lock().expect("lock");
+        let access = cookies
+            .get_mut(&hash_token(cookie))
+            .filter(|a| a.live(now))?;
+        access.idle_until = now + COOKIE_IDLE_SECS;
+        Some(access.clone())
     }
 
     /// Takes back the cookies `revoked` covers; returns how many went.
@@ -102,16 +115,24 @@ impl Door {
         gone
     }
 
-    /// Resolves once `cookie` has been taken back: a socket opened with it ends then.
+    /// Resolves once `cookie` admits no more (taken back, or past its longest life): a socket
+    /// opened with it ends then. Until then the open socket is the cookie's use.
     pub async fn revoked(&self, cookie: &str) {
-        let hash = hash_token(cookie);
         let mut changes = self.revocations.subscribe();
-        while self.cookies.lock().expect("lock").contains_key(&hash) {
-            if changes.changed().await.is_err() {
-                return;
+        let renew = std::time::Duration::from_secs(COOKIE_IDLE_SECS / 3);
+        while self.admit(cookie, unix_now()).is_some() {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(renew) => {}
             }
         }
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The cookie's name. Each session's sandbox has an origin of its own, so one name serves all;
@@ -171,6 +192,26 @@ mod tests {
         assert_eq!(door.exchange(&token, now()), Err(Denied::Replayed));
         assert!(door.admit("forged", now()).is_none());
         assert!(door.admit(&cookie, now() + COOKIE_TTL_SECS + 1).is_none());
+    }
+
+    #[test]
+    fn a_cookie_lives_while_it_is_used_and_never_past_its_longest_life() {
+        let (door, token) = door_and_token(SessionRole::Viewer);
+        let start = now();
+        let cookie = door.exchange(&token, start).unwrap();
+        // Used every ten minutes: it lasts, but not beyond its eight hours.
+        let mut t = start;
+        while t + 600 < start + COOKIE_TTL_SECS {
+            t += 600;
+            assert!(door.admit(&cookie, t).is_some(), "used at +{}s", t - start);
+        }
+        assert!(door.admit(&cookie, start + COOKIE_TTL_SECS).is_none());
+        // Left unused past its idle time, it admits nothing more, used or not.
+        let (door, token) = door_and_token(SessionRole::Viewer);
+        let cookie = door.exchange(&token, start).unwrap();
+        assert!(door.admit(&cookie, start + COOKIE_IDLE_SECS - 1).is_some());
+        let idle = start + 2 * COOKIE_IDLE_SECS;
+        assert!(door.admit(&cookie, idle).is_none());
     }
 
     #[test]

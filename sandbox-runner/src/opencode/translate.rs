@@ -56,6 +56,9 @@ pub struct Translator {
     session_id: String,
     assistant: HashSet<String>,
     parts: HashMap<String, Part>,
+    /// Text streamed for parts not known yet: OpenCode may publish a part's first deltas before
+    /// the part itself (or its message), and they are the stream's, not to be lost to the poll.
+    early: HashMap<String, String>,
 }
 
 fn tool_status(s: &str) -> ToolStatus {
@@ -78,6 +81,7 @@ impl Translator {
             session_id: session_id.to_owned(),
             assistant: HashSet::new(),
             parts: HashMap::new(),
+            early: HashMap::new(),
         }
     }
 
@@ -118,20 +122,25 @@ impl Translator {
             "message.part.delta" => {
                 let part_id = str_of(props, "partID");
                 if str_of(props, "field") == "text" {
-                    if let Some(part) = self
-                        .parts
-                        .get_mut(part_id)
-                        .filter(|p| p.kind == PartKind::Text)
-                    {
-                        part.from_stream.push_str(str_of(props, "delta"));
-                        let known = part.from_stream.clone();
-                        if let Some(delta) = part.advance(&known) {
-                            out.push(EventBody::TextDelta {
-                                message_id: part.message_id.clone(),
-                                part_id: part_id.to_owned(),
-                                delta,
-                            });
+                    let delta = str_of(props, "delta");
+                    match self.parts.get_mut(part_id) {
+                        Some(part) if part.kind == PartKind::Text => {
+                            part.from_stream.push_str(delta);
+                            let known = part.from_stream.clone();
+                            if let Some(delta) = part.advance(&known) {
+                                out.push(EventBody::TextDelta {
+                                    message_id: part.message_id.clone(),
+                                    part_id: part_id.to_owned(),
+                                    delta,
+                                });
+                            }
                         }
+                        Some(_) => {}
+                        None => self
+                            .early
+                            .entry(part_id.to_owned())
+                            .or_default()
+                            .push_str(delta),
                     }
                 }
                 None
@@ -171,7 +180,16 @@ impl Translator {
                     from_stream: String::new(),
                     tool: None,
                 });
-                if let Some(delta) = entry.advance(str_of(part, "text")) {
+                if let Some(early) = self.early.remove(&id) {
+                    entry.from_stream.push_str(&early);
+                }
+                // The part's text as stored, then as streamed where the stream is ahead.
+                let streamed = entry.from_stream.clone();
+                let delta: String = [str_of(part, "text"), streamed.as_str()]
+                    .into_iter()
+                    .filter_map(|known| entry.advance(known))
+                    .collect();
+                if !delta.is_empty() {
                     out.push(EventBody::TextDelta {
                         message_id: message_id.to_owned(),
                         part_id: id,
@@ -330,6 +348,32 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn deltas_streamed_before_their_part_is_known_are_kept() {
+        let mut t = Translator::new("p", "s");
+        let mut out = Vec::new();
+        for e in [
+            delta("m1", "t1", "Hel"),
+            assistant("m1"),
+            delta("m1", "t1", "lo"),
+            text_part("m1", "t1", "He"),
+            delta("m1", "t1", " wor"),
+            delta("m1", "t1", "ld"),
+            text_part("m1", "t1", "Hello world"),
+        ] {
+            out.extend(t.on_event(&e).0);
+        }
+        assert_eq!(all_text(&out), "Hello world");
+        let deltas = out
+            .iter()
+            .filter(|e| matches!(e, EventBody::TextDelta { .. }))
+            .count();
+        assert_eq!(
+            deltas, 3,
+            "the early text at once, then each delta: {out:?}"
+        );
     }
 
     #[test]
