@@ -129,7 +129,8 @@ impl Door {
     }
 }
 
-fn unix_now() -> u64 {
+/// The clock cookies and tokens are judged by, in seconds.
+pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

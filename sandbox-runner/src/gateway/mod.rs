@@ -124,13 +124,6 @@ struct Gateway {
     _services: Vec<Child>,
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response<Body> {
     let body = serde_json::json!({"code": code, "message": message});
     (
@@ -222,7 +215,7 @@ fn exchange(gw: &Gateway, req: &Request<Body>) -> Response<Body> {
             "next must stay inside this sandbox",
         );
     };
-    match gw.door.exchange(&token, now()) {
+    match gw.door.exchange(&token, auth::unix_now()) {
         Ok(cookie) => Response::builder()
             .status(StatusCode::SEE_OTHER)
             .header(header::LOCATION, format!("{}{next}", gw.prefix))
@@ -273,7 +266,11 @@ async fn handle(State(gw): State<Arc<Gateway>>, req: Request<Body>) -> Response<
         .and_then(|c| c.to_str().ok())
         .and_then(|c| cookies::value(c, auth::COOKIE))
         .map(str::to_owned);
-    let admitted = cookie.and_then(|c| gw.door.admit(&c, now()).map(|access| (access, c)));
+    let admitted = cookie.and_then(|c| {
+        gw.door
+            .admit(&c, auth::unix_now())
+            .map(|access| (access, c))
+    });
     let Some((access, cookie)) = admitted else {
         return refuse(
             StatusCode::UNAUTHORIZED,
