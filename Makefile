@@ -31,7 +31,7 @@ lint: setup
 	cargo clippy --workspace --all-targets -- -D warnings
 
 unit: setup
-	cargo test --workspace --exclude e2e
+	cargo test --workspace --exclude e2e --features agent-ops-protocol/schema
 
 # End-to-end tests share loopback ports and the two cores: one at a time.
 e2e: worker client native

@@ -1,10 +1,13 @@
 //! Calls to the Worker's REST API, on the same origin (the sign-in cookie rides along). Every
 //! failure becomes an `ApiError` with a stable code, so the views show code and sentence alike.
 
+use std::any::TypeId;
+
+use agent_ops_protocol::api::NoBody;
+use agent_ops_protocol::routes::Endpoint;
 use agent_ops_protocol::{ApiError, ErrorCode};
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -46,22 +49,28 @@ async fn send<T: DeserializeOwned>(req: RequestBuilder, body: Option<String>) ->
     read(resp).await
 }
 
-pub async fn get<T: DeserializeOwned>(path: &str) -> ApiResult<T> {
-    send(Request::get(path), None).await
+/// Calls route `E` with its path parameters (in order) and its typed body, and reads its typed
+/// answer: the route table names the method, the path and both types.
+pub async fn call<E: Endpoint>(params: &[&str], body: &E::Req) -> ApiResult<E::Resp> {
+    let spec = E::ROUTE.spec();
+    let path = spec.path_with(params);
+    let req = match spec.method {
+        "POST" => Request::post(&path),
+        "PUT" => Request::put(&path),
+        "DELETE" => Request::delete(&path),
+        _ => Request::get(&path),
+    };
+    let body = if TypeId::of::<E::Req>() == TypeId::of::<NoBody>() {
+        None
+    } else {
+        Some(serde_json::to_string(body).map_err(network)?)
+    };
+    send(req, body).await
 }
 
-pub async fn post<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> ApiResult<T> {
-    let body = serde_json::to_string(body).map_err(network)?;
-    send(Request::post(path), Some(body)).await
-}
-
-pub async fn put<B: Serialize, T: DeserializeOwned>(path: &str, body: &B) -> ApiResult<T> {
-    let body = serde_json::to_string(body).map_err(network)?;
-    send(Request::put(path), Some(body)).await
-}
-
-pub async fn delete<T: DeserializeOwned>(path: &str) -> ApiResult<T> {
-    send(Request::delete(path), None).await
+/// Calls route `E`, which takes no body.
+pub async fn fetch<E: Endpoint<Req = NoBody>>(params: &[&str]) -> ApiResult<E::Resp> {
+    call::<E>(params, &NoBody {}).await
 }
 
 /// A fresh id for an idempotent request: retrying with it never runs the request twice.

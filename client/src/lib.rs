@@ -14,18 +14,13 @@ pub mod transcript;
 use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes, A};
 use leptos_router::path;
-use serde::Deserialize;
 
 use components::ErrorBanner;
 
-/// Who is signed in; provided to every page.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Me {
-    pub id: String,
-    pub login: String,
-    pub role: String,
-}
+pub use agent_ops_protocol::api::Me;
+use agent_ops_protocol::routes::endpoint;
 
+/// Who is signed in; provided to every page.
 #[derive(Clone, Copy)]
 pub struct Auth(pub RwSignal<Option<Me>>);
 
@@ -49,7 +44,7 @@ fn App() -> impl IntoView {
     provide_context(Auth(me));
     let boot = RwSignal::new(Boot::Loading);
     leptos::task::spawn_local(async move {
-        match api::get::<Me>("/api/me").await {
+        match api::fetch::<endpoint::Me>(&[]).await {
             Ok(m) => {
                 me.set(Some(m));
                 boot.set(Boot::SignedIn);
@@ -79,9 +74,7 @@ fn Shell() -> impl IntoView {
     let Auth(me) = expect_context::<Auth>();
     let sign_out = move |_| {
         leptos::task::spawn_local(async move {
-            api::post::<_, serde_json::Value>("/auth/logout", &serde_json::json!({}))
-                .await
-                .ok();
+            api::fetch::<endpoint::Logout>(&[]).await.ok();
             window().location().set_href("/").ok();
         })
     };

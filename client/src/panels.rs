@@ -6,8 +6,9 @@
 //! runner reports them) and opens the one picked.
 
 use agent_ops_protocol::access::SessionRole;
-use agent_ops_protocol::api::{PanelInfo, PanelKind, PanelToken, PanelTokenRequest};
+use agent_ops_protocol::api::{PanelInfo, PanelKind, PanelTokenRequest};
 use agent_ops_protocol::events::OpenPort;
+use agent_ops_protocol::routes::endpoint;
 use agent_ops_protocol::ApiError;
 use leptos::prelude::*;
 
@@ -89,13 +90,13 @@ pub fn Panels(
             return;
         }
         asked.set_value(Some(target));
-        let path = format!("/api/sessions/{session_id}/panel-token");
         let request = PanelTokenRequest {
             panel: target.0,
             port: target.1,
         };
+        let session_id = session_id.clone();
         run(error, async move {
-            match api::post::<_, PanelToken>(&path, &request).await {
+            match api::call::<endpoint::PanelToken>(&[&session_id], &request).await {
                 Ok(token) => src.set(Some((target, token.url))),
                 Err(e) => {
                     asked.set_value(None);

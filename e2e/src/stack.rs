@@ -1,11 +1,15 @@
 //! One private instance of the whole platform.
 
+use std::any::TypeId;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use agent_ops_protocol::api::{EventPage, SessionInfo};
-use agent_ops_protocol::SessionEvent;
+use agent_ops_protocol::api::{
+    CreateSession, DevLogin, EventPage, NoBody, PostPrompt, SessionInfo, SignedIn,
+};
+use agent_ops_protocol::routes::{endpoint, Endpoint};
+use agent_ops_protocol::{ApiError, SessionEvent};
 use serde_json::Value;
 
 use crate::{free_ports, random_hex, repo_root, target_dir, ClientSocket, Proxy};
@@ -507,6 +511,49 @@ impl Stack {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Calls route `E` as `token` with its path parameters and typed body: its typed answer, or
+    /// the status and the error it was refused with.
+    pub async fn api<E: Endpoint>(
+        &self,
+        token: &str,
+        params: &[&str],
+        body: &E::Req,
+    ) -> Result<E::Resp, (u16, ApiError)> {
+        let spec = E::ROUTE.spec();
+        let method = reqwest::Method::from_bytes(spec.method.as_bytes()).expect("a method");
+        let mut req = self
+            .request(method, &spec.path_with(params))
+            .bearer_auth(token);
+        if TypeId::of::<E::Req>() != TypeId::of::<NoBody>() {
+            req = req.json(body);
+        }
+        let resp = req.send().await.expect("request reaches the worker");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        if !(200..300).contains(&status) {
+            let error = serde_json::from_str(&text).unwrap_or_else(|_| {
+                panic!("an error body of {status} is {{code, message}}: {text}")
+            });
+            return Err((status, error));
+        }
+        assert!(
+            spec.statuses.contains(&status),
+            "{} answered {status}",
+            spec.path
+        );
+        let text = if text.is_empty() { "null" } else { &text };
+        Ok(serde_json::from_str(text)
+            .unwrap_or_else(|e| panic!("{} answers its declared type ({e}): {text}", spec.path)))
+    }
+
+    /// Calls route `E`, which takes no body, with the admin key.
+    pub async fn admin<E: Endpoint<Req = NoBody>>(
+        &self,
+        params: &[&str],
+    ) -> Result<E::Resp, (u16, ApiError)> {
+        self.api::<E>(&self.admin_key, params, &NoBody {}).await
+    }
+
     /// The agent's model call, as a runner makes it with `runner_token` (a minimal chat request).
     /// It carries a key of its own, which the Worker must never pass on.
     pub async fn call_model(&self, id: &str, runner_token: &str) -> reqwest::Response {
@@ -527,12 +574,18 @@ impl Stack {
     /// Signs `login` in through development sign-in; its bearer token. The first to sign in
     /// becomes the organisation's admin.
     pub async fn dev_login(&self, login: &str) -> String {
-        let body = serde_json::json!({"login": login}).to_string();
-        let (status, v) = self
-            .call_as(None, reqwest::Method::POST, "/auth/dev/login", Some(body))
-            .await;
-        assert_eq!(status, 200, "{v}");
-        v["token"].as_str().expect("a token").to_owned()
+        let body = DevLogin {
+            login: login.to_owned(),
+        };
+        let resp = self
+            .request(reqwest::Method::POST, "/auth/dev/login")
+            .json(&body)
+            .send()
+            .await
+            .expect("request reaches the worker");
+        assert_eq!(resp.status(), 200, "development sign-in of {login}");
+        let signed_in: SignedIn = resp.json().await.expect("a sign-in");
+        signed_in.token
     }
 
     pub async fn create_session(&self, prompt: Option<&str>) -> SessionInfo {
@@ -542,36 +595,28 @@ impl Stack {
 
     /// A new session of `token`'s (a person's login or key).
     pub async fn create_session_as(&self, token: &str, prompt: Option<&str>) -> SessionInfo {
-        let body = match prompt {
-            Some(p) => serde_json::json!({"prompt": p}),
-            None => serde_json::json!({}),
+        let body = CreateSession {
+            prompt: prompt.map(str::to_owned),
+            ..Default::default()
         };
-        let (status, v) = self
-            .call_as(
-                Some(token),
-                reqwest::Method::POST,
-                "/api/sessions",
-                Some(body.to_string()),
-            )
-            .await;
-        assert_eq!(status, 201, "create session: {v}");
-        serde_json::from_value(v).expect("session info")
+        self.api::<endpoint::CreateSession>(token, &[], &body)
+            .await
+            .unwrap_or_else(|e| panic!("create session: {e:?}"))
     }
 
     /// Deletes the session (terminating its sandbox).
     pub async fn terminate_session(&self, id: &str) {
-        let (status, v) = self
-            .call(
-                reqwest::Method::DELETE,
-                &format!("/api/sessions/{id}"),
-                None,
-            )
-            .await;
-        assert_eq!(status, 200, "terminate session: {v}");
+        if let Err(e) = self.admin::<endpoint::DeleteSession>(&[id]).await {
+            panic!("terminate session: {e:?}");
+        }
     }
 
     pub async fn prompt(&self, id: &str, text: &str, client_request_id: &str) -> (u16, Value) {
-        let body = serde_json::json!({"text": text, "client_request_id": client_request_id});
+        let body = serde_json::to_value(PostPrompt {
+            text: text.to_owned(),
+            client_request_id: Some(client_request_id.to_owned()),
+        })
+        .expect("a prompt");
         self.call(
             reqwest::Method::POST,
             &format!("/api/sessions/{id}/prompts"),
@@ -581,11 +626,9 @@ impl Stack {
     }
 
     pub async fn session(&self, id: &str) -> SessionInfo {
-        let (status, v) = self
-            .call(reqwest::Method::GET, &format!("/api/sessions/{id}"), None)
-            .await;
-        assert_eq!(status, 200, "get session: {v}");
-        serde_json::from_value(v).expect("session info")
+        self.admin::<endpoint::GetSession>(&[id])
+            .await
+            .unwrap_or_else(|e| panic!("get session: {e:?}"))
     }
 
     /// The whole event history, read page by page.

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Scope {
     #[serde(rename = "sessions:read")]
     SessionsRead,
@@ -25,9 +26,20 @@ impl Scope {
         Scope::WorkflowsWrite,
         Scope::Admin,
     ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SessionsRead => "sessions:read",
+            Self::SessionsWrite => "sessions:write",
+            Self::WorkflowsRead => "workflows:read",
+            Self::WorkflowsWrite => "workflows:write",
+            Self::Admin => "admin",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OrgRole {
     Admin,
@@ -35,6 +47,13 @@ pub enum OrgRole {
 }
 
 impl OrgRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Member => "member",
+        }
+    }
+
     /// The scopes a principal of this role can hold; a key never carries more than its owner.
     pub fn allows(self, scope: Scope) -> bool {
         self == OrgRole::Admin || scope != Scope::Admin
@@ -43,11 +62,22 @@ impl OrgRole {
 
 /// Ordered: each role can do everything the ones before it can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionRole {
     Viewer,
     Collaborator,
     Owner,
+}
+
+impl SessionRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Collaborator => "collaborator",
+            Self::Owner => "owner",
+        }
+    }
 }
 
 /// What a route or message requires.
@@ -140,6 +170,24 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_are_the_serialized_forms() {
+        let named = |v: serde_json::Value, s: &str| assert_eq!(v, serde_json::json!(s));
+        for scope in Scope::ALL {
+            named(serde_json::to_value(scope).unwrap(), scope.as_str());
+        }
+        for role in [
+            SessionRole::Viewer,
+            SessionRole::Collaborator,
+            SessionRole::Owner,
+        ] {
+            named(serde_json::to_value(role).unwrap(), role.as_str());
+        }
+        for role in [OrgRole::Admin, OrgRole::Member] {
+            named(serde_json::to_value(role).unwrap(), role.as_str());
+        }
+    }
 
     fn member(scopes: &[Scope]) -> Caller {
         Caller {
@@ -251,6 +299,7 @@ mod tests {
 /// What the worker tells a session object about a viewer it hands over (in [`ACCESS_HEADER`],
 /// always set by the worker itself), so each WebSocket message is authorized too.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionAccess {
     pub role: SessionRole,
     pub scopes: Vec<Scope>,
@@ -265,6 +314,7 @@ pub struct SessionAccess {
 /// Access taken back, as the session object and the sandbox's gateway are told of it: each
 /// closes the sockets (and the gateway drops the cookies) it covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Revocation {
     /// A person's role on the session changed or went: everything of theirs.

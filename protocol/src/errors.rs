@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     Unauthorized,
@@ -37,6 +38,30 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in the order declared: the OpenAPI document lists them by HTTP status.
+    pub const ALL: [ErrorCode; 20] = [
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::InvalidBody,
+        Self::PayloadTooLarge,
+        Self::MalformedFrame,
+        Self::UnknownFrameType,
+        Self::InvalidToken,
+        Self::SessionTerminated,
+        Self::NothingToAbort,
+        Self::Conflict,
+        Self::LimitExceeded,
+        Self::RateLimited,
+        Self::InvalidOauthState,
+        Self::SignInFailed,
+        Self::RepoNotAllowed,
+        Self::ProviderError,
+        Self::ModelUnreachable,
+        Self::ProtocolViolation,
+        Self::Internal,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Unauthorized => "unauthorized",
@@ -87,6 +112,7 @@ impl ErrorCode {
 
 /// The body of every error response and every `error` frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
@@ -98,6 +124,20 @@ impl ApiError {
             code,
             message: message.into(),
         }
+    }
+}
+
+impl ApiError {
+    /// Every refusal of a terminated session says the same.
+    pub fn session_terminated() -> Self {
+        Self::new(
+            ErrorCode::SessionTerminated,
+            "the session has been terminated",
+        )
+    }
+
+    pub fn session_not_found(id: &str) -> Self {
+        Self::new(ErrorCode::NotFound, format!("session {id} not found"))
     }
 }
 
@@ -114,13 +154,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_code_is_listed_once() {
+        let names: std::collections::HashSet<_> =
+            ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+    }
+
+    #[test]
     fn serialized_code_matches_as_str() {
-        for code in [
-            ErrorCode::Unauthorized,
-            ErrorCode::PayloadTooLarge,
-            ErrorCode::UnknownFrameType,
-            ErrorCode::NothingToAbort,
-        ] {
+        for code in ErrorCode::ALL {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }

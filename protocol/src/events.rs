@@ -6,6 +6,7 @@ use serde_json::Value;
 /// One entry of a session's log. `seq` is assigned by the session's Durable Object when the event
 /// is persisted; it starts at 1 and has no gaps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionEvent {
     pub seq: u64,
     /// Milliseconds since the Unix epoch, when the event was persisted.
@@ -15,6 +16,7 @@ pub struct SessionEvent {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionStatus {
     /// The sandbox has been requested; no runner has connected yet.
@@ -29,12 +31,24 @@ pub enum SessionStatus {
 }
 
 impl SessionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provisioning => "provisioning",
+            Self::Starting => "starting",
+            Self::Idle => "idle",
+            Self::Running => "running",
+            Self::Disconnected => "disconnected",
+            Self::Terminated => "terminated",
+        }
+    }
+
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Terminated)
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ToolStatus {
     Pending,
@@ -44,6 +58,7 @@ pub enum ToolStatus {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TurnOutcome {
     Completed,
@@ -52,6 +67,7 @@ pub enum TurnOutcome {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AgentState {
     Starting,
@@ -60,6 +76,7 @@ pub enum AgentState {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MessageRole {
     User,
@@ -69,6 +86,7 @@ pub enum MessageRole {
 /// A TCP port an app in the sandbox listens on, where the gateway reaches it (loopback or every
 /// address), with the name of the program listening when the runner could tell.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct OpenPort {
     pub port: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -78,6 +96,7 @@ pub struct OpenPort {
 /// What happened. Variants a runner may emit are listed by [`EventBody::is_runner_event`]; the
 /// others are produced only by the session's Durable Object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type")]
 pub enum EventBody {
     #[serde(rename = "session.status")]

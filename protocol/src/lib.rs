@@ -13,6 +13,7 @@ pub mod errors;
 pub mod events;
 pub mod frames;
 pub mod lifecycle;
+#[cfg(feature = "schema")]
 pub mod openapi;
 pub mod origins;
 #[cfg(feature = "panel-tokens")]

@@ -8,6 +8,36 @@
 use serde::{Deserialize, Serialize};
 
 use crate::events::{SessionStatus, TurnOutcome};
+use crate::{ApiError, ErrorCode, MAX_PROMPT_BYTES};
+
+/// Whether a prompt may be queued, wherever it comes from (a new session's first prompt, the
+/// REST API, a viewer's socket): the one check of a prompt's text.
+pub fn check_prompt(text: &str) -> Result<(), ApiError> {
+    if text.trim().is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "prompt text must not be empty",
+        ));
+    }
+    if text.len() > MAX_PROMPT_BYTES {
+        return Err(ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("prompt exceeds {MAX_PROMPT_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a prompt's `client_request_id` (its idempotency key) is usable.
+pub fn check_request_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.len() > 128 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "client_request_id must be 1 to 128 characters",
+        ));
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
@@ -280,6 +310,23 @@ impl Lifecycle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prompt_has_text_within_its_bound_and_a_usable_request_id() {
+        assert!(check_prompt("fix it").is_ok());
+        assert_eq!(
+            check_prompt(" \n").unwrap_err().code,
+            ErrorCode::InvalidBody
+        );
+        let long = "x".repeat(MAX_PROMPT_BYTES + 1);
+        assert_eq!(
+            check_prompt(&long).unwrap_err().code,
+            ErrorCode::PayloadTooLarge
+        );
+        assert!(check_request_id("c1").is_ok());
+        assert!(check_request_id("").is_err());
+        assert!(check_request_id(&"c".repeat(129)).is_err());
+    }
 
     const P: Policy = Policy {
         runner_grace_ms: 1_000,

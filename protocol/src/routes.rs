@@ -2,6 +2,9 @@
 //! from it and the authorization matrix test is generated from it, so a route cannot exist
 //! without a rule (a route is one line of `route_table!`: its id, method, path and rule).
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use crate::access::{Need, Scope, SessionRole};
 
 pub struct RouteSpec {
@@ -9,6 +12,8 @@ pub struct RouteSpec {
     /// `{name}` segments are parameters; a last `{*name}` takes the rest of the path, if any.
     pub path: &'static str,
     pub need: Need,
+    /// The statuses a success is answered with, the usual one first.
+    pub statuses: &'static [u16],
 }
 
 impl RouteSpec {
@@ -16,12 +21,57 @@ impl RouteSpec {
     pub fn doc_path(&self) -> String {
         self.path.replace("{*", "{")
     }
+
+    /// The path with its parameters filled in, in order.
+    pub fn path_with(&self, params: &[&str]) -> String {
+        let mut params = params.iter();
+        self.path
+            .split('/')
+            .map(|seg| {
+                if seg.starts_with('{') {
+                    params.next().copied().unwrap_or_default()
+                } else {
+                    seg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+}
+
+/// What a route's body, query or answer is: a JSON type (with its schema when the `schema`
+/// feature writes the OpenAPI document).
+#[cfg(not(feature = "schema"))]
+pub trait Body: Serialize + DeserializeOwned + 'static {}
+#[cfg(not(feature = "schema"))]
+impl<T: Serialize + DeserializeOwned + 'static> Body for T {}
+#[cfg(feature = "schema")]
+pub trait Body: Serialize + DeserializeOwned + schemars::JsonSchema + 'static {}
+#[cfg(feature = "schema")]
+impl<T: Serialize + DeserializeOwned + schemars::JsonSchema + 'static> Body for T {}
+
+/// A route and the types it takes and answers: `endpoint::CreateSession` takes
+/// `api::CreateSession` and answers `api::SessionInfo`. The Worker reads and answers through
+/// these, and the client and the tests call through them, so no side can drift from another.
+pub trait Endpoint {
+    const ROUTE: RouteId;
+    /// The request body (`NoBody` when there is none).
+    type Req: Body;
+    /// The query string (`NoBody` when there is none).
+    type Query: Body;
+    /// The success body (`NoContent` for a 204, `NotJson` for a redirect, an upgrade or what a
+    /// sandbox answers).
+    type Resp: Body;
 }
 
 /// Declares the route table once: the `RouteId` enum, `RouteId::ALL` (in the order requests are
-/// matched) and each route's `spec`, so no route can be listed in one and left out of another.
+/// matched), each route's `spec`, and its `endpoint` type with what it takes and answers, so no
+/// route can be listed in one and left out of another.
 macro_rules! route_table {
-    ($($id:ident => ($method:literal, $path:literal, $need:expr),)*) => {
+    (@query $query:ident) => { crate::api::$query };
+    (@query) => { crate::api::NoBody };
+    ($($id:ident => ($method:literal, $path:literal, $need:expr)
+        $req:ident $(? $query:ident)? => $($status:literal)|+ $resp:ident,)*) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum RouteId {
             $($id,)*
@@ -34,61 +84,87 @@ macro_rules! route_table {
             pub fn spec(self) -> RouteSpec {
                 use Scope::*;
                 use SessionRole::*;
-                let (method, path, need) = match self {
-                    $(RouteId::$id => ($method, $path, $need),)*
+                let (method, path, need, statuses): (_, _, _, &'static [u16]) = match self {
+                    $(RouteId::$id => ($method, $path, $need, &[$($status),+]),)*
                 };
-                RouteSpec { method, path, need }
+                RouteSpec { method, path, need, statuses }
             }
+        }
+
+        /// One type per route, naming what it takes and answers (see [`Endpoint`]).
+        pub mod endpoint {
+            $(
+                pub struct $id;
+                impl super::Endpoint for $id {
+                    const ROUTE: super::RouteId = super::RouteId::$id;
+                    type Req = crate::api::$req;
+                    type Query = route_table!(@query $($query)?);
+                    type Resp = crate::api::$resp;
+                }
+            )*
+        }
+
+        /// Calls `f` with every route's endpoint type, in table order.
+        #[cfg(feature = "schema")]
+        pub fn each_endpoint(f: &mut impl EndpointVisitor) {
+            $(f.visit::<endpoint::$id>();)*
         }
     };
 }
 
+/// Visits each route's endpoint type (the OpenAPI document is written this way).
+#[cfg(feature = "schema")]
+pub trait EndpointVisitor {
+    fn visit<E: Endpoint>(&mut self);
+}
+
 route_table! {
-    Health => ("GET", "/health", Need::Public),
-    OpenApi => ("GET", "/api/openapi.json", Need::Public),
-    AuthProviders => ("GET", "/auth/providers", Need::Public),
-    DevLogin => ("POST", "/auth/dev/login", Need::Public),
-    GithubStart => ("GET", "/auth/github", Need::Public),
-    GithubCallback => ("GET", "/auth/github/callback", Need::Public),
-    Logout => ("POST", "/auth/logout", Need::Scope(SessionsRead)),
-    Me => ("GET", "/api/me", Need::Scope(SessionsRead)),
-    CreateSession => ("POST", "/api/sessions", Need::Scope(SessionsWrite)),
-    ListSessions => ("GET", "/api/sessions", Need::Scope(SessionsRead)),
-    GetSession => ("GET", "/api/sessions/{id}", Need::Session(SessionsRead, Viewer)),
-    DeleteSession => ("DELETE", "/api/sessions/{id}", Need::Session(SessionsWrite, Owner)),
-    PostPrompt => ("POST", "/api/sessions/{id}/prompts", Need::Session(SessionsWrite, Collaborator)),
-    CancelPrompt => ("DELETE", "/api/sessions/{id}/prompts/{prompt_id}", Need::Session(SessionsWrite, Collaborator)),
-    Abort => ("POST", "/api/sessions/{id}/abort", Need::Session(SessionsWrite, Collaborator)),
-    Events => ("GET", "/api/sessions/{id}/events", Need::Session(SessionsRead, Viewer)),
-    ClientSocket => ("GET", "/api/sessions/{id}/ws", Need::Session(SessionsRead, Viewer)),
-    RunnerSocket => ("GET", "/api/sessions/{id}/runner", Need::Runner),
+    Health => ("GET", "/health", Need::Public) NoBody => 200 Health,
+    OpenApi => ("GET", "/api/openapi.json", Need::Public) NoBody => 200 OpenApiDocument,
+    AuthProviders => ("GET", "/auth/providers", Need::Public) NoBody => 200 SignInProviders,
+    DevLogin => ("POST", "/auth/dev/login", Need::Public) DevLogin => 200 SignedIn,
+    GithubStart => ("GET", "/auth/github", Need::Public) NoBody => 302 NotJson,
+    GithubCallback => ("GET", "/auth/github/callback", Need::Public) NoBody => 302 NotJson,
+    Logout => ("POST", "/auth/logout", Need::Scope(SessionsRead)) NoBody => 204 NoContent,
+    Me => ("GET", "/api/me", Need::Scope(SessionsRead)) NoBody => 200 Me,
+    CreateSession => ("POST", "/api/sessions", Need::Scope(SessionsWrite)) CreateSession => 201 SessionInfo,
+    ListSessions => ("GET", "/api/sessions", Need::Scope(SessionsRead)) NoBody => 200 SessionList,
+    GetSession => ("GET", "/api/sessions/{id}", Need::Session(SessionsRead, Viewer)) NoBody => 200 SessionInfo,
+    DeleteSession => ("DELETE", "/api/sessions/{id}", Need::Session(SessionsWrite, Owner)) NoBody => 200 SessionInfo,
+    // 200 when the same `client_request_id` was accepted before (and nothing runs twice).
+    PostPrompt => ("POST", "/api/sessions/{id}/prompts", Need::Session(SessionsWrite, Collaborator)) PostPrompt => 202 | 200 PromptAccepted,
+    CancelPrompt => ("DELETE", "/api/sessions/{id}/prompts/{prompt_id}", Need::Session(SessionsWrite, Collaborator)) NoBody => 200 PromptCancelled,
+    Abort => ("POST", "/api/sessions/{id}/abort", Need::Session(SessionsWrite, Collaborator)) NoBody => 202 Aborting,
+    Events => ("GET", "/api/sessions/{id}/events", Need::Session(SessionsRead, Viewer)) NoBody ? EventsQuery => 200 EventPage,
+    ClientSocket => ("GET", "/api/sessions/{id}/ws", Need::Session(SessionsRead, Viewer)) NoBody => 101 NotJson,
+    RunnerSocket => ("GET", "/api/sessions/{id}/runner", Need::Runner) NoBody => 101 NotJson,
     // The agent's model calls, which the Worker signs with the model's key: the key
     // never enters the sandbox.
-    RunnerModel => ("POST", "/api/sessions/{id}/model/{*path}", Need::Runner),
-    AddMember => ("POST", "/api/sessions/{id}/members", Need::Session(SessionsWrite, Owner)),
-    CreateShareLink => ("POST", "/api/sessions/{id}/share-links", Need::Session(SessionsWrite, Owner)),
-    RedeemShareLink => ("POST", "/api/share-links/redeem", Need::Scope(SessionsRead)),
-    PanelToken => ("POST", "/api/sessions/{id}/panel-token", Need::Session(SessionsRead, Viewer)),
+    RunnerModel => ("POST", "/api/sessions/{id}/model/{*path}", Need::Runner) NotJson => 200 NotJson,
+    AddMember => ("POST", "/api/sessions/{id}/members", Need::Session(SessionsWrite, Owner)) AddMember => 201 Membership,
+    CreateShareLink => ("POST", "/api/sessions/{id}/share-links", Need::Session(SessionsWrite, Owner)) NewShareLink => 201 ShareLinkCreated,
+    RedeemShareLink => ("POST", "/api/share-links/redeem", Need::Scope(SessionsRead)) GrantToken => 200 Joined,
+    PanelToken => ("POST", "/api/sessions/{id}/panel-token", Need::Session(SessionsRead, Viewer)) PanelTokenRequest => 201 PanelToken,
     // Access taken back takes effect at once: the person's open sockets are closed.
-    RemoveMember => ("DELETE", "/api/sessions/{id}/members/{login}", Need::Session(SessionsWrite, Owner)),
-    RevokeShareLink => ("DELETE", "/api/sessions/{id}/share-links/{link_id}", Need::Session(SessionsWrite, Owner)),
+    RemoveMember => ("DELETE", "/api/sessions/{id}/members/{login}", Need::Session(SessionsWrite, Owner)) NoBody => 204 NoContent,
+    RevokeShareLink => ("DELETE", "/api/sessions/{id}/share-links/{link_id}", Need::Session(SessionsWrite, Owner)) NoBody => 204 NoContent,
     // The sandbox's panels, proxied to its gateway on the session's own origin.
-    SandboxGet => ("GET", "/sandbox/{id}/{*rest}", Need::Gateway),
-    SandboxPost => ("POST", "/sandbox/{id}/{*rest}", Need::Gateway),
-    ListKeys => ("GET", "/api/keys", Need::Scope(SessionsRead)),
-    CreateKey => ("POST", "/api/keys", Need::Scope(SessionsWrite)),
-    RevokeKey => ("DELETE", "/api/keys/{id}", Need::Scope(SessionsWrite)),
-    ListCredentials => ("GET", "/api/credentials", Need::Scope(SessionsRead)),
-    PutCredential => ("PUT", "/api/credentials/{kind}", Need::Scope(SessionsWrite)),
-    DeleteCredential => ("DELETE", "/api/credentials/{kind}", Need::Scope(SessionsWrite)),
-    ListOrgCredentials => ("GET", "/api/admin/credentials", Need::Scope(Admin)),
-    PutOrgCredential => ("PUT", "/api/admin/credentials/{kind}", Need::Scope(Admin)),
-    DeleteOrgCredential => ("DELETE", "/api/admin/credentials/{kind}", Need::Scope(Admin)),
-    RotateVault => ("POST", "/api/admin/vault/rotate", Need::Scope(Admin)),
-    ListAudit => ("GET", "/api/admin/audit", Need::Scope(Admin)),
-    CreateInvite => ("POST", "/api/admin/invites", Need::Scope(Admin)),
-    AcceptInvite => ("POST", "/api/invites/accept", Need::Scope(SessionsRead)),
-    BenchEcho => ("GET", "/api/bench/echo", Need::Scope(Admin)),
+    SandboxGet => ("GET", "/sandbox/{id}/{*rest}", Need::Gateway) NoBody => 200 NotJson,
+    SandboxPost => ("POST", "/sandbox/{id}/{*rest}", Need::Gateway) NotJson => 200 NotJson,
+    ListKeys => ("GET", "/api/keys", Need::Scope(SessionsRead)) NoBody => 200 KeyList,
+    CreateKey => ("POST", "/api/keys", Need::Scope(SessionsWrite)) NewKey => 201 KeyCreated,
+    RevokeKey => ("DELETE", "/api/keys/{id}", Need::Scope(SessionsWrite)) NoBody => 204 NoContent,
+    ListCredentials => ("GET", "/api/credentials", Need::Scope(SessionsRead)) NoBody => 200 CredentialList,
+    PutCredential => ("PUT", "/api/credentials/{kind}", Need::Scope(SessionsWrite)) PutCredential => 200 CredentialInfo,
+    DeleteCredential => ("DELETE", "/api/credentials/{kind}", Need::Scope(SessionsWrite)) NoBody => 204 NoContent,
+    ListOrgCredentials => ("GET", "/api/admin/credentials", Need::Scope(Admin)) NoBody => 200 CredentialList,
+    PutOrgCredential => ("PUT", "/api/admin/credentials/{kind}", Need::Scope(Admin)) PutCredential => 200 CredentialInfo,
+    DeleteOrgCredential => ("DELETE", "/api/admin/credentials/{kind}", Need::Scope(Admin)) NoBody => 204 NoContent,
+    RotateVault => ("POST", "/api/admin/vault/rotate", Need::Scope(Admin)) NoBody => 200 VaultRotation,
+    ListAudit => ("GET", "/api/admin/audit", Need::Scope(Admin)) NoBody => 200 AuditLog,
+    CreateInvite => ("POST", "/api/admin/invites", Need::Scope(Admin)) NewInvite => 201 InviteCreated,
+    AcceptInvite => ("POST", "/api/invites/accept", Need::Scope(SessionsRead)) GrantToken => 200 InviteAccepted,
+    BenchEcho => ("GET", "/api/bench/echo", Need::Scope(Admin)) NoBody => 101 NotJson,
 }
 
 /// The route for a request, with its path parameters in order.

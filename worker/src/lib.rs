@@ -1,32 +1,30 @@
 //! The Agent Ops Worker: REST and WebSocket routing, authentication, and the per-session
 //! Durable Object (`SessionObject`) that owns each session's log, queue and runner link.
+//!
+//! - `edge`: every request's way in (dispatch from the route table, authentication, rate
+//!   limits, origins) and how handlers answer.
+//! - `api`: one module per resource of the REST API.
+//! - `session`: the session's Durable Object.
+//! - `db`: every D1 query. `vault`: credentials sealed at rest.
+//! - `sandbox`: what crosses to a sandbox (the provider, the gateway proxy, the model calls).
+//! - `integrations`: third parties (GitHub sign-in).
 
-mod accounts_api;
-mod auth;
-mod credentials_api;
-mod echo;
-mod github_auth;
-mod grant;
-mod http;
-mod invites;
-mod model_proxy;
-mod model_usage;
-mod origins;
-mod panels;
-mod provider;
-mod rate_limit;
-mod routes;
+mod api;
+mod bench;
+mod db;
+mod edge;
+mod integrations;
+mod sandbox;
 mod session;
-mod sessions_api;
-mod share_links;
+mod vault;
 
-pub use echo::EchoObject;
-pub use rate_limit::RateLimiter;
+pub use bench::echo::EchoObject;
+pub use edge::rate_limit::RateLimiter;
 pub use session::SessionObject;
 
 use worker::{event, Context, Env, Request, Response, Result};
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    routes::dispatch(req, env).await
+    edge::dispatch::dispatch(req, env).await
 }

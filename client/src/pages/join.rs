@@ -1,10 +1,11 @@
 //! Joining by share link: `/join#<token>`. The token travels in the fragment, which browsers do
 //! not send to servers or in Referer headers, and is taken off the address bar before redeeming.
 
+use agent_ops_protocol::api::GrantToken;
+use agent_ops_protocol::routes::endpoint;
 use agent_ops_protocol::ApiError;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
-use serde_json::{json, Value};
 
 use crate::api;
 use crate::components::{run, ErrorBanner};
@@ -25,9 +26,11 @@ pub fn Join() -> impl IntoView {
             .ok();
     }
     run(error, async move {
-        let joined: Value = api::post("/api/share-links/redeem", &json!({"token": token})).await?;
-        let id = joined["session_id"].as_str().unwrap_or_default();
-        navigate(&format!("/sessions/{id}"), Default::default());
+        let joined = api::call::<endpoint::RedeemShareLink>(&[], &GrantToken { token }).await?;
+        navigate(
+            &format!("/sessions/{}", joined.session_id),
+            Default::default(),
+        );
         Ok(())
     });
     view! {

@@ -1,6 +1,7 @@
 //! New session: repository and branch, agent, model and the task.
 
-use agent_ops_protocol::api::{AgentKind, CreateSession, SessionInfo};
+use agent_ops_protocol::api::{AgentKind, CreateSession};
+use agent_ops_protocol::routes::endpoint;
 use agent_ops_protocol::ApiError;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
@@ -38,7 +39,7 @@ pub fn NewSession() -> impl IntoView {
         let navigate = navigate.clone();
         busy.set(true);
         run(error, async move {
-            let created = api::post::<_, SessionInfo>("/api/sessions", &body).await;
+            let created = api::call::<endpoint::CreateSession>(&[], &body).await;
             busy.set(false);
             navigate(&format!("/sessions/{}", created?.id), Default::default());
             Ok(())

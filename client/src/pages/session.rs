@@ -2,12 +2,12 @@
 //! watching, and the panel area.
 
 use agent_ops_protocol::access::SessionRole;
-use agent_ops_protocol::api::SessionInfo;
+use agent_ops_protocol::api::{NewShareLink, PostPrompt, SessionInfo, DEFAULT_GRANT_TTL_SECS};
+use agent_ops_protocol::routes::endpoint;
 use agent_ops_protocol::ApiError;
 use leptos::html;
 use leptos::prelude::*;
 use leptos_router::hooks::use_params_map;
-use serde_json::{json, Value};
 
 use crate::api;
 use crate::components::{run, CopyField, ErrorBanner, StatusBadge};
@@ -25,7 +25,7 @@ pub fn SessionView() -> impl IntoView {
     {
         let id = id.clone();
         run(error, async move {
-            info.set(Some(api::get(&format!("/api/sessions/{id}")).await?));
+            info.set(Some(api::fetch::<endpoint::GetSession>(&[&id]).await?));
             Ok(())
         });
     }
@@ -40,11 +40,12 @@ pub fn SessionView() -> impl IntoView {
     let cancel = {
         let id = id.clone();
         Callback::new(move |prompt_id: String| {
-            let path = format!("/api/sessions/{id}/prompts/{prompt_id}");
-            run(
-                error,
-                async move { api::delete::<Value>(&path).await.map(drop) },
-            );
+            let id = id.clone();
+            run(error, async move {
+                api::fetch::<endpoint::CancelPrompt>(&[&id, &prompt_id])
+                    .await
+                    .map(drop)
+            });
         })
     };
     let status = Signal::derive(move || {
@@ -105,30 +106,34 @@ fn Header(
     let confirm_stop = RwSignal::new(false);
     let share = {
         let id = id.clone();
-        move |role: &'static str| {
-            let path = format!("/api/sessions/{id}/share-links");
+        move |role: SessionRole| {
+            let id = id.clone();
+            let body = NewShareLink {
+                role,
+                expires_in_secs: DEFAULT_GRANT_TTL_SECS,
+                max_uses: 10,
+            };
             run(error, async move {
-                let link: Value = api::post(&path, &json!({"role": role, "max_uses": 10})).await?;
+                let link = api::call::<endpoint::CreateShareLink>(&[&id], &body).await?;
                 let origin = window().location().origin().unwrap_or_default();
-                let token = link["token"].as_str().unwrap_or_default();
-                share_url.set(Some(format!("{origin}/join#{token}")));
+                share_url.set(Some(format!("{origin}/join#{}", link.token)));
                 Ok(())
             });
         }
     };
     let share_viewer = {
         let share = share.clone();
-        move |_| share("viewer")
+        move |_| share(SessionRole::Viewer)
     };
-    let share_collab = move |_| share("collaborator");
+    let share_collab = move |_| share(SessionRole::Collaborator);
     let stop = move |_| {
         if !confirm_stop.get_untracked() {
             confirm_stop.set(true);
             return;
         }
-        let path = format!("/api/sessions/{id}");
+        let id = id.clone();
         run(error, async move {
-            api::delete::<Value>(&path).await?;
+            api::fetch::<endpoint::DeleteSession>(&[&id]).await?;
             confirm_stop.set(false);
             Ok(())
         });
@@ -225,12 +230,15 @@ fn Composer(
             if body.trim().is_empty() || sending.get_untracked() {
                 return;
             }
-            let path = format!("/api/sessions/{id}/prompts");
             // One id per prompt: a retry after a dropped response cannot queue it twice.
-            let request = json!({"text": body, "client_request_id": api::request_id()});
+            let request = PostPrompt {
+                text: body,
+                client_request_id: Some(api::request_id()),
+            };
+            let id = id.clone();
             sending.set(true);
             run(error, async move {
-                let result = api::post::<_, Value>(&path, &request).await;
+                let result = api::call::<endpoint::PostPrompt>(&[&id], &request).await;
                 sending.set(false);
                 result?;
                 text.set(String::new());
@@ -249,9 +257,9 @@ fn Composer(
     };
     let id = StoredValue::new(id);
     let abort = move |_| {
-        let path = format!("/api/sessions/{}/abort", id.get_value());
+        let id = id.get_value();
         run(error, async move {
-            api::post::<_, Value>(&path, &json!({})).await.map(drop)
+            api::fetch::<endpoint::Abort>(&[&id]).await.map(drop)
         });
     };
     view! {

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use agent_ops_protocol::api::{SessionInfo, SessionList};
+use agent_ops_protocol::api::SessionInfo;
+use agent_ops_protocol::routes::endpoint;
 use agent_ops_protocol::ApiError;
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -26,7 +27,7 @@ pub fn Sessions() -> impl IntoView {
     let error = RwSignal::new(None::<ApiError>);
     let load = move || {
         run(error, async move {
-            let list: SessionList = api::get("/api/sessions").await?;
+            let list = api::fetch::<endpoint::ListSessions>(&[]).await?;
             sessions.set(Some(list.sessions));
             Ok(())
         })

@@ -2,38 +2,14 @@
 //! (write-only: the API never returns a secret, so neither does this page).
 
 use agent_ops_protocol::access::Scope;
-use agent_ops_protocol::api::{CredentialList, CREDENTIAL_KINDS};
+use agent_ops_protocol::api::{CredentialList, KeyInfo, NewKey, PutCredential, CREDENTIAL_KINDS};
+use agent_ops_protocol::routes::endpoint;
 use agent_ops_protocol::ApiError;
 use leptos::prelude::*;
-use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::api;
 use crate::components::{ago, run, CopyField, ErrorBanner};
 use crate::Auth;
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-struct Key {
-    id: String,
-    name: String,
-    prefix: String,
-    scopes: Vec<Scope>,
-    revoked_at: Option<u64>,
-    last_used_at: Option<u64>,
-    created_at: u64,
-}
-
-#[derive(Deserialize)]
-struct KeyList {
-    keys: Vec<Key>,
-}
-
-fn scope_name(s: Scope) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
 
 #[component]
 pub fn Settings() -> impl IntoView {
@@ -46,7 +22,7 @@ pub fn Settings() -> impl IntoView {
                 {move || me.get().map(|m| view! {
                     <dl class="profile">
                         <dt>"Login"</dt><dd data-test="profile-login">{m.login}</dd>
-                        <dt>"Role"</dt><dd>{m.role}</dd>
+                        <dt>"Role"</dt><dd>{m.role.as_str()}</dd>
                         <dt>"User id"</dt><dd><code>{m.id}</code></dd>
                     </dl>
                 })}
@@ -59,14 +35,14 @@ pub fn Settings() -> impl IntoView {
 
 #[component]
 fn ApiKeys() -> impl IntoView {
-    let keys = RwSignal::new(Vec::<Key>::new());
+    let keys = RwSignal::new(Vec::<KeyInfo>::new());
     let error = RwSignal::new(None::<ApiError>);
     let fresh = RwSignal::new(None::<String>);
     let name = RwSignal::new(String::new());
     let write = RwSignal::new(true);
     let load = move || {
         run(error, async move {
-            keys.set(api::get::<KeyList>("/api/keys").await?.keys);
+            keys.set(api::fetch::<endpoint::ListKeys>(&[]).await?.keys);
             Ok(())
         })
     };
@@ -77,10 +53,14 @@ fn ApiKeys() -> impl IntoView {
         if write.get_untracked() {
             scopes.push(Scope::SessionsWrite);
         }
-        let body = json!({"name": name.get_untracked().trim(), "scopes": scopes});
+        let body = NewKey {
+            name: name.get_untracked().trim().to_owned(),
+            scopes,
+            expires_at: None,
+        };
         run(error, async move {
-            let created: Value = api::post("/api/keys", &body).await?;
-            fresh.set(created["key"].as_str().map(str::to_owned));
+            let created = api::call::<endpoint::CreateKey>(&[], &body).await?;
+            fresh.set(Some(created.key));
             name.set(String::new());
             load();
             Ok(())
@@ -88,7 +68,7 @@ fn ApiKeys() -> impl IntoView {
     };
     let revoke = move |id: String| {
         run(error, async move {
-            api::delete::<Value>(&format!("/api/keys/{id}")).await?;
+            api::fetch::<endpoint::RevokeKey>(&[&id]).await?;
             load();
             Ok(())
         })
@@ -117,7 +97,7 @@ fn ApiKeys() -> impl IntoView {
                         <tr data-key=k.id.clone() data-name=k.name.clone() class:revoked=k.revoked_at.is_some()>
                             <td>{k.name.clone()}</td>
                             <td><code>{format!("{}…", k.prefix)}</code></td>
-                            <td>{k.scopes.iter().map(|s| scope_name(*s)).collect::<Vec<_>>().join(", ")}</td>
+                            <td>{k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")}</td>
                             <td>{k.last_used_at.map(ago).unwrap_or_else(|| format!("never (created {})", ago(k.created_at)))}</td>
                             <td>
                                 {match k.revoked_at {
@@ -145,7 +125,7 @@ fn Credentials() -> impl IntoView {
     let error = RwSignal::new(None::<ApiError>);
     let load = move || {
         run(error, async move {
-            stored.set(api::get("/api/credentials").await?);
+            stored.set(api::fetch::<endpoint::ListCredentials>(&[]).await?);
             Ok(())
         })
     };
@@ -159,16 +139,18 @@ fn Credentials() -> impl IntoView {
                 let secret = RwSignal::new(String::new());
                 let save = move |ev: leptos::ev::SubmitEvent| {
                     ev.prevent_default();
-                    let body = json!({"secret": secret.get_untracked()});
+                    let body = PutCredential {
+                        secret: secret.get_untracked(),
+                    };
                     run(error, async move {
-                        api::put::<_, Value>(&format!("/api/credentials/{kind}"), &body).await?;
+                        api::call::<endpoint::PutCredential>(&[kind], &body).await?;
                         secret.set(String::new());
                         load();
                         Ok(())
                     });
                 };
                 let remove = move |_| run(error, async move {
-                    api::delete::<Value>(&format!("/api/credentials/{kind}")).await?;
+                    api::fetch::<endpoint::DeleteCredential>(&[kind]).await?;
                     load();
                     Ok(())
                 });

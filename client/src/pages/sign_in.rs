@@ -1,32 +1,29 @@
 //! Sign-in: GitHub, and the development sign-in when the deployment offers it (`make dev`).
 
+use agent_ops_protocol::api::{DevLogin, SignInProviders};
+use agent_ops_protocol::routes::endpoint;
 use agent_ops_protocol::ApiError;
 use leptos::prelude::*;
-use serde::Deserialize;
 
 use crate::api;
 use crate::components::{run, ErrorBanner};
 
-#[derive(Debug, Clone, Default, Deserialize)]
-struct Providers {
-    github: bool,
-    development: bool,
-}
-
 #[component]
 pub fn SignIn() -> impl IntoView {
-    let providers = RwSignal::new(None::<Providers>);
+    let providers = RwSignal::new(None::<SignInProviders>);
     let error = RwSignal::new(None::<ApiError>);
     run(error, async move {
-        providers.set(Some(api::get("/auth/providers").await?));
+        providers.set(Some(api::fetch::<endpoint::AuthProviders>(&[]).await?));
         Ok(())
     });
     let login = RwSignal::new(String::new());
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let body = serde_json::json!({ "login": login.get_untracked().trim() });
+        let body = DevLogin {
+            login: login.get_untracked().trim().to_owned(),
+        };
         run(error, async move {
-            api::post::<_, serde_json::Value>("/auth/dev/login", &body).await?;
+            api::call::<endpoint::DevLogin>(&[], &body).await?;
             window().location().reload().ok();
             Ok(())
         });

@@ -10,7 +10,7 @@ use worker::{Result, WebSocket};
 
 use super::store::PromptState;
 use super::{prompt_state, send, SessionObject, SocketInfo};
-use crate::http::now_ms;
+use crate::edge::http::now_ms;
 
 /// I/O that must wait until the synchronous part of an event is done.
 enum Job {
@@ -89,7 +89,13 @@ impl SessionObject {
             match job {
                 Job::IndexStatus(status) => {
                     let id = self.load()?.map(|p| p.session_id).unwrap_or_default();
-                    crate::sessions_api::set_status(&self.env, &id, status).await?;
+                    crate::db::sessions::set_status(
+                        &crate::db::Db::of(&self.env)?,
+                        &id,
+                        status,
+                        now_ms(),
+                    )
+                    .await?;
                 }
                 Job::Alarm(at) => {
                     // An absolute time: a bare integer would be read as an offset from now.
@@ -102,7 +108,7 @@ impl SessionObject {
                 }
                 Job::DestroySandbox => {
                     let id = self.load()?.map(|p| p.session_id).unwrap_or_default();
-                    if let Err(e) = crate::provider::destroy(&self.env, &id).await {
+                    if let Err(e) = crate::sandbox::provider::destroy(&self.env, &id).await {
                         worker::console_error!("destroying sandbox {id}: {e}");
                     }
                 }

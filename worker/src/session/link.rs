@@ -15,7 +15,7 @@ use agent_ops_protocol::{
 use worker::{Result, WebSocket};
 
 use super::{prompt_state, send, SessionObject, SocketInfo};
-use crate::http::now_ms;
+use crate::edge::http::now_ms;
 
 impl SessionObject {
     pub(super) async fn client_message(

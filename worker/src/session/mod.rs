@@ -13,9 +13,11 @@ mod store;
 use std::cell::{Cell, OnceCell, RefCell};
 
 use agent_ops_protocol::access::{Revocation, SessionAccess, ACCESS_HEADER};
-use agent_ops_protocol::api::PromptAccepted;
+use agent_ops_protocol::api::{Aborting, NoContent, PostPrompt, PromptAccepted, PromptCancelled};
 use agent_ops_protocol::frames::{Command, ToClientFrame, ToRunnerFrame};
-use agent_ops_protocol::lifecycle::{Effect, Input, Lifecycle, Policy, Rejection};
+use agent_ops_protocol::lifecycle::{
+    check_prompt, check_request_id, Effect, Input, Lifecycle, Policy, Rejection,
+};
 use agent_ops_protocol::{
     ApiError, ErrorCode, EventBody, SessionStatus, TurnOutcome, MAX_PAGE_EVENTS, MAX_PROMPT_BYTES,
 };
@@ -25,7 +27,7 @@ use worker::{
     WebSocketIncomingMessage, WebSocketPair,
 };
 
-use crate::http::{error, fail, json, now_ms, random_id, read_json};
+use crate::edge::http::{error, fail, json, now_ms, random_id, read_json};
 use store::{CancelOutcome, PromptState, Store};
 
 /// Sent by the worker when it creates the session.
@@ -203,23 +205,8 @@ impl SessionObject {
         text: String,
         client_request_id: String,
     ) -> Result<std::result::Result<PromptAccepted, ApiError>> {
-        if text.trim().is_empty() {
-            return Ok(Err(ApiError::new(
-                ErrorCode::InvalidBody,
-                "prompt text must not be empty",
-            )));
-        }
-        if text.len() > MAX_PROMPT_BYTES {
-            return Ok(Err(ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!("prompt exceeds {MAX_PROMPT_BYTES} bytes"),
-            )));
-        }
-        if client_request_id.is_empty() || client_request_id.len() > 128 {
-            return Ok(Err(ApiError::new(
-                ErrorCode::InvalidBody,
-                "client_request_id must be 1 to 128 characters",
-            )));
+        if let Err(e) = check_prompt(&text).and_then(|()| check_request_id(&client_request_id)) {
+            return Ok(Err(e));
         }
         if let Some(prompt_id) = self.store()?.prompt_by_request(&client_request_id)? {
             return Ok(Ok(PromptAccepted {
@@ -230,10 +217,7 @@ impl SessionObject {
         }
         let terminated = self.load()?.is_some_and(|p| p.lifecycle.terminated);
         if terminated {
-            return Ok(Err(ApiError::new(
-                ErrorCode::SessionTerminated,
-                "the session has been terminated",
-            )));
+            return Ok(Err(ApiError::session_terminated()));
         }
         let prompt_id = random_id();
         self.store()?
@@ -249,10 +233,7 @@ impl SessionObject {
                 client_request_id,
                 duplicate: false,
             })),
-            Err(_) => Ok(Err(ApiError::new(
-                ErrorCode::SessionTerminated,
-                "the session has been terminated",
-            ))),
+            Err(_) => Ok(Err(ApiError::session_terminated())),
         }
     }
 
@@ -290,10 +271,7 @@ impl SessionObject {
                 ErrorCode::NothingToAbort,
                 "no turn is running",
             )),
-            Err(Rejection::Terminated) => Err(ApiError::new(
-                ErrorCode::SessionTerminated,
-                "the session has been terminated",
-            )),
+            Err(Rejection::Terminated) => Err(ApiError::session_terminated()),
         })
     }
 
@@ -332,21 +310,14 @@ impl SessionObject {
                 if !persisted.lifecycle.status().is_terminal() {
                     self.send_command(Command::Revoke { revoked })?;
                 }
-                json(200, &serde_json::json!({ "closed": closed }))
+                json(200, &closed)
             }
             (Method::Post, "/terminate", _) => {
                 self.feed(Input::Terminate).await?.ok();
-                json(200, &serde_json::json!({"status": "terminated"}))
+                json(200, &NoContent)
             }
             (Method::Post, _, "prompts") => {
-                #[derive(Deserialize)]
-                #[serde(deny_unknown_fields)]
-                struct Body {
-                    text: String,
-                    #[serde(default)]
-                    client_request_id: Option<String>,
-                }
-                let body: Body = match read_json(&mut req, MAX_PROMPT_BYTES + 4096).await {
+                let body: PostPrompt = match read_json(&mut req, MAX_PROMPT_BYTES + 4096).await {
                     Ok(b) => b,
                     Err(e) => return error(&e),
                 };
@@ -358,12 +329,17 @@ impl SessionObject {
             }
             (Method::Delete, p, prompt_id) if p.ends_with(&format!("/prompts/{prompt_id}")) => {
                 match self.cancel_prompt(prompt_id).await? {
-                    Ok(()) => json(200, &serde_json::json!({"cancelled": prompt_id})),
+                    Ok(()) => json(
+                        200,
+                        &PromptCancelled {
+                            cancelled: prompt_id.to_owned(),
+                        },
+                    ),
                     Err(e) => error(&e),
                 }
             }
             (Method::Post, _, "abort") => match self.abort().await? {
-                Ok(()) => json(202, &serde_json::json!({"aborting": true})),
+                Ok(()) => json(202, &Aborting { aborting: true }),
                 Err(e) => error(&e),
             },
             (Method::Get, _, "events") => {
@@ -411,7 +387,7 @@ impl SessionObject {
                 return error(&e);
             }
         }
-        json(200, &serde_json::json!({"ok": true}))
+        json(200, &NoContent)
     }
 
     fn accept_client(&self, req: &Request) -> Result<Response> {
@@ -458,15 +434,12 @@ impl SessionObject {
     }
 
     fn accept_runner(&self, req: &Request, persisted: &Persisted) -> Result<Response> {
-        let token = crate::auth::bearer_token(req).unwrap_or_default();
+        let token = crate::edge::auth::bearer_token(req).unwrap_or_default();
         if !agent_ops_protocol::signing::token_matches(&token, &persisted.runner_token_hash) {
             return fail(ErrorCode::InvalidToken, "invalid runner token");
         }
         if persisted.lifecycle.terminated {
-            return fail(
-                ErrorCode::SessionTerminated,
-                "the session has been terminated",
-            );
+            return error(&ApiError::session_terminated());
         }
         // One link at a time: a new connection replaces the old one.
         for ws in self.state.get_websockets_with_tag("runner") {

@@ -7,10 +7,10 @@
 use agent_ops_protocol::access::{Caller, OrgRole, Scope};
 use agent_ops_protocol::signing::{ct_eq, hash_token};
 use agent_ops_protocol::{ApiError, ErrorCode};
-use serde::Deserialize;
 use worker::{Env, Request};
 
-use crate::http::now_ms;
+use crate::db::{api_keys, login_sessions, Db};
+use crate::edge::http::{now_ms, random_hex};
 
 pub const LOGIN_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
 pub const COOKIE: &str = "aops_session";
@@ -28,6 +28,14 @@ pub struct Principal {
     /// Names the credential itself (never its secret), so what was opened with it can be closed
     /// when it is revoked: `login:<hash of its hash>`, `key:<id>`, or `admin`.
     pub credential: String,
+}
+
+fn internal(e: worker::Error) -> ApiError {
+    worker::console_error!("authentication lookup failed: {e}");
+    ApiError::new(
+        ErrorCode::Internal,
+        "the credentials could not be checked; retry",
+    )
 }
 
 fn unauthorized(message: &str) -> ApiError {
@@ -68,14 +76,6 @@ pub fn cookie_only(req: &Request) -> bool {
     !has("authorization") && !bearer_protocol && has("cookie")
 }
 
-fn role_of(s: &str) -> OrgRole {
-    if s == "admin" {
-        OrgRole::Admin
-    } else {
-        OrgRole::Member
-    }
-}
-
 fn all_scopes(role: OrgRole) -> Vec<Scope> {
     Scope::ALL.into_iter().filter(|s| role.allows(*s)).collect()
 }
@@ -105,38 +105,19 @@ pub async fn authenticate(req: &Request, env: &Env) -> Result<Option<Principal>,
             }));
         }
     }
-    let db = env
-        .d1("DB")
-        .map_err(|_| ApiError::new(ErrorCode::Internal, "no database"))?;
-    let internal =
-        |e: worker::Error| ApiError::new(ErrorCode::Internal, format!("auth lookup: {e}"));
-    let now = now_ms() as f64;
+    let db = Db::of(env).map_err(internal)?;
+    let now = now_ms();
     if token.starts_with("aos_") {
-        #[derive(Deserialize)]
-        struct Row {
-            id: String,
-            login: String,
-            role: String,
-        }
-        let row: Option<Row> = db
-            .prepare(
-                "SELECT u.id, u.login, u.role FROM auth_sessions s JOIN users u ON u.id = s.user_id \
-                 WHERE s.token_hash = ?1 AND s.revoked_at IS NULL AND s.expires_at > ?2",
-            )
-            .bind(&[hash.clone().into(), now.into()])
-            .map_err(internal)?
-            .first(None)
+        let user = login_sessions::live_user(&db, &hash, now)
             .await
-            .map_err(internal)?;
-        let row =
-            row.ok_or_else(|| unauthorized("the login session is unknown, expired or revoked"))?;
-        let role = role_of(&row.role);
+            .map_err(internal)?
+            .ok_or_else(|| unauthorized("the login session is unknown, expired or revoked"))?;
         return Ok(Some(Principal {
-            user_id: row.id,
-            login: row.login,
+            user_id: user.id,
+            login: user.login,
             caller: Caller {
-                role,
-                scopes: all_scopes(role),
+                role: user.role,
+                scopes: all_scopes(user.role),
             },
             credential: login_credential(&hash),
             login_session: Some(hash),
@@ -144,46 +125,26 @@ pub async fn authenticate(req: &Request, env: &Env) -> Result<Option<Principal>,
         }));
     }
     if token.starts_with("aok_") {
-        #[derive(Deserialize)]
-        struct Row {
-            key_id: String,
-            id: String,
-            login: String,
-            role: String,
-            scopes: String,
-            expires_at: Option<f64>,
-        }
-        let row: Option<Row> = db
-            .prepare(
-                "SELECT k.id AS key_id, u.id, u.login, u.role, k.scopes, k.expires_at FROM api_keys k JOIN users u ON u.id = k.user_id \
-                 WHERE k.token_hash = ?1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?2)",
-            )
-            .bind(&[hash.into(), now.into()])
-            .map_err(internal)?
-            .first(None)
+        let key = api_keys::use_live(&db, &hash, now)
             .await
-            .map_err(internal)?;
-        let row = row.ok_or_else(|| unauthorized("the API key is unknown, expired or revoked"))?;
-        db.prepare("UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2")
-            .bind(&[now.into(), row.key_id.clone().into()])
             .map_err(internal)?
-            .run()
-            .await
-            .map_err(internal)?;
-        let role = role_of(&row.role);
+            .ok_or_else(|| unauthorized("the API key is unknown, expired or revoked"))?;
         // A key never carries more than its owner has now (a demoted owner's keys shrink too).
-        let scopes: Vec<Scope> = serde_json::from_str::<Vec<Scope>>(&row.scopes)
-            .unwrap_or_default()
+        let scopes: Vec<Scope> = key
+            .scopes
             .into_iter()
-            .filter(|s| role.allows(*s))
+            .filter(|s| key.role.allows(*s))
             .collect();
         return Ok(Some(Principal {
-            user_id: row.id,
-            login: row.login,
-            caller: Caller { role, scopes },
-            credential: key_credential(&row.key_id),
+            user_id: key.user_id,
+            login: key.login,
+            caller: Caller {
+                role: key.role,
+                scopes,
+            },
+            credential: key_credential(&key.key_id),
             login_session: None,
-            key_expires_at: row.expires_at.map(|e| e as u64),
+            key_expires_at: key.expires_at,
         }));
     }
     Err(unauthorized("invalid credentials"))
@@ -214,14 +175,10 @@ pub fn key_credential(key_id: &str) -> String {
 }
 
 /// Issues a login session for a user: the token is returned once and stored only as a hash.
-pub async fn start_login(env: &Env, user_id: &str) -> worker::Result<(String, u64)> {
-    let token = format!("aos_{}", crate::http::random_hex(32));
+pub async fn start_login(db: &Db, user_id: &str) -> worker::Result<(String, u64)> {
+    let token = format!("aos_{}", random_hex(32));
     let now = now_ms();
     let expires = now + LOGIN_TTL_MS;
-    env.d1("DB")?
-        .prepare("INSERT INTO auth_sessions (token_hash, user_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)")
-        .bind(&[hash_token(&token).into(), user_id.into(), (expires as f64).into(), (now as f64).into()])?
-        .run()
-        .await?;
+    login_sessions::insert(db, &hash_token(&token), user_id, expires, now).await?;
     Ok((token, expires))
 }

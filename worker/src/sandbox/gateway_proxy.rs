@@ -1,117 +1,13 @@
-//! A session's panels (terminal, VS Code, VNC, previews): short-lived panel tokens for the
-//! browser, and the proxy from the session's own sandbox origin to its gateway, so nobody handles
-//! a sandbox address, the sandbox never sees the user's credentials, and nothing a sandbox
-//! serves runs on the app's origin.
+//! The proxy from a session's own sandbox origin to its sandbox's gateway (terminal, VS Code,
+//! VNC, previews), so nobody handles a sandbox address, the sandbox never sees the user's
+//! credentials, and nothing a sandbox serves runs on the app's origin.
 
-use agent_ops_protocol::access::SessionRole;
-use agent_ops_protocol::api::{PanelToken, PanelTokenRequest};
 use agent_ops_protocol::cookies;
-use agent_ops_protocol::panel::{self, PanelGrant};
 use agent_ops_protocol::ErrorCode;
-use worker::{Env, Fetch, Method, Request, RequestInit, RequestRedirect, Response, Result, Url};
+use worker::{Env, Fetch, Method, Request, RequestInit, RequestRedirect, Response, Result};
 
-use crate::auth::Principal;
-use crate::http::{error, fail, json, random_id, read_json};
-use crate::sessions_api;
-
-/// Panel tokens live two minutes: long enough to load an iframe, useless once leaked.
-const TOKEN_TTL_SECS: u64 = 120;
-
-pub async fn token(
-    mut req: Request,
-    env: &Env,
-    user: &Principal,
-    role: SessionRole,
-    id: &str,
-) -> Result<Response> {
-    let body: PanelTokenRequest = match read_json(&mut req, 256).await {
-        Ok(b) => b,
-        Err(e) => return error(&e),
-    };
-    let entry = match body.entry(id) {
-        Ok(entry) => entry,
-        Err(why) => return fail(ErrorCode::InvalidBody, why),
-    };
-    let role = agent_ops_protocol::access::acting_role(&user.caller, role);
-    if role == SessionRole::Viewer && !body.panel.viewers_may_open() {
-        return fail(
-            ErrorCode::Forbidden,
-            "viewers watch the terminal; the desktop, the editor and app previews need the collaborator role",
-        );
-    }
-    let Some(info) = sessions_api::find(env, id).await? else {
-        return fail(ErrorCode::NotFound, format!("session {id} not found"));
-    };
-    if info.status.is_terminal() {
-        return fail(
-            ErrorCode::SessionTerminated,
-            "the session has been terminated",
-        );
-    }
-    match info.panels.iter().find(|p| p.kind == body.panel) {
-        Some(p) if p.available => {}
-        Some(p) => {
-            return fail(
-                ErrorCode::Conflict,
-                p.reason
-                    .clone()
-                    .unwrap_or_else(|| "this panel is not available".into()),
-            )
-        }
-        None => {
-            return fail(
-                ErrorCode::Conflict,
-                "this session's sandbox offers no panels",
-            )
-        }
-    }
-    let key = match crate::auth::panel_key(env, id) {
-        Ok(k) => k,
-        Err(e) => return error(&e),
-    };
-    let grant = PanelGrant {
-        session: id.to_owned(),
-        login: user.login.clone(),
-        role,
-        credential: user.credential.clone(),
-    };
-    let token = match panel::issue(&key, &user.user_id, grant, &random_id(), TOKEN_TTL_SECS) {
-        Ok(t) => t,
-        Err(e) => {
-            return fail(
-                ErrorCode::Internal,
-                format!("could not sign a panel token: {e}"),
-            )
-        }
-    };
-    let origin = match crate::origins::sandboxes(env) {
-        Ok(s) => s.origin(id),
-        Err(e) => return error(&e),
-    };
-    // Traded on the sandbox's own origin, so the cookie it is traded for lives there.
-    let mut url = Url::parse(&format!("{origin}/sandbox/{id}/auth"))?;
-    url.query_pairs_mut()
-        .append_pair("token", &token)
-        .append_pair("next", &entry);
-    let url = url.to_string();
-    json(
-        201,
-        &PanelToken {
-            token,
-            url,
-            expires_in_secs: TOKEN_TTL_SECS,
-        },
-    )
-}
-
-/// The address of a session's gateway (never shown to anyone), if its sandbox has one.
-async fn gateway_of(env: &Env, id: &str) -> Result<Option<String>> {
-    env.d1("DB")?
-        .prepare("SELECT gateway_url FROM sessions WHERE id = ?1 AND status != 'terminated'")
-        .bind(&[id.into()])?
-        .first(Some("gateway_url"))
-        .await
-}
+use crate::db::{sessions, Db};
+use crate::edge::http::{error, fail};
 
 /// Hands a request on the session's own sandbox origin (WebSocket upgrades included) to its
 /// gateway, path unchanged. The browser sends no credential of the app's here (the login cookie
@@ -139,7 +35,11 @@ pub async fn proxy(req: Request, env: &Env, id: &str, own: &str) -> Result<Respo
             "cross-origin request refused: a sandbox answers its own pages, and the app's frames",
         );
     }
-    let Some(base) = gateway_of(env, id).await? else {
+    let session = sessions::by_id(&Db::of(env)?, id).await?;
+    let Some(base) = session
+        .filter(|s| !s.status.is_terminal())
+        .and_then(|s| s.gateway_url)
+    else {
         return fail(ErrorCode::NotFound, "this session's sandbox has no gateway");
     };
     let url = req.url()?;
@@ -190,7 +90,7 @@ pub async fn proxy(req: Request, env: &Env, id: &str, own: &str) -> Result<Respo
     if resp.status_code() == 101 {
         return Ok(resp);
     }
-    let app = match crate::origins::app(env) {
+    let app = match crate::edge::origins::app(env) {
         Ok(app) => app,
         Err(e) => return error(&e),
     };

@@ -3,14 +3,18 @@
 //! expires after ten minutes and is accepted once. GitHub's base URLs are configuration, so the
 //! whole flow runs against a local stand-in in tests.
 
+use agent_ops_protocol::api::AuditAction;
 use agent_ops_protocol::signing::{ct_eq, hmac_hex, sha256_hex};
 use agent_ops_protocol::{ApiError, ErrorCode};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response, Result};
+use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
 
-use crate::accounts_api::audit;
-use crate::auth::{self, COOKIE, LOGIN_TTL_MS};
-use crate::http::{error, fail, now_ms, random_hex, random_id};
+use crate::api::audit;
+use crate::db::{oauth_states, users, Db};
+use crate::edge::auth::{self, COOKIE, LOGIN_TTL_MS};
+use crate::edge::http::{now_ms, random_hex, random_id, refuse, Handled};
+use crate::edge::origins::app_cookie;
 
 const STATE_TTL_MS: u64 = 10 * 60 * 1000;
 const NONCE_COOKIE: &str = "aops_oauth";
@@ -74,11 +78,11 @@ fn secret(env: &Env) -> std::result::Result<String, ApiError> {
 }
 
 /// The app's origin, from configuration: GitHub sends people back to it.
-fn origin(env: &Env) -> Result<String> {
-    crate::origins::app(env).map_err(|e| worker::Error::RustError(e.message))
+fn origin(env: &Env) -> std::result::Result<String, ApiError> {
+    crate::edge::origins::app(env)
 }
 
-fn redirect(location: &str, cookies: &[String]) -> Result<Response> {
+fn redirect(location: &str, cookies: &[String]) -> Handled {
     let headers = Headers::new();
     headers.set("location", location)?;
     for c in cookies {
@@ -88,17 +92,12 @@ fn redirect(location: &str, cookies: &[String]) -> Result<Response> {
 }
 
 /// `GET /auth/github`: off to GitHub's authorize page with a fresh, browser-bound state.
-pub async fn start(env: &Env) -> Result<Response> {
-    let Ok(client_id) = env.var("GITHUB_CLIENT_ID").map(|v| v.to_string()) else {
-        return fail(ErrorCode::NotFound, "GitHub sign-in is not configured");
-    };
+pub async fn start(env: &Env) -> Handled {
+    let client_id = var(env, "GITHUB_CLIENT_ID", "");
     if client_id.is_empty() {
-        return fail(ErrorCode::NotFound, "GitHub sign-in is not configured");
+        return refuse(ErrorCode::NotFound, "GitHub sign-in is not configured");
     }
-    let key = match secret(env) {
-        Ok(k) => k,
-        Err(e) => return error(&e),
-    };
+    let key = secret(env)?;
     let nonce = random_hex(16);
     let claims = StateClaims {
         nonce_hash: sha256_hex(nonce.as_bytes()),
@@ -117,7 +116,7 @@ pub async fn start(env: &Env) -> Result<Response> {
         .append_pair("state", &state)
         .append_pair("scope", "read:user");
     // Lax, not Strict: the browser must send it on the top-level redirect back from GitHub.
-    let cookie = crate::origins::app_cookie(env, NONCE_COOKIE, &nonce, "/auth/github", "Lax", 600);
+    let cookie = app_cookie(env, NONCE_COOKIE, &nonce, "/auth/github", "Lax", 600);
     redirect(url.as_str(), &[cookie])
 }
 
@@ -128,36 +127,57 @@ fn cookie(req: &Request, name: &str) -> Option<String> {
         .find_map(|c| c.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
 }
 
-fn bad_state(why: &str) -> Result<Response> {
-    fail(
+fn bad_state<T>(why: &str) -> Handled<T> {
+    refuse(
         ErrorCode::InvalidOauthState,
         format!("invalid OAuth state: {why}; start the sign-in again"),
     )
 }
 
-async fn github_json(req: Request) -> std::result::Result<serde_json::Value, ApiError> {
+/// What this sign-in sends to and reads from GitHub's OAuth and REST APIs.
+#[derive(Serialize)]
+struct TokenRequest<'a> {
+    client_id: &'a str,
+    client_secret: &'a str,
+    code: &'a str,
+    redirect_uri: &'a str,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+}
+
+#[derive(Deserialize)]
+struct GithubUser {
+    id: u64,
+    login: String,
+}
+
+async fn github_json<T: DeserializeOwned>(req: Request) -> std::result::Result<T, ApiError> {
     let failed = |e: worker::Error| {
         ApiError::new(ErrorCode::SignInFailed, format!("GitHub unreachable: {e}"))
     };
     let mut resp = Fetch::Request(req).send().await.map_err(failed)?;
     let status = resp.status_code();
-    let v: serde_json::Value = resp.json().await.map_err(failed)?;
-    if status >= 300 || v.get("error").is_some() {
-        return Err(ApiError::new(
+    let text = resp.text().await.map_err(failed)?;
+    let refused = || {
+        ApiError::new(
             ErrorCode::SignInFailed,
-            format!("GitHub refused the sign-in ({status}): {v}"),
-        ));
+            format!("GitHub refused the sign-in ({status}): {text}"),
+        )
+    };
+    if status >= 300 {
+        return Err(refused());
     }
-    Ok(v)
+    // GitHub answers a refused code with 200 and an `error`, which no answer type reads.
+    serde_json::from_str(&text).map_err(|_| refused())
 }
 
-/// `GET /auth/github/callback`: verify the state, trade the code for a token, look the user up,
-/// and start a login session.
-pub async fn callback(req: Request, env: &Env) -> Result<Response> {
-    let key = match secret(env) {
-        Ok(k) => k,
-        Err(e) => return error(&e),
-    };
+/// The callback's code, once its state is verified: signed, unexpired, bound to this browser,
+/// and used for the first time.
+async fn verified_code(req: &Request, env: &Env, db: &Db) -> Handled<String> {
+    let key = secret(env)?;
     let url = req.url()?;
     let param = |name: &str| {
         url.query_pairs()
@@ -170,36 +190,37 @@ pub async fn callback(req: Request, env: &Env) -> Result<Response> {
     let claims = match check_state(
         key.as_bytes(),
         &state,
-        cookie(&req, NONCE_COOKIE).as_deref(),
+        cookie(req, NONCE_COOKIE).as_deref(),
         now_ms(),
     ) {
         Ok(c) => c,
         Err(why) => return bad_state(why),
     };
-    let db = env.d1("DB")?;
-    let fresh = db
-        .prepare("INSERT INTO oauth_states_used (jti, used_at) VALUES (?1, ?2) ON CONFLICT (jti) DO NOTHING")
-        .bind(&[claims.jti.into(), (now_ms() as f64).into()])?
-        .run()
-        .await?;
-    if !crate::http::changed_rows(&fresh)? {
+    if !oauth_states::use_once(db, &claims.jti, now_ms()).await? {
         return bad_state("already used");
     }
+    Ok(code)
+}
 
-    let client_id = var(env, "GITHUB_CLIENT_ID", "");
+/// Trades the code for a token and looks up whose it is.
+async fn github_user(env: &Env, code: &str) -> Handled<GithubUser> {
     let client_secret = env
         .secret("GITHUB_CLIENT_SECRET")
         .map(|s| s.to_string())
         .unwrap_or_default();
-    let body = serde_json::json!({"client_id": client_id, "client_secret": client_secret, "code": code,
-        "redirect_uri": format!("{}/auth/github/callback", origin(env)?)});
+    let body = TokenRequest {
+        client_id: &var(env, "GITHUB_CLIENT_ID", ""),
+        client_secret: &client_secret,
+        code,
+        redirect_uri: &format!("{}/auth/github/callback", origin(env)?),
+    };
     let headers = Headers::new();
     headers.set("accept", "application/json")?;
     headers.set("content-type", "application/json")?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)
-        .with_body(Some(body.to_string().into()));
+        .with_body(Some(serde_json::to_string(&body)?.into()));
     let exchange = Request::new_with_init(
         &format!(
             "{}/login/oauth/access_token",
@@ -207,13 +228,10 @@ pub async fn callback(req: Request, env: &Env) -> Result<Response> {
         ),
         &init,
     )?;
-    let token = match github_json(exchange).await {
-        Ok(v) => v["access_token"].as_str().unwrap_or_default().to_owned(),
-        Err(e) => return error(&e),
-    };
+    let token: TokenAnswer = github_json(exchange).await?;
     let headers = Headers::new();
     headers.set("accept", "application/vnd.github+json")?;
-    headers.set("authorization", &format!("Bearer {token}"))?;
+    headers.set("authorization", &format!("Bearer {}", token.access_token))?;
     headers.set("user-agent", "agent-ops")?;
     let mut init = RequestInit::new();
     init.with_method(Method::Get).with_headers(headers);
@@ -224,44 +242,30 @@ pub async fn callback(req: Request, env: &Env) -> Result<Response> {
         ),
         &init,
     )?;
-    let gh = match github_json(lookup).await {
-        Ok(v) => v,
-        Err(e) => return error(&e),
-    };
-    let (Some(github_id), Some(login)) = (gh["id"].as_u64(), gh["login"].as_str()) else {
-        return fail(ErrorCode::SignInFailed, "GitHub's user has no id or login");
-    };
+    Ok(github_json(lookup).await?)
+}
+
+/// `GET /auth/github/callback`: verify the state, trade the code for a token, look the user up,
+/// and start a login session.
+pub async fn callback(req: Request, env: &Env) -> Handled {
+    let db = Db::of(env)?;
+    let code = verified_code(&req, env, &db).await?;
+    let gh = github_user(env, &code).await?;
     // Linked by GitHub id; the first person to sign in administers the organisation.
-    db.prepare(
-        "INSERT INTO users (id, login, role, created_at, github_id) \
-         SELECT ?1, ?2, CASE WHEN EXISTS (SELECT 1 FROM users WHERE id != 'admin') THEN 'member' ELSE 'admin' END, ?3, ?4 \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(&[random_id().into(), login.into(), (now_ms() as f64).into(), (github_id as f64).into()])?
-    .run()
-    .await?;
-    #[derive(Deserialize)]
-    struct Row {
-        id: String,
-    }
-    let user: Option<Row> = db
-        .prepare("SELECT id FROM users WHERE github_id = ?1")
-        .bind(&[(github_id as f64).into()])?
-        .first(None)
-        .await?;
+    let user = users::upsert_by_github(&db, &random_id(), &gh.login, gh.id, now_ms()).await?;
     let Some(user) = user else {
-        return fail(
+        return refuse(
             ErrorCode::Conflict,
-            format!("the login {login} belongs to another account"),
+            format!("the login {} belongs to another account", gh.login),
         );
     };
-    let (session, _) = auth::start_login(env, &user.id).await?;
-    audit(env, &user.id, "sign_in", &user.id, "github").await?;
+    let (session, _) = auth::start_login(&db, &user.id).await?;
+    audit::record(&db, &user.id, AuditAction::SignIn, &user.id, "github").await?;
     redirect(
         "/",
         &[
-            crate::origins::app_cookie(env, COOKIE, &session, "/", "Strict", LOGIN_TTL_MS / 1000),
-            crate::origins::app_cookie(env, NONCE_COOKIE, "", "/auth/github", "Lax", 0),
+            app_cookie(env, COOKIE, &session, "/", "Strict", LOGIN_TTL_MS / 1000),
+            app_cookie(env, NONCE_COOKIE, "", "/auth/github", "Lax", 0),
         ],
     )
 }

@@ -17,12 +17,13 @@ use agent_ops_protocol::api::{ModelConfig, ModelUsage};
 use agent_ops_protocol::signing::token_matches;
 use agent_ops_protocol::{ApiError, ErrorCode};
 use futures::StreamExt;
-use serde::Deserialize;
 use serde_json::Value;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response, Result};
 
-use crate::http::{error, fail};
-use crate::model_usage::UsageMeter;
+use crate::api::sessions::is_session_id;
+use crate::db::{sessions, Db};
+use crate::edge::http::{fail, refuse, Handled};
+use crate::sandbox::model_usage::UsageMeter;
 
 /// Where a provider's API lives when the session names no base URL.
 fn default_base(provider: &str) -> Option<&'static str> {
@@ -68,12 +69,12 @@ pub fn stored_keys<'a>(provider: &str, owner: &'a str) -> Vec<(&'a str, &'static
         "openai" => "openai_api_key",
         _ => return Vec::new(),
     };
-    vec![(owner, kind), (crate::credentials_api::ORG, kind)]
+    vec![(owner, kind), (crate::vault::ORG, kind)]
 }
 
 async fn model_key(env: &Env, provider: &str, owner: &str) -> Result<Option<String>> {
     for (owner, kind) in stored_keys(provider, owner) {
-        if let Some(key) = crate::credentials_api::open_stored(env, owner, kind).await? {
+        if let Some(key) = crate::vault::open_stored(env, owner, kind).await? {
             return Ok(Some(key));
         }
     }
@@ -170,53 +171,33 @@ impl CallPolicy<'_> {
 
 /// `POST /api/sessions/{id}/model/{path}`: the runner's call, for its agent, to `path` below the
 /// model's base URL.
-pub async fn call(mut req: Request, env: &Env, id: &str, path: &str) -> Result<Response> {
-    #[derive(Deserialize)]
-    struct Row {
-        owner_id: String,
-        model: String,
-        status: String,
-        runner_token_hash: Option<String>,
-    }
-    let row: Option<Row> = if crate::sessions_api::is_session_id(id) {
-        env.d1("DB")?
-            .prepare(
-                "SELECT owner_id, model, status, runner_token_hash FROM sessions WHERE id = ?1",
-            )
-            .bind(&[id.into()])?
-            .first(None)
-            .await?
+pub async fn call(mut req: Request, env: &Env, id: &str, path: &str) -> Handled {
+    let row = if is_session_id(id) {
+        sessions::by_id(&Db::of(env)?, id).await?
     } else {
         None
     };
     let Some(row) = row else {
-        return fail(ErrorCode::NotFound, format!("session {id} not found"));
+        return Err(ApiError::session_not_found(id).into());
     };
-    let token = crate::auth::bearer_token(&req).unwrap_or_default();
+    let token = crate::edge::auth::bearer_token(&req).unwrap_or_default();
     if !row
         .runner_token_hash
         .is_some_and(|hash| token_matches(&token, &hash))
     {
-        return fail(ErrorCode::InvalidToken, "invalid runner token");
+        return refuse(ErrorCode::InvalidToken, "invalid runner token");
     }
-    if row.status == "terminated" {
-        return fail(
-            ErrorCode::SessionTerminated,
-            "the session has been terminated",
-        );
+    if row.status.is_terminal() {
+        return Err(ApiError::session_terminated().into());
     }
     if !is_inference(path) {
-        return fail(
+        return refuse(
             ErrorCode::Forbidden,
             format!("the model route serves inference calls only, not `{path}`"),
         );
     }
     let per_min = setting(env, "RATE_LIMIT_MODEL_PER_MIN", 120);
-    if let Some(refused) =
-        crate::rate_limit::check(env, &format!("model:{id}"), per_min as u32).await?
-    {
-        return Ok(refused);
-    }
+    crate::edge::rate_limit::check(env, &format!("model:{id}"), per_min as u32).await?;
     let allowed: Vec<String> = env
         .var("MODEL_ALLOWED")
         .map(|v| v.to_string())
@@ -231,14 +212,11 @@ pub async fn call(mut req: Request, env: &Env, id: &str, path: &str) -> Result<R
         allowed: &allowed,
         max_output_tokens: setting(env, "MODEL_MAX_OUTPUT_TOKENS", 32_768),
     };
-    let body = match policy.apply(path, &req.bytes().await?) {
-        Ok(body) => body,
-        Err(e) => return error(&e),
-    };
-    let model = crate::sessions_api::model_config(env, row.model.clone());
+    let body = policy.apply(path, &req.bytes().await?)?;
+    let model = crate::api::sessions::model_config(env, row.model.clone());
     let key = model_key(env, &model.provider, &row.owner_id).await?;
     let answer = forward(&req, &model, key.as_deref(), path, body).await?;
-    metered(answer, env.clone(), id.to_owned())
+    Ok(metered(answer, env.clone(), id.to_owned())?)
 }
 
 fn setting(env: &Env, name: &str, default: u64) -> u64 {
@@ -284,20 +262,7 @@ fn metered(mut answer: Response, env: Env, id: String) -> Result<Response> {
 }
 
 async fn count_usage(env: &Env, id: &str, usage: ModelUsage) -> Result<()> {
-    env.d1("DB")?
-        .prepare(
-            "UPDATE sessions SET model_input_tokens = model_input_tokens + ?1, \
-             model_output_tokens = model_output_tokens + ?2, model_calls = model_calls + ?3 WHERE id = ?4",
-        )
-        .bind(&[
-            (usage.input_tokens as f64).into(),
-            (usage.output_tokens as f64).into(),
-            (usage.calls as f64).into(),
-            id.into(),
-        ])?
-        .run()
-        .await?;
-    Ok(())
+    sessions::add_model_usage(&Db::of(env)?, id, usage).await
 }
 
 /// Calls the model for the agent with `body` and hands back its answer as it streams.

@@ -6,7 +6,7 @@ use agent_ops_protocol::signing::{sign_request, NONCE_HEADER, SIGNATURE_HEADER, 
 use agent_ops_protocol::{ApiError, ErrorCode};
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
 
-use crate::http::{now_ms, random_hex};
+use crate::edge::http::{now_ms, random_hex};
 
 struct Provider {
     base: String,

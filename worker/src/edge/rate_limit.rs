@@ -4,10 +4,9 @@
 
 use std::cell::Cell;
 
-use agent_ops_protocol::{ApiError, ErrorCode};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
-use crate::http::{error, json, now_ms};
+use crate::edge::http::{now_ms, Failure, Handled};
 
 pub const WINDOW_MS: u64 = 60_000;
 
@@ -53,36 +52,37 @@ impl DurableObject for RateLimiter {
         let (window, count, verdict) = admit(self.window.get(), self.count.get(), now_ms(), limit);
         self.window.set(window);
         self.count.set(count);
+        // The verdict is the status; a refusal says when to come back, as HTTP does.
         match verdict {
-            Verdict::Admitted => json(200, &serde_json::json!({"ok": true})),
+            Verdict::Admitted => Ok(Response::empty()?.with_status(204)),
             Verdict::Refused { retry_after_secs } => {
-                json(429, &serde_json::json!({"retry_after": retry_after_secs}))
+                let resp = Response::empty()?.with_status(429);
+                let headers = resp.headers().clone();
+                headers.set("retry-after", &retry_after_secs.to_string())?;
+                Ok(resp.with_headers(headers))
             }
         }
     }
 }
 
-/// Counts one request against `bucket`; `Some(response)` when it must be refused.
-pub async fn check(env: &Env, bucket: &str, limit: u32) -> Result<Option<Response>> {
+/// Counts one request against `bucket`, and refuses it when the bucket is full.
+pub async fn check(env: &Env, bucket: &str, limit: u32) -> Handled<()> {
     let stub = env
         .durable_object("RATE_LIMITER")?
         .id_from_name(bucket)?
         .get_stub()?;
-    let mut resp = stub
+    let resp = stub
         .fetch_with_str(&format!("https://limiter/hit?limit={limit}"))
         .await?;
     if resp.status_code() != 429 {
-        return Ok(None);
+        return Ok(());
     }
-    let retry: serde_json::Value = resp.json().await?;
-    let secs = retry["retry_after"].as_u64().unwrap_or(60);
-    let refused = error(&ApiError::new(
-        ErrorCode::RateLimited,
-        format!("too many requests; try again in {secs} s"),
-    ))?;
-    let headers = refused.headers().clone();
-    headers.set("retry-after", &secs.to_string())?;
-    Ok(Some(refused.with_headers(headers)))
+    let retry_after_secs: u64 = resp
+        .headers()
+        .get("retry-after")?
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    Err(Failure::Limited { retry_after_secs })
 }
 
 #[cfg(test)]

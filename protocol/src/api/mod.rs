@@ -1,10 +1,81 @@
-//! REST bodies: the public sessions API and the sandbox provider API the worker calls.
+//! REST bodies, each defined once: the Worker, the web client and the tests all use these, and
+//! the route table (`crate::routes`) names which one each route takes and answers.
+
+mod accounts;
+mod credentials;
+mod sandbox;
 
 use serde::{Deserialize, Serialize};
 
+pub use accounts::*;
+pub use credentials::*;
+pub use sandbox::*;
+
 use crate::events::{SessionEvent, SessionStatus};
 
+/// The request of a route that takes no body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct NoBody {}
+
+/// The answer of a route that answers `204 No Content`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct NoContent;
+
+/// Routes whose answer is not a JSON body: a redirect (`302`), a WebSocket upgrade (`101`),
+/// or what the sandbox or the model answered, passed through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct NotJson;
+
+/// `GET /api/openapi.json`: the OpenAPI 3.1 document of this API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(transparent)]
+pub struct OpenApiDocument(pub serde_json::Map<String, serde_json::Value>);
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Health {
+    pub ok: bool,
+    pub service: String,
+}
+
+/// `GET /api/sessions/{id}/events` reads the log after a sequence number, a page at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct EventsQuery {
+    /// The last sequence number already read (0 for the start).
+    #[serde(default)]
+    pub after_seq: u64,
+    /// How many events at most (the page is never longer than `MAX_PAGE_EVENTS`).
+    #[serde(default = "max_page")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 1000)))]
+    pub limit: u64,
+}
+
+fn max_page() -> u64 {
+    crate::MAX_PAGE_EVENTS as u64
+}
+
+/// `DELETE /api/sessions/{id}/prompts/{prompt_id}`: the queued prompt that will not run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct PromptCancelled {
+    pub cancelled: String,
+}
+
+/// `POST /api/sessions/{id}/abort`: the running turn is being interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Aborting {
+    pub aborting: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AgentKind {
     #[default]
@@ -24,6 +95,7 @@ impl AgentKind {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateSession {
     #[serde(default)]
@@ -43,6 +115,7 @@ pub struct CreateSession {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionInfo {
     pub id: String,
     pub status: SessionStatus,
@@ -67,6 +140,7 @@ pub struct SessionInfo {
 
 /// Tokens a session's agent used, counted by the Worker from each of the model's answers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ModelUsage {
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -75,11 +149,13 @@ pub struct ModelUsage {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionList {
     pub sessions: Vec<SessionInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PostPrompt {
     pub text: String,
@@ -89,6 +165,7 @@ pub struct PostPrompt {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PromptAccepted {
     pub prompt_id: String,
     pub client_request_id: String,
@@ -96,6 +173,7 @@ pub struct PromptAccepted {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct EventPage {
     pub events: Vec<SessionEvent>,
     /// Pass as `after_seq` to read the next page.
@@ -103,35 +181,8 @@ pub struct EventPage {
     pub has_more: bool,
 }
 
-/// The model the agent talks to. API keys are never part of it: the sandbox reaches the model
-/// through a base URL, and any key is added outside the sandbox.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelConfig {
-    /// `openai-compatible`, `openai` or `anthropic`.
-    pub provider: String,
-    pub base_url: Option<String>,
-    pub model: String,
-}
-
-/// `POST /v1/sandboxes` on a sandbox provider.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CreateSandbox {
-    pub session_id: String,
-    /// WebSocket URL of the session's runner endpoint.
-    pub control_url: String,
-    pub runner_token: String,
-    pub agent: AgentKind,
-    pub model: ModelConfig,
-    #[serde(default)]
-    pub repo: Option<String>,
-    #[serde(default)]
-    pub branch: Option<String>,
-    /// Hex key the sandbox's gateway verifies panel tokens with (this session's only).
-    #[serde(default)]
-    pub panel_key: String,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PanelKind {
     Terminal,
@@ -167,6 +218,7 @@ impl PanelKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PanelInfo {
     pub kind: PanelKind,
     pub available: bool,
@@ -175,6 +227,7 @@ pub struct PanelInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PanelTokenRequest {
     pub panel: PanelKind,
@@ -202,6 +255,7 @@ impl PanelTokenRequest {
 
 /// A panel token and the same-origin address that trades it for the gateway's cookie.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct PanelToken {
     pub token: String,
     pub url: String,
@@ -219,51 +273,6 @@ pub fn valid_branch(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SandboxState {
-    Running,
-    Exited,
-    Terminated,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SandboxInfo {
-    pub session_id: String,
-    pub state: SandboxState,
-    pub workspace: String,
-    pub log_path: String,
-    /// The gateway's base URL (the sandbox's one listener), which the worker proxies to.
-    #[serde(default)]
-    pub gateway_url: Option<String>,
-    #[serde(default)]
-    pub panels: Vec<PanelInfo>,
-}
-
-/// `PUT /api/credentials/:kind`. The secret goes in and never comes out again.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PutCredential {
-    pub secret: String,
-}
-
-/// The credentials a user (or the organisation) may store.
-pub const CREDENTIAL_KINDS: [&str; 3] = ["anthropic_api_key", "openai_api_key", "github_token"];
-
-/// What the API says of a stored credential: never its value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CredentialInfo {
-    pub kind: String,
-    /// The master key it is sealed with (it changes when keys rotate).
-    pub key_id: String,
-    pub updated_at: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CredentialList {
-    pub credentials: Vec<CredentialInfo>,
 }
 
 #[cfg(test)]

@@ -1,0 +1,274 @@
+//! The sessions REST API. D1 holds the index (who owns what, its status); everything about a
+//! session's activity is forwarded to its Durable Object.
+
+use agent_ops_protocol::access::{OrgRole, Revocation, SessionAccess, SessionRole, ACCESS_HEADER};
+use agent_ops_protocol::api::{
+    valid_branch, AgentKind, AuditAction, CreateSandbox, CreateSession, ModelConfig, SessionList,
+};
+use agent_ops_protocol::repo::RepoPolicy;
+use agent_ops_protocol::routes::endpoint;
+use agent_ops_protocol::signing::hash_token;
+use agent_ops_protocol::{ApiError, ErrorCode, SessionStatus, MAX_PROMPT_BYTES};
+use worker::{Env, Method, Request, RequestInit, Response, Stub};
+
+use crate::api::audit;
+use crate::db::sessions::{self, NewSession, SessionRow};
+use crate::db::Db;
+use crate::edge::auth::Principal;
+use crate::edge::http::{answer, body, into_api_error, now_ms, random_hex, random_id, Handled};
+use crate::sandbox::provider;
+use crate::session::InitSession;
+
+pub fn is_session_id(id: &str) -> bool {
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+pub fn stub(env: &Env, id: &str) -> worker::Result<Stub> {
+    env.durable_object("SESSIONS")?.id_from_name(id)?.get_stub()
+}
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name)
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The deployment's model provider, serving the named model.
+pub fn model_config(env: &Env, model: String) -> ModelConfig {
+    ModelConfig {
+        provider: var(env, "MODEL_PROVIDER").unwrap_or_else(|| "openai-compatible".into()),
+        base_url: var(env, "MODEL_BASE_URL"),
+        model,
+    }
+}
+
+/// Which repositories this deployment clones (see `agent_ops_protocol::repo`).
+fn repo_policy(env: &Env) -> RepoPolicy {
+    RepoPolicy::from_config(
+        &var(env, "GITHUB_BASE_URL").unwrap_or_else(|| "https://github.com".into()),
+        &var(env, "REPO_FILE_ROOTS").unwrap_or_default(),
+        &var(env, "REPO_ALLOW_SSH").unwrap_or_default(),
+    )
+}
+
+/// The session's clone URL, when it has a repository, once the request is otherwise valid.
+fn validate(body: &CreateSession, repos: &RepoPolicy) -> Result<Option<String>, ApiError> {
+    if let Some(prompt) = &body.prompt {
+        agent_ops_protocol::lifecycle::check_prompt(prompt)?;
+    }
+    let clone_url = body
+        .repo
+        .as_deref()
+        .map(|r| repos.clone_url(r))
+        .transpose()?;
+    if body.branch.is_some() && body.repo.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "a branch needs a repo",
+        ));
+    }
+    if body.branch.as_deref().is_some_and(|b| !valid_branch(b)) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "branch must be letters, digits and ._/- (not starting with - or /, without ..)",
+        ));
+    }
+    if let Some(agent) = body.agent.filter(|a| *a != AgentKind::Opencode) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            format!(
+                "agent `{}` is not available yet; available: opencode",
+                agent.as_str()
+            ),
+        ));
+    }
+    Ok(clone_url)
+}
+
+/// `POST /api/sessions`: the row (within the owner's limit), the session's object, then its
+/// sandbox. A session whose sandbox cannot start is ended rather than left provisioning.
+pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Handled {
+    let new = body::<endpoint::CreateSession>(&mut req, MAX_PROMPT_BYTES + 16 * 1024).await?;
+    let clone_url = validate(&new, &repo_policy(env))?;
+    let runner_base = crate::edge::origins::runner_base(env)?;
+    let db = Db::of(env)?;
+    let id = random_id();
+    let runner_token = random_hex(32);
+    let runner_token_hash = hash_token(&runner_token);
+    let agent = new.agent.unwrap_or_default();
+    let model = model_config(
+        env,
+        new.model
+            .clone()
+            .or_else(|| var(env, "DEFAULT_MODEL"))
+            .unwrap_or_else(|| "scripted".into()),
+    );
+    let limit = var(env, "MAX_ACTIVE_SESSIONS")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let row = NewSession {
+        id: &id,
+        owner_id: &user.user_id,
+        title: new.title.as_deref(),
+        repo: new.repo.as_deref(),
+        branch: new.branch.as_deref(),
+        agent,
+        model: &model.model,
+        now: now_ms(),
+        runner_token_hash: &runner_token_hash,
+    };
+    if !sessions::insert_within_limit(&db, &row, limit).await? {
+        return Err(ApiError::new(
+            ErrorCode::LimitExceeded,
+            format!("you have {limit} active sessions, the most allowed; terminate one to start another"),
+        )
+        .into());
+    }
+    let init = InitSession {
+        session_id: id.clone(),
+        runner_token_hash,
+        prompt: new.prompt.clone(),
+    };
+    call(env, &id, "/init", Some(serde_json::to_string(&init)?)).await?;
+    let sandbox = CreateSandbox {
+        session_id: id.clone(),
+        control_url: format!(
+            "{}/api/sessions/{id}/runner",
+            runner_base.replacen("http", "ws", 1)
+        ),
+        runner_token,
+        agent,
+        model,
+        repo: clone_url,
+        branch: new.branch.clone(),
+        panel_key: crate::edge::auth::panel_key(env, &id).map(hex::encode)?,
+    };
+    let created = match provider::create(env, &sandbox).await {
+        Ok(info) => info,
+        Err(e) => {
+            call(env, &id, "/terminate", None).await.ok();
+            sessions::set_status(&db, &id, SessionStatus::Terminated, now_ms())
+                .await
+                .ok();
+            return Err(e.into());
+        }
+    };
+    sessions::set_sandbox(&db, &id, created.gateway_url.as_deref(), &created.panels).await?;
+    let session = sessions::by_id(&db, &id)
+        .await?
+        .ok_or_else(|| ApiError::session_not_found(&id))?;
+    answer::<endpoint::CreateSession>(&session.info(Some(SessionRole::Owner)))
+}
+
+/// The caller's sessions: owned or shared with them (administrators see every session).
+pub async fn list(env: &Env, user: &Principal) -> Handled {
+    let all = user.caller.role == OrgRole::Admin;
+    let rows = sessions::visible_to(&Db::of(env)?, &user.user_id, all).await?;
+    answer::<endpoint::ListSessions>(&SessionList {
+        sessions: rows.iter().map(|r| r.info(None)).collect(),
+    })
+}
+
+pub fn get(session: &SessionRow, role: Option<SessionRole>) -> Handled {
+    answer::<endpoint::GetSession>(&session.info(role))
+}
+
+pub async fn delete(env: &Env, user: &Principal, session: &SessionRow) -> Handled {
+    call(env, &session.id, "/terminate", None).await?;
+    let db = Db::of(env)?;
+    audit::record(
+        &db,
+        &user.user_id,
+        AuditAction::SessionTerminated,
+        &session.id,
+        "",
+    )
+    .await?;
+    let mut info = session.info(None);
+    info.status = SessionStatus::Terminated;
+    answer::<endpoint::DeleteSession>(&info)
+}
+
+/// Hands a session-scoped request (prompt, abort, history, client socket) to its object, with
+/// the caller's access to the session, which the object uses to authorize each socket message.
+pub async fn forward(
+    req: Request,
+    env: &Env,
+    user: &Principal,
+    role: SessionRole,
+    session: &SessionRow,
+) -> Handled {
+    let access = SessionAccess {
+        role,
+        scopes: user.caller.scopes.clone(),
+        login: user.login.clone(),
+        credential: user.credential.clone(),
+    };
+    let mut forwarded = req.clone_mut()?;
+    // Set, never trusted from outside: this overwrites whatever the client sent.
+    forwarded
+        .headers_mut()?
+        .set(ACCESS_HEADER, &serde_json::to_string(&access)?)?;
+    Ok(stub(env, &session.id)?
+        .fetch_with_request(forwarded)
+        .await?)
+}
+
+/// The runner authenticates to the session object itself, with its per-session token.
+pub async fn forward_runner(req: Request, env: &Env, id: &str) -> Handled {
+    if !is_session_id(id) {
+        return Err(ApiError::session_not_found(id).into());
+    }
+    Ok(stub(env, id)?.fetch_with_request(req).await?)
+}
+
+/// Closes the open sockets on session `id` that `revoked` covers, the sandbox gateway's too.
+pub async fn close_sockets(env: &Env, id: &str, revoked: &Revocation) -> Handled<()> {
+    call(
+        env,
+        id,
+        "/close-sockets",
+        Some(serde_json::to_string(revoked)?),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Closes what was opened with `credential` (see [`Principal::credential`]), which has just gone
+/// (a sign-out, a revoked key), on every live session its holder `user` can reach.
+pub async fn close_sockets_of_credential(
+    env: &Env,
+    db: &Db,
+    user: &Principal,
+    credential: &str,
+) -> Handled<()> {
+    let admin = user.caller.role == OrgRole::Admin;
+    let live = sessions::live_ids_visible_to(db, &user.user_id, admin).await?;
+    let revoked = Revocation::Credential {
+        id: credential.to_owned(),
+    };
+    let closing = live.iter().map(|id| close_sockets(env, id, &revoked));
+    for closed in futures::future::join_all(closing).await {
+        closed?;
+    }
+    Ok(())
+}
+
+/// A call to the session's object (`POST path`), its refusal passed on as the caller's.
+async fn call(env: &Env, id: &str, path: &str, body: Option<String>) -> Handled<Response> {
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post);
+    if let Some(body) = body {
+        init.with_body(Some(body.into()));
+    }
+    let req = Request::new_with_init(&format!("https://session{path}"), &init)?;
+    let resp = stub(env, id)?.fetch_with_request(req).await?;
+    if resp.status_code() != 200 {
+        return Err(into_api_error(resp).await.into());
+    }
+    Ok(resp)
+}

@@ -1,0 +1,3 @@
+//! Baselines the benchmarks measure the session object against.
+
+pub mod echo;

@@ -1,0 +1,3 @@
+//! Third parties the platform talks to, each behind a configurable base URL.
+
+pub mod github_sign_in;
