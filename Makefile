@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 export WRANGLER_SEND_METRICS := false
 BIN := $(CARGO_TARGET_DIR)/debug
 
-.PHONY: setup worker client native dev test lint unit e2e bench clean
+.PHONY: setup worker client native dev test lint unit e2e bench openapi clean
 
 setup:
 	@scripts/setup.sh
@@ -43,6 +43,11 @@ test: lint unit e2e
 bench: worker
 	cargo build --release -p sandbox-runner -p e2e --bin sandbox-runner --bin bench
 	$(CARGO_TARGET_DIR)/release/bench
+
+# The OpenAPI document, written from the route table and the body types; commit what it writes
+# (e2e's contract test fails while the committed one differs).
+openapi:
+	cargo run -q -p agent-ops-protocol --features schema --bin openapi > worker/openapi.json
 
 clean:
 	rm -rf target worker/build client/dist .state

@@ -89,6 +89,16 @@ fi
 mkdir -p .tools
 ln -sfn "$cs/bin/code-server" .tools/code-server
 
+# The API contract's real clients: the standard OpenAPI validator and schemathesis, which fuzzes
+# the running Worker from the document (e2e/tests/contract.rs), every package pinned.
+contract=.tools/contract
+if ! cmp -s e2e/contract/requirements.txt "$contract/requirements.txt"; then
+  rm -rf "$contract"
+  python3 -m venv "$contract"
+  "$contract/bin/pip" install --quiet --no-deps -r e2e/contract/requirements.txt
+  cp e2e/contract/requirements.txt "$contract/requirements.txt"
+fi
+
 ws=.tools/websockify
 if ! "$ws/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('websockify') != '$WEBSOCKIFY_VERSION')" 2>/dev/null; then
   rm -rf "$ws"

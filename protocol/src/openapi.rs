@@ -9,7 +9,7 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{json, Map, Value};
 
 use crate::access::{Need, SessionRole};
-use crate::api::{NoBody, NoContent, NotJson};
+use crate::api::{NoBody, NoContent, NotJson, CREDENTIAL_KINDS};
 use crate::errors::{ApiError, ErrorCode};
 use crate::routes::{each_endpoint, Endpoint, EndpointVisitor};
 
@@ -94,12 +94,13 @@ impl Writer {
                     .iter()
                     .map(|(name, s)| {
                         let mut s = s.clone();
-                        let description = s
-                            .as_object_mut()
-                            .and_then(|o| o.remove("description"))
-                            .unwrap_or(Value::Null);
-                        json!({"name": name, "in": "query", "required": required.contains(&name.as_str()),
-                               "schema": s, "description": description})
+                        let description = s.as_object_mut().and_then(|o| o.remove("description"));
+                        let mut parameter = json!({"name": name, "in": "query",
+                            "required": required.contains(&name.as_str()), "schema": s});
+                        if let Some(d) = description {
+                            parameter["description"] = d;
+                        }
+                        parameter
                     })
                     .collect()
             })
@@ -116,15 +117,20 @@ impl EndpointVisitor for Writer {
         let mut parameters: Vec<Value> = path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": path_parameter(name)}))
             .collect();
         parameters.extend(self.query::<E::Query>());
         let mut responses = Map::new();
         let answer = self.body::<E::Resp>();
         for status in spec.statuses {
             let mut response = json!({"description": reason(*status)});
-            if let Some(content) = &answer {
-                response["content"] = content.clone();
+            match (status, &answer) {
+                // A redirect and an upgrade carry no body.
+                (302, _) => {
+                    response["headers"] = json!({"Location": {"schema": {"type": "string"}}})
+                }
+                (101, _) | (_, None) => {}
+                (_, Some(content)) => response["content"] = content.clone(),
             }
             responses.insert(status.to_string(), response);
         }
@@ -148,6 +154,17 @@ impl EndpointVisitor for Writer {
         }
         let entry = self.paths.entry(path).or_insert_with(|| json!({}));
         entry[spec.method.to_ascii_lowercase()] = operation;
+    }
+}
+
+/// What a path parameter can be: a session's id is 32 hex digits, a credential kind one of the
+/// known ones.
+fn path_parameter(name: &str) -> Value {
+    match name {
+        "id" | "prompt_id" | "link_id" => json!({"type": "string", "pattern": "^[0-9a-f]{32}$"}),
+        "kind" => json!({"type": "string", "enum": CREDENTIAL_KINDS}),
+        "login" => json!({"type": "string", "pattern": "^[A-Za-z0-9-]{1,39}$"}),
+        _ => json!({"type": "string"}),
     }
 }
 

@@ -124,7 +124,7 @@ route_table! {
     AuthProviders => ("GET", "/auth/providers", Need::Public) NoBody => 200 SignInProviders,
     DevLogin => ("POST", "/auth/dev/login", Need::Public) DevLogin => 200 SignedIn,
     GithubStart => ("GET", "/auth/github", Need::Public) NoBody => 302 NotJson,
-    GithubCallback => ("GET", "/auth/github/callback", Need::Public) NoBody => 302 NotJson,
+    GithubCallback => ("GET", "/auth/github/callback", Need::Public) NoBody ? OauthCallback => 302 NotJson,
     Logout => ("POST", "/auth/logout", Need::Scope(SessionsRead)) NoBody => 204 NoContent,
     Me => ("GET", "/api/me", Need::Scope(SessionsRead)) NoBody => 200 Me,
     CreateSession => ("POST", "/api/sessions", Need::Scope(SessionsWrite)) CreateSession => 201 SessionInfo,

@@ -20,6 +20,7 @@ pub struct SignInProviders {
 #[serde(deny_unknown_fields)]
 pub struct DevLogin {
     /// 1-39 letters, digits or dashes; not `admin`.
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = r"^[A-Za-z0-9-]{1,39}$")))]
     pub login: String,
 }
 
@@ -56,8 +57,10 @@ pub struct Me {
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     /// 1-100 characters.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 100)))]
     pub name: String,
     /// At least one, and none its owner lacks.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub scopes: Vec<Scope>,
     /// Milliseconds since the Unix epoch; in the future, and not past the creating key's own.
     #[serde(default)]
@@ -133,9 +136,10 @@ pub struct NewShareLink {
     pub role: SessionRole,
     /// At most 30 days.
     #[serde(default = "default_grant_ttl_secs")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 2_592_000)))]
     pub expires_in_secs: u64,
-    /// 1 to 1000.
     #[serde(default = "one")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 1000)))]
     pub max_uses: u32,
 }
 
@@ -175,6 +179,7 @@ pub struct NewInvite {
     pub role: OrgRole,
     /// At most 30 days.
     #[serde(default = "default_grant_ttl_secs")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 2_592_000)))]
     pub expires_in_secs: u64,
 }
 

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PutCredential {
+    /// 1 to 8192 bytes.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 8192)))]
     pub secret: String,
 }
 

@@ -43,6 +43,15 @@ pub struct Health {
     pub service: String,
 }
 
+/// `GET /auth/github/callback`: where GitHub sends the browser back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct OauthCallback {
+    pub code: String,
+    /// The state the sign-in started with (signed, single-use, bound to this browser).
+    pub state: String,
+}
+
 /// `GET /api/sessions/{id}/events` reads the log after a sequence number, a page at a time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -158,9 +167,12 @@ pub struct SessionList {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PostPrompt {
+    /// Not blank; at most `MAX_PROMPT_BYTES` (128 KiB).
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 131_072)))]
     pub text: String,
     /// Retrying with the same id never runs the prompt twice. Generated when absent.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = 128)))]
     pub client_request_id: Option<String>,
 }
 
