@@ -64,6 +64,54 @@ pub struct Turn {
     pub rev: u64,
 }
 
+impl Turn {
+    /// Streamed text goes to its part: a new part is a new paragraph after what came before.
+    fn add_text(&mut self, part_id: &str, delta: &str) {
+        if matches!(self.state, TurnState::RunningTool(_)) {
+            self.state = TurnState::Thinking;
+        }
+        let existing = self.items.iter_mut().find_map(|item| match item {
+            Item::Text { part_id: p, text } if p == part_id => Some(text),
+            _ => None,
+        });
+        match existing {
+            Some(text) => text.push_str(delta),
+            None => self.items.push(Item::Text {
+                part_id: part_id.to_owned(),
+                text: delta.to_owned(),
+            }),
+        }
+    }
+
+    /// A tool call's card is replaced by its newest state, where it first appeared.
+    fn update_tool(&mut self, card: ToolCard) {
+        if self.state.is_open() {
+            self.state = match card.status {
+                ToolStatus::Pending | ToolStatus::Running => {
+                    TurnState::RunningTool(card.tool.clone())
+                }
+                _ => TurnState::Thinking,
+            };
+        }
+        let slot = self
+            .items
+            .iter_mut()
+            .find(|item| matches!(item, Item::Tool(c) if c.call_id == card.call_id));
+        match slot {
+            Some(item) => *item = Item::Tool(card),
+            None => self.items.push(Item::Tool(card)),
+        }
+    }
+
+    fn end(&mut self, outcome: TurnOutcome, reason: Option<&str>) {
+        self.state = match outcome {
+            TurnOutcome::Completed => TurnState::Done,
+            TurnOutcome::Interrupted => TurnState::Interrupted,
+            TurnOutcome::Failed => TurnState::Failed(reason.unwrap_or("unknown").to_owned()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     Applied,
@@ -149,22 +197,7 @@ impl Transcript {
                 message_id,
                 part_id,
                 delta,
-            } => self.with_message(message_id, |t| {
-                if matches!(t.state, TurnState::RunningTool(_)) {
-                    t.state = TurnState::Thinking;
-                }
-                let existing = t.items.iter_mut().find_map(|item| match item {
-                    Item::Text { part_id: p, text } if p == part_id => Some(text),
-                    _ => None,
-                });
-                match existing {
-                    Some(text) => text.push_str(delta),
-                    None => t.items.push(Item::Text {
-                        part_id: part_id.clone(),
-                        text: delta.clone(),
-                    }),
-                }
-            }),
+            } => self.with_message(message_id, |t| t.add_text(part_id, delta)),
             EventBody::ToolUpdated {
                 message_id,
                 call_id,
@@ -174,30 +207,14 @@ impl Transcript {
                 output,
                 error,
             } => self.with_message(message_id, |t| {
-                let card = ToolCard {
+                t.update_tool(ToolCard {
                     call_id: call_id.clone(),
                     tool: tool.clone(),
                     status: *status,
                     input: input.clone(),
                     output: output.clone(),
                     error: error.clone(),
-                };
-                if t.state.is_open() {
-                    t.state = match status {
-                        ToolStatus::Pending | ToolStatus::Running => {
-                            TurnState::RunningTool(tool.clone())
-                        }
-                        _ => TurnState::Thinking,
-                    };
-                }
-                let slot = t
-                    .items
-                    .iter_mut()
-                    .find(|item| matches!(item, Item::Tool(c) if c.call_id == *call_id));
-                match slot {
-                    Some(item) => *item = Item::Tool(card),
-                    None => t.items.push(Item::Tool(card)),
-                }
+                })
             }),
             EventBody::Usage {
                 prompt_id,
@@ -209,15 +226,7 @@ impl Transcript {
                 prompt_id,
                 outcome,
                 reason,
-            } => self.with_turn(prompt_id, |t| {
-                t.state = match outcome {
-                    TurnOutcome::Completed => TurnState::Done,
-                    TurnOutcome::Interrupted => TurnState::Interrupted,
-                    TurnOutcome::Failed => {
-                        TurnState::Failed(reason.clone().unwrap_or_else(|| "unknown".into()))
-                    }
-                }
-            }),
+            } => self.with_turn(prompt_id, |t| t.end(*outcome, reason.as_deref())),
             EventBody::PortsChanged { ports } => self.ports.clone_from(ports),
             EventBody::RunnerConnected { instance } => {
                 self.runner_connected = true;

@@ -146,7 +146,35 @@ pub enum Rejection {
     NothingToAbort,
 }
 
+/// What a runner's `hello` means for the link: the same process coming back resumes after the
+/// last event acknowledged to it; a new process (a restart) starts its numbering afresh and gets
+/// none of the commands meant for the one that died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunnerResume {
+    pub same_instance: bool,
+    /// The `acked_rseq` to welcome it with.
+    pub acked_rseq: u64,
+    /// Whether the commands still waiting for the old process are dropped.
+    pub drop_pending_commands: bool,
+}
+
+pub fn runner_resume(known: Option<&str>, instance: &str, last_rseq: u64) -> RunnerResume {
+    let same_instance = known == Some(instance);
+    RunnerResume {
+        same_instance,
+        acked_rseq: if same_instance { last_rseq } else { 0 },
+        drop_pending_commands: !same_instance,
+    }
+}
+
 impl Lifecycle {
+    /// Whether a runner's `turn.ended` for `prompt_id` ends the turn running now. A late end of
+    /// a turn already closed (failed while the runner was away, or a new process's leftover) is
+    /// dropped, not recorded twice.
+    pub fn ends_current_turn(&self, prompt_id: &str) -> bool {
+        self.turn.as_deref() == Some(prompt_id)
+    }
+
     pub fn status(&self) -> SessionStatus {
         if self.terminated {
             return SessionStatus::Terminated;
@@ -218,7 +246,7 @@ impl Lifecycle {
                 self.turn = Some(prompt_id);
             }
             Input::TurnEnded { prompt_id } => {
-                if self.turn.as_deref() == Some(prompt_id.as_str()) {
+                if self.ends_current_turn(&prompt_id) {
                     self.turn = None;
                     self.aborting = false;
                 }
@@ -310,6 +338,32 @@ impl Lifecycle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restarted_runner_starts_afresh_and_the_same_one_resumes() {
+        let back = runner_resume(Some("r1"), "r1", 41);
+        assert_eq!(
+            back,
+            RunnerResume {
+                same_instance: true,
+                acked_rseq: 41,
+                drop_pending_commands: false
+            }
+        );
+        for known in [Some("r1"), None] {
+            let fresh = runner_resume(known, "r2", 41);
+            assert!(!fresh.same_instance && fresh.drop_pending_commands);
+            assert_eq!(fresh.acked_rseq, 0);
+        }
+    }
+
+    #[test]
+    fn only_the_running_turn_can_end() {
+        let l = running("p1");
+        assert!(l.ends_current_turn("p1"));
+        assert!(!l.ends_current_turn("p0"), "a late end of an earlier turn");
+        assert!(!Lifecycle::default().ends_current_turn("p1"));
+    }
 
     #[test]
     fn a_prompt_has_text_within_its_bound_and_a_usable_request_id() {

@@ -251,6 +251,90 @@ pub struct SpawnConfig<'a> {
     pub disks: Option<&'a Disks>,
 }
 
+/// What of the host the sandbox sees beside the system: the platform's own programs, their
+/// installs, the CA file and a `file://` repository.
+fn exposed_paths(cfg: &SpawnConfig<'_>) -> Vec<PathBuf> {
+    let mut exposed = vec![cfg.runner_bin.to_owned(), cfg.opencode_bin.to_owned()];
+    exposed.extend(cfg.ca_file.map(Path::to_owned));
+    let installs = [
+        cfg.tools.desktop().map(|(ws, _)| ws),
+        cfg.tools.code_server.as_deref(),
+    ];
+    for program in installs.into_iter().flatten() {
+        exposed.extend(super::mounts::install_of(program));
+    }
+    exposed.extend(cfg.local_repo.map(Path::to_owned));
+    exposed
+}
+
+/// The runner's environment: nothing of the provider's but `PATH` and `RUST_LOG`, and never a
+/// credential (those come through their pipe).
+fn runner_env(
+    cmd: &mut Command,
+    req: &CreateSandbox,
+    layout: &Layout,
+    cfg: &SpawnConfig<'_>,
+    identity: &Identity,
+    fds: StartFds,
+) {
+    let ports: Vec<String> = cfg.outbound.iter().map(u16::to_string).collect();
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &layout.home)
+        .env("LANG", "C.UTF-8")
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .env("AGENT_OPS_SESSION_ID", &req.session_id)
+        .env("AGENT_OPS_CONTROL_URL", &req.control_url)
+        .env("AGENT_OPS_WORKSPACE", &layout.workspace)
+        .env("AGENT_OPS_STATE_DIR", &layout.state)
+        .env(
+            "AGENT_OPS_MODEL",
+            serde_json::to_string(&req.model).unwrap_or_default(),
+        )
+        .env("AGENT_OPS_OPENCODE_BIN", cfg.opencode_bin)
+        .env("AGENT_OPS_HEARTBEAT_MS", cfg.heartbeat_ms.to_string())
+        .env("AGENT_OPS_HOST_PORTS", ports.join(","))
+        .env("AGENT_OPS_GATEWAY_FD", fds.gateway.to_string())
+        .env(crate::credentials::FD_ENV, fds.credentials.to_string());
+    if let Some(repo) = &req.repo {
+        cmd.env("AGENT_OPS_REPO", repo);
+    }
+    if let Some(branch) = &req.branch {
+        cmd.env("AGENT_OPS_BRANCH", branch);
+    }
+    if matches!(identity, Identity::Own { .. }) {
+        // Wherever this host's git was built to look for it.
+        cmd.env("GIT_CONFIG_SYSTEM", SANDBOX_GITCONFIG);
+    }
+    if let Some((websockify, novnc)) = cfg.tools.desktop() {
+        cmd.env("AGENT_OPS_WEBSOCKIFY", websockify)
+            .env("AGENT_OPS_NOVNC_DIR", novnc);
+    }
+    if let Some(code_server) = &cfg.tools.code_server {
+        cmd.env("AGENT_OPS_CODE_SERVER", code_server);
+    }
+    if let Some(ca_file) = cfg.ca_file {
+        cmd.env("AGENT_OPS_CA_FILE", ca_file);
+    }
+}
+
+/// Lets bubblewrap inherit the descriptors it is started with.
+fn hand_down(cmd: &mut Command, fds: StartFds) {
+    // SAFETY: runs in the forked child before exec and makes raw fcntl calls only. These
+    // were opened close-on-exec, so no other child inherits them; this one must.
+    unsafe {
+        cmd.pre_exec(move || {
+            for fd in [fds.info, fds.block, fds.gateway, fds.credentials] {
+                rustix::io::fcntl_setfd(BorrowedFd::borrow_raw(fd), rustix::io::FdFlags::empty())?;
+            }
+            Ok(())
+        });
+    }
+}
+
 impl Sandbox {
     pub async fn spawn(
         root: &Path,
@@ -279,18 +363,11 @@ impl Sandbox {
             None => Identity::Operator,
         };
         let mut cmd = Command::new("bwrap");
-        let mut exposed = vec![cfg.runner_bin.to_owned(), cfg.opencode_bin.to_owned()];
-        exposed.extend(cfg.ca_file.map(Path::to_owned));
-        let desktop = cfg.tools.desktop();
-        let installs = [desktop.map(|(ws, _)| ws), cfg.tools.code_server.as_deref()];
-        for program in installs.into_iter().flatten() {
-            exposed.extend(super::mounts::install_of(program));
-        }
+        let exposed = exposed_paths(cfg);
         // Opened here, in the host's network, and handed down: the gateway answers on the host's
         // loopback with no hop in between, and the sandbox's own network stays closed.
         let gateway_socket = std::net::TcpListener::bind("127.0.0.1:0")?;
         let gateway = gateway_socket.local_addr()?;
-        exposed.extend(cfg.local_repo.map(Path::to_owned));
         let (info_rx, info_tx) = std::io::pipe()?;
         let (block_rx, mut block_tx) = std::io::pipe()?;
         // Not in the environment: bubblewrap's init, the sandbox's first process, keeps the
@@ -316,71 +393,12 @@ impl Sandbox {
             tmpfs_bytes: cfg.limits.tmpfs_bytes,
         };
         cmd.args(bwrap_args(&layout, &view, cfg.runner_bin, fds, &identity))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &layout.home)
-            .env("LANG", "C.UTF-8")
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .env("AGENT_OPS_SESSION_ID", &req.session_id)
-            .env("AGENT_OPS_CONTROL_URL", &req.control_url)
-            .env("AGENT_OPS_WORKSPACE", &layout.workspace)
-            .env("AGENT_OPS_STATE_DIR", &layout.state)
-            .env(
-                "AGENT_OPS_MODEL",
-                serde_json::to_string(&req.model).unwrap_or_default(),
-            )
-            .env("AGENT_OPS_OPENCODE_BIN", cfg.opencode_bin)
-            .env("AGENT_OPS_HEARTBEAT_MS", cfg.heartbeat_ms.to_string())
-            .env(
-                "AGENT_OPS_HOST_PORTS",
-                cfg.outbound
-                    .iter()
-                    .map(u16::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            )
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log.try_clone()?)
             .kill_on_drop(true);
-        if let Some(repo) = &req.repo {
-            cmd.env("AGENT_OPS_REPO", repo);
-        }
-        if let Some(branch) = &req.branch {
-            cmd.env("AGENT_OPS_BRANCH", branch);
-        }
-        if matches!(identity, Identity::Own { .. }) {
-            // Wherever this host's git was built to look for it.
-            cmd.env("GIT_CONFIG_SYSTEM", SANDBOX_GITCONFIG);
-        }
-        cmd.env("AGENT_OPS_GATEWAY_FD", fds.gateway.to_string())
-            .env(crate::credentials::FD_ENV, fds.credentials.to_string());
-        if let Some((websockify, novnc)) = desktop {
-            cmd.env("AGENT_OPS_WEBSOCKIFY", websockify)
-                .env("AGENT_OPS_NOVNC_DIR", novnc);
-        }
-        if let Some(code_server) = &cfg.tools.code_server {
-            cmd.env("AGENT_OPS_CODE_SERVER", code_server);
-        }
-        if let Some(ca_file) = cfg.ca_file {
-            cmd.env("AGENT_OPS_CA_FILE", ca_file);
-        }
-        // SAFETY: runs in the forked child before exec and makes raw fcntl calls only. These
-        // were opened close-on-exec, so no other child inherits them; this one must.
-        unsafe {
-            cmd.pre_exec(move || {
-                for fd in [fds.info, fds.block, fds.gateway, fds.credentials] {
-                    rustix::io::fcntl_setfd(
-                        BorrowedFd::borrow_raw(fd),
-                        rustix::io::FdFlags::empty(),
-                    )?;
-                }
-                Ok(())
-            });
-        }
+        runner_env(&mut cmd, req, &layout, cfg, &identity, fds);
+        hand_down(&mut cmd, fds);
         let group = Group::create(cfg.backend, &req.session_id, cfg.limits)?;
         if *cfg.backend == Backend::Rlimits {
             let limits = cfg.limits;

@@ -7,7 +7,7 @@ use agent_ops_protocol::events::AgentState;
 use agent_ops_protocol::frames::{
     parse_frame, ClientFrame, RunnerFrame, ToClientFrame, ToRunnerFrame,
 };
-use agent_ops_protocol::lifecycle::Input;
+use agent_ops_protocol::lifecycle::{runner_resume, Input};
 use agent_ops_protocol::{
     ApiError, ErrorCode, EventBody, MAX_CLIENT_FRAME_BYTES, MAX_RUNNER_FRAME_BYTES,
     PROTOCOL_VERSION,
@@ -137,20 +137,18 @@ impl SessionObject {
             ws.close(Some(4400), Some("unsupported protocol")).ok();
             return Ok(());
         }
-        let same_instance = self
-            .load()?
-            .and_then(|p| p.runner_instance)
-            .is_some_and(|i| i == instance);
-        if !same_instance {
+        let known = self.load()?.and_then(|p| p.runner_instance);
+        let last = self.read(|p| p.last_rseq)?.unwrap_or(0);
+        let resume = runner_resume(known.as_deref(), &instance, last);
+        if resume.drop_pending_commands {
             self.store()?.drop_pending_commands()?;
         }
         let acked = self.update(|p| {
-            if !same_instance {
-                p.runner_instance = Some(instance.clone());
-                p.last_rseq = 0;
-            }
+            p.runner_instance = Some(instance.clone());
+            p.last_rseq = resume.acked_rseq;
             p.last_rseq
         })?;
+        let same_instance = resume.same_instance;
         info.instance = Some(instance.clone());
         ws.serialize_attachment(&*info)?;
         send(ws, &ToRunnerFrame::Welcome { acked_rseq: acked });
@@ -196,7 +194,7 @@ impl SessionObject {
             }
         };
         let count = events.len() as u64;
-        let turn = self.read(|p| p.lifecycle.turn.clone())?.flatten();
+        let lifecycle = self.read(|p| p.lifecycle.clone())?.unwrap_or_default();
         let mut inputs = Vec::new();
         let mut keep = Vec::with_capacity(events.len());
         for event in events.into_iter().skip(skip) {
@@ -204,9 +202,7 @@ impl SessionObject {
                 EventBody::TurnEnded {
                     prompt_id, outcome, ..
                 } => {
-                    // A late end of a turn we already closed (e.g. failed while the runner was
-                    // away) must not be recorded twice.
-                    if turn.as_deref() != Some(prompt_id.as_str()) {
+                    if !lifecycle.ends_current_turn(prompt_id) {
                         continue;
                     }
                     self.store()?
