@@ -40,7 +40,11 @@ e2e: worker client native
 test: lint unit e2e
 
 # Benchmarks measure release builds (the harness runs the runner of its own profile).
+# The benchmarks' Worker is the production one plus their baseline objects (`--features bench`),
+# built beside it into worker/build-bench; the harness binds those objects itself.
 bench: worker
+	cd worker && WASM_BINDGEN_BIN=$$(command -v wasm-bindgen) ESBUILD_BIN=$(CURDIR)/node_modules/.bin/esbuild \
+		worker-build --release --no-opt --out-dir build-bench . --features bench
 	cargo build --release -p sandbox-runner -p e2e --bin sandbox-runner --bin bench
 	$(CARGO_TARGET_DIR)/release/bench
 
@@ -50,4 +54,4 @@ openapi:
 	cargo run -q -p agent-ops-protocol --features schema --bin openapi > worker/openapi.json
 
 clean:
-	rm -rf target worker/build client/dist .state
+	rm -rf target worker/build worker/build-bench client/dist .state

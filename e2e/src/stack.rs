@@ -22,7 +22,7 @@ pub struct StackOptions {
     pub tls_runner: bool,
     pub runner_grace_ms: u64,
     pub heartbeat_stale_ms: u64,
-    /// Serve the bare echo Durable Object (the benchmark baseline).
+    /// Run the benchmark build of the Worker (`make bench`), with its echo object bound.
     pub bench_echo: bool,
     pub max_active_sessions: u32,
     /// Generous by default so only the rate-limit test meets them.
@@ -306,10 +306,6 @@ impl Stack {
                 "HEARTBEAT_STALE_MS",
                 self.opts.heartbeat_stale_ms.to_string(),
             ),
-            (
-                "ENABLE_BENCH_ECHO",
-                if self.opts.bench_echo { "1" } else { "0" }.to_owned(),
-            ),
         ];
         let mut cmd = Command::new(wrangler_bin());
         cmd.args(["dev", "--ip", "127.0.0.1", "--port", &self.port.to_string()])
@@ -320,6 +316,8 @@ impl Stack {
             ])
             .arg("--persist-to")
             .arg(self.dir.join("wrangler"))
+            .arg("--config")
+            .arg(self.wrangler_config())
             .current_dir(repo_root())
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CI", "true");
@@ -357,6 +355,42 @@ impl Stack {
 
     /// Where a test keeps the Git repositories it names as `file://` (the one root of the
     /// host's that the provider and the Worker accept).
+    /// The deployment's `wrangler.toml`, or for a benchmark the same with the benchmark build of
+    /// the Worker and its echo object bound (never part of the production configuration).
+    fn wrangler_config(&self) -> PathBuf {
+        let root = repo_root();
+        if !self.opts.bench_echo {
+            return root.join("wrangler.toml");
+        }
+        let abs = |p: &str| root.join(p).display().to_string();
+        let mut config =
+            std::fs::read_to_string(root.join("wrangler.toml")).expect("wrangler.toml");
+        for (from, to) in [
+            (
+                "\"worker/build/index.js\"",
+                format!("{:?}", abs("worker/build-bench/index.js")),
+            ),
+            ("\"client/dist\"", format!("{:?}", abs("client/dist"))),
+            (
+                "migrations_dir = \"migrations\"",
+                format!("migrations_dir = {:?}", abs("migrations")),
+            ),
+            (
+                "  { name = \"RATE_LIMITER\"",
+                "  { name = \"ECHO\", class_name = \"EchoObject\" },\n  { name = \"RATE_LIMITER\""
+                    .into(),
+            ),
+        ] {
+            assert!(config.contains(from), "wrangler.toml has {from}");
+            config = config.replacen(from, &to, 1);
+        }
+        config
+            .push_str("\n[[migrations]]\ntag = \"bench\"\nnew_sqlite_classes = [\"EchoObject\"]\n");
+        let path = self.dir.join("wrangler.bench.toml");
+        std::fs::write(&path, config).expect("the benchmark's wrangler config");
+        path
+    }
+
     pub fn git_root(&self) -> PathBuf {
         self.dir.join("git")
     }

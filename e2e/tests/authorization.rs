@@ -130,7 +130,6 @@ fn request_for(route: RouteId, session: &str) -> (String, Option<Value>) {
             "/api/invites/accept".into(),
             Some(json!({"token": "ainv_unknown"})),
         ),
-        RouteId::BenchEcho => ("/api/bench/echo".into(), None),
     }
 }
 
@@ -363,6 +362,8 @@ async fn websocket_messages_by_session_role() {
     );
 }
 
+/// The document lists every route, and the production Worker serves nothing more: the
+/// benchmarks' echo is in their build only, not even behind the admin's key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_served_api_document_lists_every_route() {
     let stack = Stack::start(StackOptions::default()).await;
@@ -381,4 +382,11 @@ async fn the_served_api_document_lists_every_route() {
             spec.path
         );
     }
+    assert!(!doc.to_string().contains("bench"), "no benchmark route");
+    let (status, v) = stack.call(Method::GET, "/api/bench/echo", None).await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (404, Some("not_found")),
+        "{v}"
+    );
 }

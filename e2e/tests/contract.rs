@@ -79,11 +79,9 @@ async fn a_standard_validator_and_a_schema_driven_fuzzer_accept_the_api() {
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--max-examples", "40", "--seed", "20261201", "--workers", "2"])
         .args(["--request-timeout", "20", "--no-color"])
-        // Sockets are not HTTP exchanges a fuzzer can judge; the sandbox's pages are served on
-        // its own origin only (refusals here are covered by `security`).
+        // Sockets are not HTTP exchanges a fuzzer can judge.
         .args(["--exclude-operation-id", "ClientSocket"])
         .args(["--exclude-operation-id", "RunnerSocket"])
-        .args(["--exclude-operation-id", "BenchEcho"])
         .arg("--report-dir")
         .arg(&report)
         .args(["--report", "junit"])

@@ -70,22 +70,22 @@ pub trait Endpoint {
 macro_rules! route_table {
     (@query $query:ident) => { crate::api::$query };
     (@query) => { crate::api::NoBody };
-    ($($id:ident => ($method:literal, $path:literal, $need:expr)
+    ($($(#[$only:meta])* $id:ident => ($method:literal, $path:literal, $need:expr)
         $req:ident $(? $query:ident)? => $($status:literal)|+ $resp:ident,)*) => {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum RouteId {
-            $($id,)*
+            $($(#[$only])* $id,)*
         }
 
         impl RouteId {
             /// Every route, in the order a request is matched against them.
-            pub const ALL: &'static [RouteId] = &[$(RouteId::$id,)*];
+            pub const ALL: &'static [RouteId] = &[$($(#[$only])* RouteId::$id,)*];
 
             pub fn spec(self) -> RouteSpec {
                 use Scope::*;
                 use SessionRole::*;
                 let (method, path, need, statuses): (_, _, _, &'static [u16]) = match self {
-                    $(RouteId::$id => ($method, $path, $need, &[$($status),+]),)*
+                    $($(#[$only])* RouteId::$id => ($method, $path, $need, &[$($status),+]),)*
                 };
                 RouteSpec { method, path, need, statuses }
             }
@@ -94,7 +94,9 @@ macro_rules! route_table {
         /// One type per route, naming what it takes and answers (see [`Endpoint`]).
         pub mod endpoint {
             $(
+                $(#[$only])*
                 pub struct $id;
+                $(#[$only])*
                 impl super::Endpoint for $id {
                     const ROUTE: super::RouteId = super::RouteId::$id;
                     type Req = crate::api::$req;
@@ -107,7 +109,7 @@ macro_rules! route_table {
         /// Calls `f` with every route's endpoint type, in table order.
         #[cfg(feature = "schema")]
         pub fn each_endpoint(f: &mut impl EndpointVisitor) {
-            $(f.visit::<endpoint::$id>();)*
+            $($(#[$only])* f.visit::<endpoint::$id>();)*
         }
     };
 }
@@ -164,6 +166,8 @@ route_table! {
     ListAudit => ("GET", "/api/admin/audit", Need::Scope(Admin)) NoBody => 200 AuditLog,
     CreateInvite => ("POST", "/api/admin/invites", Need::Scope(Admin)) NewInvite => 201 InviteCreated,
     AcceptInvite => ("POST", "/api/invites/accept", Need::Scope(SessionsRead)) GrantToken => 200 InviteAccepted,
+    // The benchmarks' baseline, in their build only (`--features bench`): never in production.
+    #[cfg(feature = "bench")]
     BenchEcho => ("GET", "/api/bench/echo", Need::Scope(Admin)) NoBody => 101 NotJson,
 }
 

@@ -8,8 +8,10 @@
 //! - `db`: every D1 query. `vault`: credentials sealed at rest.
 //! - `sandbox`: what crosses to a sandbox (the provider, the gateway proxy, the model calls).
 //! - `integrations`: third parties (GitHub sign-in).
+//! - `bench`: the benchmarks' baseline objects, in the benchmark build only (`--features bench`).
 
 mod api;
+#[cfg(feature = "bench")]
 mod bench;
 mod db;
 mod edge;
@@ -18,6 +20,7 @@ mod sandbox;
 mod session;
 mod vault;
 
+#[cfg(feature = "bench")]
 pub use bench::echo::EchoObject;
 pub use edge::rate_limit::RateLimiter;
 pub use session::SessionObject;

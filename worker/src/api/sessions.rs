@@ -3,7 +3,8 @@
 
 use agent_ops_protocol::access::{OrgRole, Revocation, SessionAccess, SessionRole, ACCESS_HEADER};
 use agent_ops_protocol::api::{
-    valid_branch, AgentKind, AuditAction, CreateSandbox, CreateSession, ModelConfig, SessionList,
+    valid_branch, AgentKind, AuditAction, CreateSandbox, CreateSession, ModelConfig, SessionInfo,
+    SessionList,
 };
 use agent_ops_protocol::repo::RepoPolicy;
 use agent_ops_protocol::routes::endpoint;
@@ -110,6 +111,8 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Handled {
     let limit = var(env, "MAX_ACTIVE_SESSIONS")
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
+    let now = now_ms();
+    let model_name = model.model.clone();
     let row = NewSession {
         id: &id,
         owner_id: &user.user_id,
@@ -117,8 +120,8 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Handled {
         repo: new.repo.as_deref(),
         branch: new.branch.as_deref(),
         agent,
-        model: &model.model,
-        now: now_ms(),
+        model: &model_name,
+        now,
         runner_token_hash: &runner_token_hash,
     };
     if !sessions::insert_within_limit(&db, &row, limit).await? {
@@ -158,10 +161,20 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Handled {
         }
     };
     sessions::set_sandbox(&db, &id, created.gateway_url.as_deref(), &created.panels).await?;
-    let session = sessions::by_id(&db, &id)
-        .await?
-        .ok_or_else(|| ApiError::session_not_found(&id))?;
-    answer::<endpoint::CreateSession>(&session.info(Some(SessionRole::Owner)))
+    answer::<endpoint::CreateSession>(&SessionInfo {
+        id,
+        status: SessionStatus::Provisioning,
+        title: new.title,
+        repo: new.repo,
+        branch: new.branch,
+        panels: created.panels,
+        agent,
+        model: model_name,
+        created_at: now,
+        updated_at: now,
+        your_role: Some(SessionRole::Owner),
+        model_usage: Default::default(),
+    })
 }
 
 /// The caller's sessions: owned or shared with them (administrators see every session).

@@ -1,6 +1,6 @@
 //! Baselines for the relay benchmark: Durable Objects doing the least a relay could, in the same
-//! runtime over the same hops. Reachable only when `ENABLE_BENCH_ECHO` is set, and only with
-//! valid credentials.
+//! runtime over the same hops. Built only into the benchmarks' Worker (`--features bench`), and
+//! reachable there only with the admin's credentials.
 //!
 //! - `/api/bench/echo`: echo each message back.
 //! - `?persist=1`: write each message to SQLite first (the least a persist-before-deliver relay does).

@@ -190,18 +190,14 @@ async fn signed_in(
         RouteId::ListAudit => audit::list(&Db::of(env)?).await,
         RouteId::CreateInvite => invites::create(req, env, user).await,
         RouteId::AcceptInvite => invites::accept(req, env, user).await,
+        #[cfg(feature = "bench")]
         RouteId::BenchEcho => bench_echo(req, env).await,
         _ => public(route, req, env, &[]).await,
     }
 }
 
+#[cfg(feature = "bench")]
 async fn bench_echo(req: Request, env: &Env) -> Handled {
-    let enabled = env
-        .var("ENABLE_BENCH_ECHO")
-        .is_ok_and(|v| v.to_string() == "1");
-    if !enabled {
-        return refuse(ErrorCode::NotFound, "the benchmark echo is not enabled");
-    }
     let stub = env
         .durable_object("ECHO")?
         .id_from_name("echo")?
