@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{json, Map, Value};
 
-use crate::access::{Need, SessionRole};
+use crate::access::Need;
 use crate::api::{NoBody, NoContent, NotJson, CREDENTIAL_KINDS};
 use crate::errors::{ApiError, ErrorCode};
 use crate::routes::{each_endpoint, Endpoint, EndpointVisitor};
@@ -29,11 +29,7 @@ fn requirement(need: Need) -> (Value, String) {
             format!("scope `{}`", s.as_str()),
         ),
         Need::Session(s, role) => {
-            let role = match role {
-                SessionRole::Viewer => "viewer",
-                SessionRole::Collaborator => "collaborator",
-                SessionRole::Owner => "owner",
-            };
+            let role = role.as_str();
             (
                 json!([{"bearer": [s.as_str()]}, {"cookie": [s.as_str()]}]),
                 format!(
