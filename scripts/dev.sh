@@ -65,7 +65,7 @@ fi
 AGENT_OPS_WEBSOCKIFY="$PWD/.tools/websockify/bin/websockify" \
 AGENT_OPS_CODE_SERVER="$PWD/.tools/code-server" \
 AGENT_OPS_PROVIDER_SECRET="$PROVIDER_SECRET" \
-"$BIN/sandbox-runner" host \
+"$BIN/sandbox-provider" \
   --listen "127.0.0.1:$PROVIDER_PORT" --root .state/sandboxes --allow-port "$WORKER_PORT" \
   --opencode-bin "$PWD/node_modules/.bin/opencode" --hide "$PWD/.dev.vars" --hide "$PWD/.state/wrangler" \
   --hide "$PWD/.state/model.vars" \

@@ -189,9 +189,8 @@ impl Stack {
             (None, None) => port,
         };
         std::fs::create_dir_all(dir.join("git")).expect("git root");
-        let mut host_cmd = Command::new(target_dir().join(crate::PROFILE).join("sandbox-runner"));
+        let mut host_cmd = Command::new(target_dir().join(crate::PROFILE).join("sandbox-provider"));
         host_cmd
-            .arg("host")
             .args(["--listen", &format!("127.0.0.1:{provider_port}")])
             .arg("--root")
             .arg(dir.join("sandboxes"))

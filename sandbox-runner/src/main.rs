@@ -1,9 +1,9 @@
-//! `sandbox-runner run`: the process inside a sandbox that links its agent to the session.
-//! `sandbox-runner host`: the local sandbox provider, starting one isolated runner per session.
+//! `sandbox-runner run`: the process inside a sandbox that links its agent to the session. It
+//! holds nothing of the host's: the provider that starts it is its own binary
+//! (`sandbox-provider`), and the two share only `sandbox_handoff`.
 
 mod credentials;
 mod gateway;
-mod host;
 mod image;
 mod link;
 mod model_relay;
@@ -32,8 +32,6 @@ struct Cli {
 enum Cmd {
     /// Link this sandbox's agent to its session (configured by the provider's environment).
     Run(RunArgs),
-    /// Serve the local sandbox provider API.
-    Host(host::HostArgs),
 }
 
 #[derive(clap::Args)]
@@ -116,7 +114,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let relay = model_relay::start(&args.control_url, args.token.clone(), &tls).await?;
     let internal = ports::Internal::default();
     internal.set("model relay", [relay.port]);
-    let mut ways_out = ports::loopback_ports([args.control_url.as_str()]);
+    let mut ways_out = sandbox_handoff::loopback_ports([args.control_url.as_str()]);
     ways_out.extend(&args.host_ports);
     internal.set("ways out", ways_out);
     let model = ModelConfig {
@@ -245,32 +243,19 @@ fn main() {
         eprintln!("sandbox-runner: {e}");
         std::process::exit(1);
     }
-    let command = Cli::parse().command;
-    if matches!(command, Cmd::Run(_)) {
-        if let Err(e) = credentials::keep_to_itself() {
-            eprintln!("sandbox-runner: {e}");
-            std::process::exit(1);
-        }
+    let Cmd::Run(args) = Cli::parse().command;
+    if let Err(e) = credentials::keep_to_itself() {
+        eprintln!("sandbox-runner: {e}");
+        std::process::exit(1);
     }
     // A runner is one sandbox's I/O loop (its link, its agent, its gateway): on one thread, the
-    // bytes it hands between sockets never wait on a wake-up from another thread. The host
-    // serves every sandbox at once, so it gets the machine's cores.
-    let runtime = match command {
-        Cmd::Run(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        Cmd::Host(_) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
-    };
-    let result = match runtime {
+    // bytes it hands between sockets never wait on a wake-up from another thread.
+    let result = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Err(e) => Err(format!("the async runtime: {e}")),
-        Ok(rt) => rt.block_on(async {
-            match command {
-                Cmd::Run(args) => run(args).await,
-                Cmd::Host(args) => host::serve(args).await,
-            }
-        }),
+        Ok(rt) => rt.block_on(run(args)),
     };
     if let Err(e) = result {
         eprintln!("sandbox-runner: {e}");

@@ -6,7 +6,6 @@
 //! machinery, not apps, and are never listed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,29 +31,6 @@ impl Internal {
         let named = self.0.lock().expect("lock");
         named.values().flatten().copied().collect()
     }
-}
-
-/// The loopback ports that `urls` point at, sorted, without repeats: the runner's link to its
-/// Worker, which the provider opens from the sandbox to the host (a way out, see
-/// `host/network.rs`), so in the sandbox it is the host's service, not an app.
-pub fn loopback_ports<'a>(urls: impl IntoIterator<Item = &'a str>) -> Vec<u16> {
-    let mut ports: Vec<u16> = urls
-        .into_iter()
-        .filter_map(|u| reqwest::Url::parse(u).ok())
-        .filter(|u| match u.host_str() {
-            Some("localhost") => true,
-            Some(host) => host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback()),
-            None => false,
-        })
-        .filter_map(|u| u.port_or_known_default())
-        .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    ports
 }
 
 /// A listening socket from `/proc/net/tcp` or `tcp6`: its port and its inode.
@@ -217,22 +193,6 @@ mod tests {
         // 8000 on every address and 3000 mapped from IPv4 loopback; not 9000 on ::1 alone.
         assert_eq!(v6, [8000, 3000]);
         assert!(listeners("garbage\n1: x y z", false).is_empty());
-    }
-
-    #[test]
-    fn only_loopback_urls_open_a_door_out() {
-        let ports = loopback_ports([
-            "ws://127.0.0.1:8787/runner/abc",
-            "http://localhost:8791/v1",
-            "http://[::1]:9000/x.git",
-            "http://127.0.0.1:8787/again",
-            "https://api.anthropic.com/v1",
-            "http://192.0.2.7:22/",
-            "file:///srv/repo",
-            "not a url",
-        ]);
-        assert_eq!(ports, vec![8787, 8791, 9000]);
-        assert_eq!(loopback_ports(["ws://localhost/x"]), vec![80]);
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! The local sandbox provider: a small HTTP API (create, inspect, terminate) that the Worker
-//! calls with signed requests, starting each session's runner isolated by bubblewrap.
+//! `sandbox-provider`: the local sandbox provider, on the host. A small HTTP API (create,
+//! inspect, terminate) that the Worker calls with signed requests, starting each session's
+//! runner (`sandbox-runner run`, a binary of its own) isolated by bubblewrap. What crosses to
+//! the runner is only what `sandbox_handoff` defines.
 
 mod disk;
 mod identity;
@@ -31,8 +33,9 @@ use tokio::sync::Mutex;
 
 use sandbox::{Sandbox, SpawnConfig};
 
-#[derive(clap::Args, Clone)]
-pub struct HostArgs {
+#[derive(clap::Parser, Clone)]
+#[command(version, about)]
+struct Args {
     #[arg(
         long,
         env = "AGENT_OPS_PROVIDER_LISTEN",
@@ -48,7 +51,7 @@ pub struct HostArgs {
     root: PathBuf,
     #[arg(long, env = "AGENT_OPS_PROVIDER_SECRET", hide_env_values = true)]
     secret: String,
-    /// The runner binary started in each sandbox (default: this executable).
+    /// The runner binary started in each sandbox (default: `sandbox-runner` beside this one).
     #[arg(long, env = "AGENT_OPS_RUNNER_BIN")]
     runner_bin: Option<PathBuf>,
     #[arg(long, env = "AGENT_OPS_OPENCODE_BIN", default_value = "opencode")]
@@ -111,7 +114,7 @@ pub struct HostArgs {
 }
 
 struct Host {
-    args: HostArgs,
+    args: Args,
     /// Each session directory's own bounded disk, where the host allows one.
     disks: Option<disk::Disks>,
     tools: panels::Tools,
@@ -267,8 +270,8 @@ async fn create(
 /// What of the host a sandbox request may reach: a repository only from the operator's roots
 /// (the real directory to mount, for a `file://` one), and its Worker only on a port the
 /// operator allows.
-fn admitted(args: &HostArgs, req: &CreateSandbox) -> Result<Option<PathBuf>, ApiError> {
-    let control = crate::ports::loopback_ports([req.control_url.as_str()]);
+fn admitted(args: &Args, req: &CreateSandbox) -> Result<Option<PathBuf>, ApiError> {
+    let control = sandbox_handoff::loopback_ports([req.control_url.as_str()]);
     if let Some(port) = control.iter().find(|p| !args.allow_ports.contains(p)) {
         return Err(ApiError::new(
             ErrorCode::InvalidBody,
@@ -372,12 +375,14 @@ pub(crate) fn resolve_program(program: &std::path::Path) -> Result<PathBuf, Stri
         .ok_or_else(|| format!("{} not found", program.display()))
 }
 
-pub async fn serve(args: HostArgs) -> Result<(), String> {
+async fn serve(args: Args) -> Result<(), String> {
     std::fs::create_dir_all(&args.root).map_err(|e| format!("sandbox root: {e}"))?;
     let root = std::fs::canonicalize(&args.root).map_err(|e| format!("sandbox root: {e}"))?;
     let runner_bin = match &args.runner_bin {
         Some(p) => resolve_program(p)?,
-        None => std::env::current_exe().map_err(|e| e.to_string())?,
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("sandbox-runner"),
     };
     let opencode_bin = resolve_program(&args.opencode_bin)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -414,7 +419,7 @@ pub async fn serve(args: HostArgs) -> Result<(), String> {
             cpu_shares: args.cpu_shares,
             tmpfs_bytes: args.tmpfs_mib << 20,
         },
-        args: HostArgs {
+        args: Args {
             root,
             opencode_bin,
             repo_roots: repos::real_roots(&args.repo_roots),
@@ -460,5 +465,27 @@ async fn stop_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = <Args as clap::Parser>::parse();
+    // The provider serves every sandbox at once, so it gets the machine's cores.
+    let result = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Err(e) => Err(format!("the async runtime: {e}")),
+        Ok(rt) => rt.block_on(serve(args)),
+    };
+    if let Err(e) = result {
+        eprintln!("sandbox-provider: {e}");
+        std::process::exit(1);
     }
 }

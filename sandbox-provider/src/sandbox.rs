@@ -50,7 +50,7 @@ impl Layout {
 /// What the sandbox inherits: the pipes through which bubblewrap says which process is the
 /// sandbox's first (`info`), then waits (`block`) until the host has connected the sandbox's
 /// network, the gateway's listening socket, opened on the host's loopback, and the pipe that
-/// holds the runner's credentials (see `crate::credentials`).
+/// holds the runner's credentials (see `sandbox_handoff`).
 #[derive(Debug, Clone, Copy)]
 pub struct StartFds {
     pub info: RawFd,
@@ -298,7 +298,10 @@ fn runner_env(
         .env("AGENT_OPS_HEARTBEAT_MS", cfg.heartbeat_ms.to_string())
         .env("AGENT_OPS_HOST_PORTS", ports.join(","))
         .env("AGENT_OPS_GATEWAY_FD", fds.gateway.to_string())
-        .env(crate::credentials::FD_ENV, fds.credentials.to_string());
+        .env(
+            sandbox_handoff::CREDENTIALS_FD_ENV,
+            fds.credentials.to_string(),
+        );
     if let Some(repo) = &req.repo {
         cmd.env("AGENT_OPS_REPO", repo);
     }
@@ -377,8 +380,9 @@ impl Sandbox {
             ("AGENT_OPS_RUNNER_TOKEN", req.runner_token.as_str()),
             ("AGENT_OPS_PANEL_KEY", req.panel_key.as_str()),
         ]);
-        credentials_tx
-            .write_all(&crate::credentials::encode(&credentials).map_err(std::io::Error::other)?)?;
+        credentials_tx.write_all(
+            &sandbox_handoff::encode_credentials(&credentials).map_err(std::io::Error::other)?,
+        )?;
         drop(credentials_tx);
         let fds = StartFds {
             info: info_tx.as_raw_fd(),
