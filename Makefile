@@ -45,7 +45,7 @@ test: lint unit e2e
 bench: worker
 	cd worker && WASM_BINDGEN_BIN=$$(command -v wasm-bindgen) ESBUILD_BIN=$(CURDIR)/node_modules/.bin/esbuild \
 		worker-build --release --no-opt --out-dir build-bench . --features bench
-	cargo build --release -p sandbox-runner -p sandbox-provider -p e2e --bin bench
+	cargo build --release -p sandbox-runner -p sandbox-provider -p e2e --bin sandbox-runner --bin sandbox-provider --bin bench
 	$(CARGO_TARGET_DIR)/release/bench
 
 # The OpenAPI document, written from the route table and the body types; commit what it writes

@@ -24,11 +24,24 @@ impl ClientSocket {
         url: &str,
         token: &str,
     ) -> Result<ClientSocket, tokio_tungstenite::tungstenite::Error> {
+        Self::connect_with(url, token, &[]).await
+    }
+
+    /// Connects with `headers` besides the credential (a hostile client's own).
+    pub async fn connect_with(
+        url: &str,
+        token: &str,
+        headers: &[(&'static str, &str)],
+    ) -> Result<ClientSocket, tokio_tungstenite::tungstenite::Error> {
         let mut req = url.into_client_request()?;
         req.headers_mut().insert(
             "authorization",
             HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
         );
+        for (name, value) in headers {
+            req.headers_mut()
+                .insert(*name, HeaderValue::from_str(value).expect("header"));
+        }
         let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true).await?;
         Ok(ClientSocket {
             ws,

@@ -82,6 +82,7 @@ pub struct Stack {
     pub model_api_key: String,
     pub recorder: scripted_model::Recorder,
     pub github: crate::github::GithubStandIn,
+    pub slack: crate::slack::SlackStandIn,
     /// Signs OAuth states (known here so tests can mint expired ones).
     pub auth_secret: String,
     pub proxy: Option<Proxy>,
@@ -157,6 +158,7 @@ impl Stack {
         .await
         .expect("model server");
         let github = crate::github::GithubStandIn::spawn().await;
+        let slack = crate::slack::SlackStandIn::spawn().await;
         let [port, provider_port] = free_ports::<2>();
         let provider_secret = random_hex(32);
         let proxy = if opts.proxy_runner {
@@ -232,6 +234,7 @@ impl Stack {
             model_api_key,
             recorder,
             github,
+            slack,
             auth_secret: random_hex(32),
             proxy,
             tls_front,
@@ -269,6 +272,10 @@ impl Stack {
             ("GITHUB_CLIENT_ID", self.github.client_id.clone()),
             ("GITHUB_CLIENT_SECRET", self.github.client_secret.clone()),
             ("AUTH_SECRET", self.auth_secret.clone()),
+            ("SLACK_SIGNING_SECRET", self.slack.signing_secret.clone()),
+            ("SLACK_BOT_TOKEN", self.slack.bot_token.clone()),
+            ("SLACK_API_URL", self.slack.base.clone()),
+            ("SLACK_HOOKS_URL", format!("{}/hooks/", self.slack.base)),
             (
                 "MAX_ACTIVE_SESSIONS",
                 self.opts.max_active_sessions.to_string(),

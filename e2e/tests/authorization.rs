@@ -28,6 +28,8 @@ fn expected(need: Need, who: Who) -> Option<(u16, &'static str)> {
         // On the session's sandbox origin, past the worker, the gateway's own door decides.
         Need::Public | Need::Gateway => return None,
         Need::Runner => return Some((401, "invalid_token")),
+        // Whoever calls, it is not Slack: no signature, whatever else the request carries.
+        Need::Slack => return Some((401, "missing_signature")),
         Need::Scope(s) => (s, None),
         Need::Session(s, r) => (s, Some(r)),
     };
@@ -130,6 +132,12 @@ fn request_for(route: RouteId, session: &str) -> (String, Option<Value>) {
             "/api/invites/accept".into(),
             Some(json!({"token": "ainv_unknown"})),
         ),
+        RouteId::SlackCommands => ("/slack/commands".into(), Some(json!({}))),
+        RouteId::SlackEvents => ("/slack/events".into(), Some(json!({}))),
+        RouteId::SlackInteractivity => ("/slack/interactivity".into(), Some(json!({}))),
+        RouteId::LinkSlack => ("/api/slack/link".into(), Some(json!({"token": "unknown"}))),
+        RouteId::SlackIdentities => ("/api/slack/identities".into(), None),
+        RouteId::UnlinkSlack => ("/api/slack/identities/T1/U1".into(), None),
     }
 }
 
@@ -297,13 +305,29 @@ async fn websocket_messages_by_session_role() {
     let url = stack.ws_url(&format!("/api/sessions/{session}/ws"));
     let t = Duration::from_secs(10);
 
-    for (name, token, may_steer) in [
-        ("viewer", viewer.as_str(), false),
-        ("owner with a read-only key", read_only.as_str(), false),
-        ("collaborator", collaborator.as_str(), true),
-        ("owner", owner.as_str(), true),
+    // A viewer claiming, in headers of its own, the access the Worker hands the session object:
+    // the object is called with a request the Worker builds, so none of them reaches it.
+    let owner_access = json!({"role": "owner", "scopes": ["sessions:read", "sessions:write"],
+        "login": "vera", "credential": ""});
+    let forged_call = json!({"call": "client_socket", "after_seq": 0, "access": owner_access});
+    let (forged_call, owner_access) = (forged_call.to_string(), owner_access.to_string());
+    let forged = [
+        ("x-agent-ops-session-call", forged_call.as_str()),
+        ("x-agent-ops-access", owner_access.as_str()),
+    ];
+    for (name, token, headers, may_steer) in [
+        ("viewer", viewer.as_str(), &[][..], false),
+        (
+            "viewer forging its access",
+            viewer.as_str(),
+            &forged[..],
+            false,
+        ),
+        ("owner with a read-only key", read_only.as_str(), &[], false),
+        ("collaborator", collaborator.as_str(), &[], true),
+        ("owner", owner.as_str(), &[], true),
     ] {
-        let mut ws = ClientSocket::connect(&url, token)
+        let mut ws = ClientSocket::connect_with(&url, token, headers)
             .await
             .unwrap_or_else(|e| panic!("{name} connects: {e}"));
         ws.send(&ClientFrame::Ping {}).await;

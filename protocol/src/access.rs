@@ -93,6 +93,9 @@ pub enum Need {
     Scope(Scope),
     /// The scope, and at least this role on the session named in the path.
     Session(Scope, SessionRole),
+    /// Signed by Slack with the app's signing secret (checked before the handler reads the
+    /// body); the person it is from acts only once their Slack identity is linked.
+    Slack,
 }
 
 /// The role a caller acts with on a session: its role there, but no more than a viewer's when its
@@ -144,7 +147,7 @@ pub fn decide(
     session_role: Option<SessionRole>,
 ) -> Result<(), Denial> {
     let (scope, min_role) = match need {
-        Need::Public | Need::Runner | Need::Gateway => return Ok(()),
+        Need::Public | Need::Runner | Need::Gateway | Need::Slack => return Ok(()),
         Need::Scope(scope) => (scope, None),
         Need::Session(scope, role) => (scope, Some(role)),
     };
@@ -296,8 +299,8 @@ mod tests {
     }
 }
 
-/// What the worker tells a session object about a viewer it hands over (in [`ACCESS_HEADER`],
-/// always set by the worker itself), so each WebSocket message is authorized too.
+/// What the worker tells a session object about a viewer it hands over (in the call that opens
+/// their socket, see `session_calls`), so each WebSocket message is authorized too.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionAccess {
@@ -331,8 +334,6 @@ impl Revocation {
         }
     }
 }
-
-pub const ACCESS_HEADER: &str = "x-agent-ops-access";
 
 impl SessionAccess {
     pub fn check(&self, need: Need) -> Result<(), Denial> {

@@ -34,12 +34,21 @@ pub enum ErrorCode {
     /// The session's model could not be reached (its own errors pass through as it sent them).
     ModelUnreachable,
     ProtocolViolation,
+    /// A request that must be signed (by Slack) lacks the signature or its timestamp, or
+    /// carries one that is malformed.
+    MissingSignature,
+    /// The signature does not match the request.
+    InvalidSignature,
+    /// The signature's timestamp is too far from now (a replay, or a clock far off).
+    StaleSignature,
+    /// The feature is not set up on this deployment (say, no Slack signing secret).
+    NotConfigured,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order declared: the OpenAPI document lists them by HTTP status.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 24] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::NotFound,
@@ -59,6 +68,10 @@ impl ErrorCode {
         Self::ProviderError,
         Self::ModelUnreachable,
         Self::ProtocolViolation,
+        Self::MissingSignature,
+        Self::InvalidSignature,
+        Self::StaleSignature,
+        Self::NotConfigured,
         Self::Internal,
     ];
 
@@ -83,13 +96,21 @@ impl ErrorCode {
             Self::ProviderError => "provider_error",
             Self::ModelUnreachable => "model_unreachable",
             Self::ProtocolViolation => "protocol_violation",
+            Self::MissingSignature => "missing_signature",
+            Self::InvalidSignature => "invalid_signature",
+            Self::StaleSignature => "stale_signature",
+            Self::NotConfigured => "not_configured",
             Self::Internal => "internal",
         }
     }
 
     pub fn http_status(self) -> u16 {
         match self {
-            Self::Unauthorized | Self::InvalidToken => 401,
+            Self::Unauthorized
+            | Self::InvalidToken
+            | Self::MissingSignature
+            | Self::InvalidSignature
+            | Self::StaleSignature => 401,
             Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::InvalidBody
@@ -105,6 +126,7 @@ impl ErrorCode {
             | Self::LimitExceeded => 409,
             Self::RateLimited => 429,
             Self::ProviderError | Self::SignInFailed | Self::ModelUnreachable => 502,
+            Self::NotConfigured => 503,
             Self::Internal => 500,
         }
     }

@@ -11,6 +11,7 @@ pub mod cookies;
 pub mod delivery;
 pub mod errors;
 pub mod events;
+pub mod feed;
 pub mod frames;
 pub mod lifecycle;
 #[cfg(feature = "schema")]
@@ -20,7 +21,9 @@ pub mod origins;
 pub mod panel;
 pub mod repo;
 pub mod routes;
+pub mod session_calls;
 pub mod signing;
+pub mod slack;
 #[cfg(feature = "vault")]
 pub mod vault;
 

@@ -5,6 +5,8 @@
 //! Liveness comes from the runner's link and heartbeats, never from how long a turn has run:
 //! a turn may take hours as long as its runner keeps saying it is alive.
 
+use std::collections::VecDeque;
+
 use serde::{Deserialize, Serialize};
 
 use crate::events::{SessionStatus, TurnOutcome};
@@ -71,7 +73,10 @@ pub struct Lifecycle {
     /// The prompt whose turn is running.
     pub turn: Option<String>,
     pub aborting: bool,
-    pub queued: usize,
+    /// The prompts waiting for a turn, oldest first: the queue's one source of truth (the
+    /// object's `prompts` table keeps their texts and how each ended).
+    #[serde(default)]
+    pub queue: VecDeque<String>,
     pub terminated: bool,
 }
 
@@ -82,7 +87,7 @@ impl Default for Lifecycle {
             agent_ready: false,
             turn: None,
             aborting: false,
-            queued: 0,
+            queue: VecDeque::new(),
             terminated: false,
         }
     }
@@ -102,10 +107,11 @@ pub enum Input {
         now_ms: u64,
     },
     AgentReady(bool),
-    PromptQueued,
-    /// A queued prompt was withdrawn before it ran.
-    PromptCancelled,
-    TurnStarted {
+    PromptQueued {
+        prompt_id: String,
+    },
+    /// Withdraw a prompt before it runs; refused with `NotQueued` once it has started.
+    CancelPrompt {
         prompt_id: String,
     },
     TurnEnded {
@@ -121,8 +127,11 @@ pub enum Input {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     Status(SessionStatus),
-    /// Dequeue the oldest queued prompt, send it to the runner and report `TurnStarted`.
-    StartNextPrompt,
+    /// The prompt's turn has begun (it left the queue): send it to the runner, report
+    /// `turn.started`.
+    StartTurn {
+        prompt_id: String,
+    },
     /// End the running turn here, without the runner (it is gone or the session is ending).
     EndTurn {
         prompt_id: String,
@@ -144,6 +153,7 @@ pub enum Effect {
 pub enum Rejection {
     Terminated,
     NothingToAbort,
+    NotQueued,
 }
 
 /// What a runner's `hello` means for the link: the same process coming back resumes after the
@@ -234,16 +244,17 @@ impl Lifecycle {
                 }
             }
             Input::AgentReady(ready) => self.agent_ready = ready,
-            Input::PromptQueued => {
+            Input::PromptQueued { prompt_id } => {
                 if self.terminated {
                     return Err(Rejection::Terminated);
                 }
-                self.queued += 1;
+                self.queue.push_back(prompt_id);
             }
-            Input::PromptCancelled => self.queued = self.queued.saturating_sub(1),
-            Input::TurnStarted { prompt_id } => {
-                self.queued = self.queued.saturating_sub(1);
-                self.turn = Some(prompt_id);
+            Input::CancelPrompt { prompt_id } => {
+                let Some(at) = self.queue.iter().position(|p| *p == prompt_id) else {
+                    return Err(Rejection::NotQueued);
+                };
+                self.queue.remove(at);
             }
             Input::TurnEnded { prompt_id } => {
                 if self.ends_current_turn(&prompt_id) {
@@ -287,9 +298,11 @@ impl Lifecycle {
             && matches!(self.link, Link::Connected { .. })
             && self.agent_ready
             && self.turn.is_none()
-            && self.queued > 0
         {
-            fx.push(Effect::StartNextPrompt);
+            if let Some(prompt_id) = self.queue.pop_front() {
+                self.turn = Some(prompt_id.clone());
+                fx.push(Effect::StartTurn { prompt_id });
+            }
         }
         let after = self.status();
         if after != before {
@@ -401,17 +414,22 @@ mod tests {
         l
     }
 
+    fn queued(prompt: &str) -> Input {
+        Input::PromptQueued {
+            prompt_id: prompt.into(),
+        }
+    }
+
+    fn start(prompt: &str) -> Effect {
+        Effect::StartTurn {
+            prompt_id: prompt.into(),
+        }
+    }
+
     fn running(prompt: &str) -> Lifecycle {
         let mut l = ready();
-        let fx = l.handle(Input::PromptQueued, &P).unwrap();
-        assert!(fx.contains(&Effect::StartNextPrompt));
-        l.handle(
-            Input::TurnStarted {
-                prompt_id: prompt.into(),
-            },
-            &P,
-        )
-        .unwrap();
+        let fx = l.handle(queued(prompt), &P).unwrap();
+        assert!(fx.contains(&start(prompt)));
         l
     }
 
@@ -419,8 +437,8 @@ mod tests {
     fn provisioning_until_runner_and_agent_ready() {
         let mut l = Lifecycle::default();
         assert_eq!(l.status(), SessionStatus::Provisioning);
-        let fx = l.handle(Input::PromptQueued, &P).unwrap();
-        assert!(!fx.contains(&Effect::StartNextPrompt), "no runner yet");
+        let fx = l.handle(queued("p1"), &P).unwrap();
+        assert!(!fx.contains(&start("p1")), "no runner yet");
         let fx = l
             .handle(
                 Input::RunnerConnected {
@@ -431,11 +449,11 @@ mod tests {
             )
             .unwrap();
         assert_eq!(fx[0], Effect::Status(SessionStatus::Starting));
-        assert!(!fx.contains(&Effect::StartNextPrompt), "agent not ready");
+        assert!(!fx.contains(&start("p1")), "agent not ready");
         let fx = l.handle(Input::AgentReady(true), &P).unwrap();
         assert_eq!(
             fx,
-            vec![Effect::Status(SessionStatus::Idle), Effect::StartNextPrompt]
+            vec![Effect::Status(SessionStatus::Running), start("p1")]
         );
     }
 
@@ -443,8 +461,9 @@ mod tests {
     fn one_turn_at_a_time_then_queue_drains() {
         let mut l = running("p1");
         assert_eq!(l.status(), SessionStatus::Running);
-        let fx = l.handle(Input::PromptQueued, &P).unwrap();
+        let fx = l.handle(queued("p2"), &P).unwrap();
         assert!(fx.is_empty(), "queued behind the running turn: {fx:?}");
+        l.handle(queued("p3"), &P).unwrap();
         let fx = l
             .handle(
                 Input::TurnEnded {
@@ -453,10 +472,53 @@ mod tests {
                 &P,
             )
             .unwrap();
+        assert_eq!(fx, vec![start("p2")], "the next turn starts at once");
+        assert_eq!(l.turn.as_deref(), Some("p2"));
+        assert_eq!(l.queue, ["p3"]);
+        let fx = l
+            .handle(
+                Input::TurnEnded {
+                    prompt_id: "p2".into(),
+                },
+                &P,
+            )
+            .unwrap();
+        assert_eq!(fx, vec![start("p3")]);
+        let fx = l
+            .handle(
+                Input::TurnEnded {
+                    prompt_id: "p3".into(),
+                },
+                &P,
+            )
+            .unwrap();
+        assert_eq!(fx, vec![Effect::Status(SessionStatus::Idle)]);
+    }
+
+    #[test]
+    fn only_a_prompt_still_queued_is_withdrawn() {
+        let mut l = running("p1");
+        l.handle(queued("p2"), &P).unwrap();
+        l.handle(queued("p3"), &P).unwrap();
+        let cancel = |p: &str| Input::CancelPrompt {
+            prompt_id: p.into(),
+        };
+        assert_eq!(l.handle(cancel("p2"), &P), Ok(vec![]));
+        assert_eq!(l.handle(cancel("p2"), &P), Err(Rejection::NotQueued));
         assert_eq!(
-            fx,
-            vec![Effect::Status(SessionStatus::Idle), Effect::StartNextPrompt]
+            l.handle(cancel("p1"), &P),
+            Err(Rejection::NotQueued),
+            "running, not queued"
         );
+        let fx = l
+            .handle(
+                Input::TurnEnded {
+                    prompt_id: "p1".into(),
+                },
+                &P,
+            )
+            .unwrap();
+        assert_eq!(fx, vec![start("p3")], "the withdrawn one is skipped");
     }
 
     #[test]
@@ -475,7 +537,7 @@ mod tests {
     #[test]
     fn lost_runner_fails_turn_after_grace_and_keeps_queue() {
         let mut l = running("p1");
-        l.handle(Input::PromptQueued, &P).unwrap();
+        l.handle(queued("p2"), &P).unwrap();
         let fx = l
             .handle(Input::RunnerDisconnected { now_ms: 100 }, &P)
             .unwrap();
@@ -493,8 +555,8 @@ mod tests {
             &fx[0],
             Effect::EndTurn { prompt_id, outcome: TurnOutcome::Failed, reason } if prompt_id == "p1" && reason.contains("runner lost")
         ));
-        assert_eq!(l.queued, 1, "queued prompts survive");
-        assert!(!fx.contains(&Effect::StartNextPrompt));
+        assert_eq!(l.queue, ["p2"], "queued prompts survive");
+        assert!(!fx.contains(&start("p2")));
     }
 
     #[test]
@@ -590,10 +652,7 @@ mod tests {
         let fx = l.handle(Input::Terminate, &P).unwrap();
         assert_eq!(fx[0], Effect::Status(SessionStatus::Terminated));
         assert!(fx.contains(&Effect::StopSandbox));
-        assert_eq!(
-            l.handle(Input::PromptQueued, &P),
-            Err(Rejection::Terminated)
-        );
+        assert_eq!(l.handle(queued("p2"), &P), Err(Rejection::Terminated));
         let fx = l
             .handle(
                 Input::RunnerConnected {

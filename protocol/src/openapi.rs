@@ -24,6 +24,10 @@ fn requirement(need: Need) -> (Value, String) {
             json!([{"panelCookie": []}]),
             "the session's own sandbox origin (`SANDBOX_ORIGIN`) and the panel cookie its gateway traded a panel token for".into(),
         ),
+        Need::Slack => (
+            json!([{"slackSignature": []}]),
+            "Slack's signature (`X-Slack-Signature`, `X-Slack-Request-Timestamp`)".into(),
+        ),
         Need::Scope(s) => (
             json!([{"bearer": [s.as_str()]}, {"cookie": [s.as_str()]}]),
             format!("scope `{}`", s.as_str()),
@@ -210,7 +214,9 @@ pub fn document(version: &str) -> Value {
                            "description": "The web app's sign-in cookie; a state-changing request with it must come from the app's own origin."},
                 "runnerToken": {"type": "http", "scheme": "bearer", "description": "A session's runner token."},
                 "panelCookie": {"type": "apiKey", "in": "cookie", "name": "__Host-aops_panel",
-                                "description": "Set by a sandbox's gateway, on the sandbox's own origin, in exchange for a panel token."}
+                                "description": "Set by a sandbox's gateway, on the sandbox's own origin, in exchange for a panel token."},
+                "slackSignature": {"type": "apiKey", "in": "header", "name": "X-Slack-Signature",
+                                   "description": "`v0=` and the HMAC-SHA256, under the app's signing secret, of `v0:{X-Slack-Request-Timestamp}:{body}`; within 300 s."}
             },
             "schemas": schemas
         }

@@ -153,6 +153,15 @@ route_table! {
     // The sandbox's panels, proxied to its gateway on the session's own origin.
     SandboxGet => ("GET", "/sandbox/{id}/{*rest}", Need::Gateway) NoBody => 200 NotJson,
     SandboxPost => ("POST", "/sandbox/{id}/{*rest}", Need::Gateway) NotJson => 200 NotJson,
+    // Slack: slash commands, events and interactivity, each signed by Slack. A signed request is
+    // answered 200 whatever it asks (Slack retries anything else); what went wrong is said in
+    // the answer, in Slack.
+    SlackCommands => ("POST", "/slack/commands", Need::Slack) NotJson => 200 SlackCommandReply,
+    SlackEvents => ("POST", "/slack/events", Need::Slack) NotJson => 200 SlackEventAck,
+    SlackInteractivity => ("POST", "/slack/interactivity", Need::Slack) NotJson => 200 NoContent,
+    LinkSlack => ("POST", "/api/slack/link", Need::Scope(SessionsWrite)) LinkSlack => 200 SlackIdentity,
+    SlackIdentities => ("GET", "/api/slack/identities", Need::Scope(SessionsRead)) NoBody => 200 SlackIdentities,
+    UnlinkSlack => ("DELETE", "/api/slack/identities/{team}/{slack_user}", Need::Scope(SessionsWrite)) NoBody => 204 NoContent,
     ListKeys => ("GET", "/api/keys", Need::Scope(SessionsRead)) NoBody => 200 KeyList,
     CreateKey => ("POST", "/api/keys", Need::Scope(SessionsWrite)) NewKey => 201 KeyCreated,
     RevokeKey => ("DELETE", "/api/keys/{id}", Need::Scope(SessionsWrite)) NoBody => 204 NoContent,

@@ -253,10 +253,12 @@ async fn create(
         uid,
         disks: host.disks.as_ref(),
     };
+    let started = std::time::Instant::now();
     match Sandbox::spawn(&host.args.root, &req, &cfg).await {
         Ok(sb) => {
             let info = sb.info(&req.session_id);
-            tracing::info!(session = %req.session_id, "sandbox started");
+            let ms = started.elapsed().as_millis();
+            tracing::info!(session = %req.session_id, ms, "sandbox started");
             sandboxes.insert(req.session_id.clone(), sb);
             (StatusCode::CREATED, Json(info)).into_response()
         }

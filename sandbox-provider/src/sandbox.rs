@@ -338,72 +338,77 @@ fn hand_down(cmd: &mut Command, fds: StartFds) {
     }
 }
 
-impl Sandbox {
-    pub async fn spawn(
-        root: &Path,
-        req: &CreateSandbox,
-        cfg: &SpawnConfig<'_>,
-    ) -> std::io::Result<Sandbox> {
-        let layout = Layout::new(root, &req.session_id);
-        if let Some(disks) = cfg.disks {
-            disks.attach(&req.session_id, &layout.session_dir).await?;
+/// The pipe the runner reads its credentials from (see `sandbox_handoff`), written whole and
+/// closed before the sandbox starts. Not the environment: bubblewrap's init, the sandbox's first
+/// process, keeps the environment it is started with, where any process in the sandbox could
+/// read it.
+fn credentials_pipe(req: &CreateSandbox) -> std::io::Result<std::io::PipeReader> {
+    let (rx, mut tx) = std::io::pipe()?;
+    let credentials = BTreeMap::from([
+        ("AGENT_OPS_RUNNER_TOKEN", req.runner_token.as_str()),
+        ("AGENT_OPS_PANEL_KEY", req.panel_key.as_str()),
+    ]);
+    tx.write_all(
+        &sandbox_handoff::encode_credentials(&credentials).map_err(std::io::Error::other)?,
+    )?;
+    Ok(rx)
+}
+
+impl Layout {
+    /// The session's directories, on its own disk where the host bounds one, and its log.
+    async fn prepare(&self, disks: Option<&Disks>) -> std::io::Result<std::fs::File> {
+        if let Some(disks) = disks {
+            disks.attach(&self.session, &self.session_dir).await?;
         }
         for d in [
-            &layout.workspace,
-            &layout.home,
-            &layout.state,
-            &root.join(NET_DIR),
-            &root.join(LOGS_DIR),
+            &self.workspace,
+            &self.home,
+            &self.state,
+            &self.root.join(NET_DIR),
+            &self.root.join(LOGS_DIR),
         ] {
             std::fs::create_dir_all(d)?;
         }
-        let log = std::fs::OpenOptions::new()
+        std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&layout.log)?;
-        let identity = match cfg.uid {
-            Some(uid) => own_identity(root, &layout, &req.session_id, uid)?,
-            None => Identity::Operator,
-        };
-        let mut cmd = Command::new("bwrap");
+            .open(&self.log)
+    }
+}
+
+/// What a sandbox is started with, once its directories and descriptors are ready.
+struct Start<'a> {
+    layout: &'a Layout,
+    identity: &'a Identity,
+    fds: StartFds,
+    log: &'a std::fs::File,
+}
+
+impl Start<'_> {
+    /// The bubblewrap command that starts the runner: the host's view, the runner's
+    /// environment, the descriptors it inherits and, without cgroups, its rlimits.
+    fn bwrap(&self, req: &CreateSandbox, cfg: &SpawnConfig<'_>) -> std::io::Result<Command> {
         let exposed = exposed_paths(cfg);
-        // Opened here, in the host's network, and handed down: the gateway answers on the host's
-        // loopback with no hop in between, and the sandbox's own network stays closed.
-        let gateway_socket = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let gateway = gateway_socket.local_addr()?;
-        let (info_rx, info_tx) = std::io::pipe()?;
-        let (block_rx, mut block_tx) = std::io::pipe()?;
-        // Not in the environment: bubblewrap's init, the sandbox's first process, keeps the
-        // environment it is started with, where any process in the sandbox could read it.
-        let (credentials_rx, mut credentials_tx) = std::io::pipe()?;
-        let credentials = BTreeMap::from([
-            ("AGENT_OPS_RUNNER_TOKEN", req.runner_token.as_str()),
-            ("AGENT_OPS_PANEL_KEY", req.panel_key.as_str()),
-        ]);
-        credentials_tx.write_all(
-            &sandbox_handoff::encode_credentials(&credentials).map_err(std::io::Error::other)?,
-        )?;
-        drop(credentials_tx);
-        let fds = StartFds {
-            info: info_tx.as_raw_fd(),
-            block: block_rx.as_raw_fd(),
-            gateway: gateway_socket.as_raw_fd(),
-            credentials: credentials_rx.as_raw_fd(),
-        };
         let view = View {
             system: cfg.system,
             hidden: cfg.hidden,
             exposed: &exposed,
             tmpfs_bytes: cfg.limits.tmpfs_bytes,
         };
-        cmd.args(bwrap_args(&layout, &view, cfg.runner_bin, fds, &identity))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log.try_clone()?)
-            .kill_on_drop(true);
-        runner_env(&mut cmd, req, &layout, cfg, &identity, fds);
-        hand_down(&mut cmd, fds);
-        let group = Group::create(cfg.backend, &req.session_id, cfg.limits)?;
+        let mut cmd = Command::new("bwrap");
+        cmd.args(bwrap_args(
+            self.layout,
+            &view,
+            cfg.runner_bin,
+            self.fds,
+            self.identity,
+        ))
+        .stdin(Stdio::null())
+        .stdout(self.log.try_clone()?)
+        .stderr(self.log.try_clone()?)
+        .kill_on_drop(true);
+        runner_env(&mut cmd, req, self.layout, cfg, self.identity, self.fds);
+        hand_down(&mut cmd, self.fds);
         if *cfg.backend == Backend::Rlimits {
             let limits = cfg.limits;
             // SAFETY: runs in the forked child before exec and makes raw setrlimit calls only.
@@ -411,7 +416,45 @@ impl Sandbox {
                 cmd.pre_exec(move || super::limits::apply_rlimits(limits));
             }
         }
-        let mut child = cmd.spawn()?;
+        Ok(cmd)
+    }
+}
+
+impl Sandbox {
+    /// Starts the session's sandbox: bubblewrap, its first process bounded and its network
+    /// joined before bubblewrap lets the runner start.
+    pub async fn spawn(
+        root: &Path,
+        req: &CreateSandbox,
+        cfg: &SpawnConfig<'_>,
+    ) -> std::io::Result<Sandbox> {
+        let layout = Layout::new(root, &req.session_id);
+        let log = layout.prepare(cfg.disks).await?;
+        let identity = match cfg.uid {
+            Some(uid) => own_identity(root, &layout, &req.session_id, uid)?,
+            None => Identity::Operator,
+        };
+        // Opened here, in the host's network, and handed down: the gateway answers on the host's
+        // loopback with no hop in between, and the sandbox's own network stays closed.
+        let gateway_socket = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let gateway = gateway_socket.local_addr()?;
+        let (info_rx, info_tx) = std::io::pipe()?;
+        let (block_rx, mut block_tx) = std::io::pipe()?;
+        let credentials_rx = credentials_pipe(req)?;
+        let fds = StartFds {
+            info: info_tx.as_raw_fd(),
+            block: block_rx.as_raw_fd(),
+            gateway: gateway_socket.as_raw_fd(),
+            credentials: credentials_rx.as_raw_fd(),
+        };
+        let group = Group::create(cfg.backend, &req.session_id, cfg.limits)?;
+        let start = Start {
+            layout: &layout,
+            identity: &identity,
+            fds,
+            log: &log,
+        };
+        let mut child = start.bwrap(req, cfg)?.spawn()?;
         drop((info_tx, block_rx, gateway_socket, credentials_rx));
         let pid_file = root.join(NET_DIR).join(format!("{}.pid", req.session_id));
         let joined = async {

@@ -218,6 +218,8 @@ pub enum AuditAction {
     CredentialStored,
     CredentialDeleted,
     SessionTerminated,
+    SlackLinked,
+    SlackUnlinked,
 }
 
 impl AuditAction {
@@ -235,6 +237,8 @@ impl AuditAction {
             Self::InviteCreated => "invite_created",
             Self::CredentialStored => "credential_stored",
             Self::CredentialDeleted => "credential_deleted",
+            Self::SlackLinked => "slack_linked",
+            Self::SlackUnlinked => "slack_unlinked",
             Self::SessionTerminated => "session_terminated",
         }
     }

@@ -4,12 +4,14 @@
 mod accounts;
 mod credentials;
 mod sandbox;
+mod slack;
 
 use serde::{Deserialize, Serialize};
 
 pub use accounts::*;
 pub use credentials::*;
 pub use sandbox::*;
+pub use slack::*;
 
 use crate::events::{SessionEvent, SessionStatus};
 

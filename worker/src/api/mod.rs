@@ -9,5 +9,7 @@ pub mod invites;
 pub mod keys;
 pub mod members;
 pub mod panels;
+pub mod prompts;
 pub mod sessions;
 pub mod share_links;
+pub mod streams;

@@ -1,41 +1,32 @@
 //! The sessions REST API. D1 holds the index (who owns what, its status); everything about a
-//! session's activity is forwarded to its Durable Object.
+//! session's activity is its Durable Object's (see `prompts` and `streams`).
 
-use agent_ops_protocol::access::{OrgRole, Revocation, SessionAccess, SessionRole, ACCESS_HEADER};
+use agent_ops_protocol::access::{OrgRole, Revocation, SessionRole};
 use agent_ops_protocol::api::{
-    valid_branch, AgentKind, AuditAction, CreateSandbox, CreateSession, ModelConfig, SessionInfo,
-    SessionList,
+    valid_branch, AgentKind, AuditAction, CreateSandbox, CreateSession, ModelConfig, SandboxInfo,
+    SessionInfo, SessionList,
 };
 use agent_ops_protocol::repo::RepoPolicy;
 use agent_ops_protocol::routes::endpoint;
+use agent_ops_protocol::session_calls::{CloseSockets, Init, Terminate};
 use agent_ops_protocol::signing::hash_token;
 use agent_ops_protocol::{ApiError, ErrorCode, SessionStatus, MAX_PROMPT_BYTES};
-use worker::{Env, Method, Request, RequestInit, Response, Stub};
+use worker::{Env, Request};
 
 use crate::api::audit;
 use crate::db::sessions::{self, NewSession, SessionRow};
 use crate::db::Db;
 use crate::edge::auth::Principal;
-use crate::edge::http::{answer, body, into_api_error, now_ms, random_hex, random_id, Handled};
+use crate::edge::config::var;
+use crate::edge::http::{answer, body, now_ms, random_hex, random_id, Handled};
 use crate::sandbox::provider;
-use crate::session::InitSession;
+use crate::session;
 
 pub fn is_session_id(id: &str) -> bool {
     id.len() == 32
         && id
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-pub fn stub(env: &Env, id: &str) -> worker::Result<Stub> {
-    env.durable_object("SESSIONS")?.id_from_name(id)?.get_stub()
-}
-
-fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
-        .ok()
-        .map(|v| v.to_string())
-        .filter(|v| !v.is_empty())
 }
 
 /// The deployment's model provider, serving the named model.
@@ -90,10 +81,16 @@ fn validate(body: &CreateSession, repos: &RepoPolicy) -> Result<Option<String>, 
     Ok(clone_url)
 }
 
-/// `POST /api/sessions`: the row (within the owner's limit), the session's object, then its
-/// sandbox. A session whose sandbox cannot start is ended rather than left provisioning.
+/// `POST /api/sessions`: the row (within the owner's limit), then the session's object and its
+/// sandbox (see `start`).
 pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Handled {
     let new = body::<endpoint::CreateSession>(&mut req, MAX_PROMPT_BYTES + 16 * 1024).await?;
+    answer::<endpoint::CreateSession>(&start_new(env, user, new).await?)
+}
+
+/// A new session of `user`'s, wherever it is asked for (the API, Slack): one path, one set of
+/// checks and limits.
+pub async fn start_new(env: &Env, user: &Principal, new: CreateSession) -> Handled<SessionInfo> {
     let clone_url = validate(&new, &repo_policy(env))?;
     let runner_base = crate::edge::origins::runner_base(env)?;
     let db = Db::of(env)?;
@@ -131,12 +128,11 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Handled {
         )
         .into());
     }
-    let init = InitSession {
+    let init = Init {
         session_id: id.clone(),
         runner_token_hash,
         prompt: new.prompt.clone(),
     };
-    call(env, &id, "/init", Some(serde_json::to_string(&init)?)).await?;
     let sandbox = CreateSandbox {
         session_id: id.clone(),
         control_url: format!(
@@ -150,18 +146,9 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Handled {
         branch: new.branch.clone(),
         panel_key: crate::edge::auth::panel_key(env, &id).map(hex::encode)?,
     };
-    let created = match provider::create(env, &sandbox).await {
-        Ok(info) => info,
-        Err(e) => {
-            call(env, &id, "/terminate", None).await.ok();
-            sessions::set_status(&db, &id, SessionStatus::Terminated, now_ms())
-                .await
-                .ok();
-            return Err(e.into());
-        }
-    };
+    let created = start(env, &db, init, &sandbox).await?;
     sessions::set_sandbox(&db, &id, created.gateway_url.as_deref(), &created.panels).await?;
-    answer::<endpoint::CreateSession>(&SessionInfo {
+    Ok(SessionInfo {
         id,
         status: SessionStatus::Provisioning,
         title: new.title,
@@ -175,6 +162,34 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Handled {
         your_role: Some(SessionRole::Owner),
         model_usage: Default::default(),
     })
+}
+
+/// Starts the session's object and its sandbox side by side (the runner dials the object, which
+/// is ready long before a sandbox is up). A session that cannot start both is ended rather than
+/// left provisioning, its sandbox destroyed if it had one.
+async fn start(env: &Env, db: &Db, init: Init, sandbox: &CreateSandbox) -> Handled<SandboxInfo> {
+    let id = init.session_id.clone();
+    let (inited, created) = futures::join!(
+        session::call(env, &id, init),
+        provider::create(env, sandbox)
+    );
+    let failed = match (inited, created) {
+        (Ok(_), Ok(created)) => return Ok(created),
+        (Ok(_), Err(e)) => {
+            session::call(env, &id, Terminate {}).await.ok();
+            e.into()
+        }
+        (Err(e), created) => {
+            if created.is_ok() {
+                provider::destroy(env, &id).await.ok();
+            }
+            e
+        }
+    };
+    sessions::set_status(db, &id, SessionStatus::Terminated, now_ms())
+        .await
+        .ok();
+    Err(failed)
 }
 
 /// The caller's sessions: owned or shared with them (administrators see every session).
@@ -191,7 +206,12 @@ pub fn get(session: &SessionRow, role: Option<SessionRole>) -> Handled {
 }
 
 pub async fn delete(env: &Env, user: &Principal, session: &SessionRow) -> Handled {
-    call(env, &session.id, "/terminate", None).await?;
+    answer::<endpoint::DeleteSession>(&terminate(env, user, session).await?)
+}
+
+/// Ends `session` for `user` (who may), and says so in the audit log.
+pub async fn terminate(env: &Env, user: &Principal, session: &SessionRow) -> Handled<SessionInfo> {
+    session::call(env, &session.id, Terminate {}).await?;
     let db = Db::of(env)?;
     audit::record(
         &db,
@@ -203,51 +223,13 @@ pub async fn delete(env: &Env, user: &Principal, session: &SessionRow) -> Handle
     .await?;
     let mut info = session.info(None);
     info.status = SessionStatus::Terminated;
-    answer::<endpoint::DeleteSession>(&info)
-}
-
-/// Hands a session-scoped request (prompt, abort, history, client socket) to its object, with
-/// the caller's access to the session, which the object uses to authorize each socket message.
-pub async fn forward(
-    req: Request,
-    env: &Env,
-    user: &Principal,
-    role: SessionRole,
-    session: &SessionRow,
-) -> Handled {
-    let access = SessionAccess {
-        role,
-        scopes: user.caller.scopes.clone(),
-        login: user.login.clone(),
-        credential: user.credential.clone(),
-    };
-    let mut forwarded = req.clone_mut()?;
-    // Set, never trusted from outside: this overwrites whatever the client sent.
-    forwarded
-        .headers_mut()?
-        .set(ACCESS_HEADER, &serde_json::to_string(&access)?)?;
-    Ok(stub(env, &session.id)?
-        .fetch_with_request(forwarded)
-        .await?)
-}
-
-/// The runner authenticates to the session object itself, with its per-session token.
-pub async fn forward_runner(req: Request, env: &Env, id: &str) -> Handled {
-    if !is_session_id(id) {
-        return Err(ApiError::session_not_found(id).into());
-    }
-    Ok(stub(env, id)?.fetch_with_request(req).await?)
+    Ok(info)
 }
 
 /// Closes the open sockets on session `id` that `revoked` covers, the sandbox gateway's too.
 pub async fn close_sockets(env: &Env, id: &str, revoked: &Revocation) -> Handled<()> {
-    call(
-        env,
-        id,
-        "/close-sockets",
-        Some(serde_json::to_string(revoked)?),
-    )
-    .await?;
+    let revoked = revoked.clone();
+    session::call(env, id, CloseSockets { revoked }).await?;
     Ok(())
 }
 
@@ -269,19 +251,4 @@ pub async fn close_sockets_of_credential(
         closed?;
     }
     Ok(())
-}
-
-/// A call to the session's object (`POST path`), its refusal passed on as the caller's.
-async fn call(env: &Env, id: &str, path: &str, body: Option<String>) -> Handled<Response> {
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post);
-    if let Some(body) = body {
-        init.with_body(Some(body.into()));
-    }
-    let req = Request::new_with_init(&format!("https://session{path}"), &init)?;
-    let resp = stub(env, id)?.fetch_with_request(req).await?;
-    if resp.status_code() != 200 {
-        return Err(into_api_error(resp).await.into());
-    }
-    Ok(resp)
 }

@@ -10,6 +10,7 @@ pub mod members;
 pub mod oauth_states;
 pub mod sessions;
 pub mod share_links;
+pub mod slack;
 pub mod users;
 
 use serde::de::DeserializeOwned;

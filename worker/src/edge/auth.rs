@@ -80,6 +80,27 @@ fn all_scopes(role: OrgRole) -> Vec<Scope> {
     Scope::ALL.into_iter().filter(|s| role.allows(*s)).collect()
 }
 
+/// A Slack identity linked to `user_id`: it acts as its account, with the account's role and
+/// every scope that role has, as a sign-in does.
+pub fn linked_principal(
+    user_id: String,
+    login: String,
+    role: OrgRole,
+    identity: &str,
+) -> Principal {
+    Principal {
+        user_id,
+        login,
+        caller: Caller {
+            role,
+            scopes: all_scopes(role),
+        },
+        login_session: None,
+        key_expires_at: None,
+        credential: format!("slack:{identity}"),
+    }
+}
+
 /// `Ok(None)` for a request without credentials; an error for credentials that are not valid.
 pub async fn authenticate(req: &Request, env: &Env) -> Result<Option<Principal>, ApiError> {
     let Some(token) = bearer_token(req) else {

@@ -9,12 +9,14 @@ use agent_ops_protocol::{ApiError, ErrorCode};
 use worker::{Env, Request, Response};
 
 use crate::api::sessions as sessions_api;
-use crate::api::{accounts, audit, credentials, invites, keys, members, panels, share_links};
+use crate::api::{
+    accounts, audit, credentials, invites, keys, members, panels, prompts, share_links, streams,
+};
 use crate::db::{self, sessions::SessionRow, Db};
 use crate::edge::auth::{self, Principal};
 use crate::edge::http::{answer, refuse, render, Handled};
 use crate::edge::rate_limit;
-use crate::integrations::github_sign_in;
+use crate::integrations::{github_sign_in, slack};
 use crate::sandbox::{gateway_proxy, model_proxy};
 use crate::vault::ORG;
 
@@ -37,6 +39,35 @@ async fn session_and_role(
         };
         (f.session, role)
     }))
+}
+
+/// What `user` may do to session `session_id` by `route`'s rule, decided exactly as for the
+/// route's HTTP request (another way in, such as Slack, acts through this): the session, with
+/// the role they act in, or the refusal the API would answer.
+pub async fn authorize_session(
+    env: &Env,
+    user: &Principal,
+    route: RouteId,
+    session_id: &str,
+) -> Handled<(SessionRow, SessionRole)> {
+    let found = session_and_role(env, user, session_id).await?;
+    let role = found.as_ref().and_then(|(_, role)| *role);
+    decide(route.spec().need, Some(&user.caller), role)
+        .map_err(|d| denial(d, &format!("session {session_id}")))?;
+    let role = match user.caller.role {
+        OrgRole::Admin => Some(SessionRole::Owner),
+        _ => role,
+    };
+    match (found, role) {
+        (Some((session, _)), Some(role)) => Ok((session, role)),
+        _ => Err(ApiError::session_not_found(session_id).into()),
+    }
+}
+
+/// Whether `user` may use `route`, which names no session.
+pub fn authorize(user: &Principal, route: RouteId) -> Handled<()> {
+    decide(route.spec().need, Some(&user.caller), None)
+        .map_err(|d| denial(d, route.spec().path).into())
 }
 
 fn denial(d: Denial, path: &str) -> ApiError {
@@ -91,18 +122,25 @@ async fn route(req: Request, env: &Env) -> Handled {
         }
         (None, false) => {}
     }
-    limit(&req, env, route).await?;
     cross_site(&req, env, route)?;
     let need = route.spec().need;
-    let principal = match need {
-        Need::Public | Need::Runner | Need::Gateway => None,
-        _ => auth::authenticate(&req, env).await?,
-    };
     let param = params.first().cloned().unwrap_or_default();
-    let found = match (&principal, need) {
-        (Some(p), Need::Session(..)) => session_and_role(env, p, &param).await?,
-        _ => None,
+    // Who is calling, and the session they name, are read while the rate limiter counts the
+    // request (reads only: nothing is done for a caller until the count has admitted it).
+    let caller = async {
+        let principal = match need {
+            Need::Public | Need::Runner | Need::Gateway | Need::Slack => None,
+            _ => auth::authenticate(&req, env).await?,
+        };
+        let found = match (&principal, need) {
+            (Some(p), Need::Session(..)) => session_and_role(env, p, &param).await?,
+            _ => None,
+        };
+        Handled::Ok((principal, found))
     };
+    let (admitted, caller) = futures::join!(limit(&req, env, route), caller);
+    admitted?;
+    let (principal, found) = caller?;
     let role = found.as_ref().and_then(|(_, role)| *role);
     decide(need, principal.as_ref().map(|p| &p.caller), role).map_err(|d| denial(d, &path))?;
     let Some(user) = principal else {
@@ -122,7 +160,7 @@ async fn route(req: Request, env: &Env) -> Handled {
         (None, _) if matches!(need, Need::Session(..)) => {
             Err(ApiError::session_not_found(&param).into())
         }
-        (None, _) => signed_in(route, req, env, &user, &param).await,
+        (None, _) => signed_in(route, req, env, &user, &params).await,
     }
 }
 
@@ -141,11 +179,11 @@ async fn on_session(
     match route {
         RouteId::GetSession => sessions_api::get(session, Some(role)),
         RouteId::DeleteSession => sessions_api::delete(env, user, session).await,
-        RouteId::PostPrompt
-        | RouteId::CancelPrompt
-        | RouteId::Abort
-        | RouteId::Events
-        | RouteId::ClientSocket => sessions_api::forward(req, env, user, role, session).await,
+        RouteId::PostPrompt => prompts::post(req, env, session).await,
+        RouteId::CancelPrompt => prompts::cancel(env, session, second).await,
+        RouteId::Abort => prompts::abort(env, session).await,
+        RouteId::Events => streams::page(&req, env, session).await,
+        RouteId::ClientSocket => streams::client(&req, env, user, role, session).await,
         RouteId::AddMember => members::add(req, env, user, id).await,
         RouteId::RemoveMember => members::remove(env, user, id, second).await,
         RouteId::CreateShareLink => share_links::create(req, env, user, id).await,
@@ -161,14 +199,21 @@ async fn signed_in(
     req: Request,
     env: &Env,
     user: &Principal,
-    param: &str,
+    params: &[String],
 ) -> Handled {
+    let param = params.first().map_or("", String::as_str);
     match route {
         RouteId::Logout => accounts::logout(env, user).await,
         RouteId::Me => accounts::me(user),
         RouteId::CreateSession => sessions_api::create(req, env, user).await,
         RouteId::ListSessions => sessions_api::list(env, user).await,
         RouteId::RedeemShareLink => share_links::redeem(req, env, user).await,
+        RouteId::LinkSlack => slack::link::link(req, env, user).await,
+        RouteId::SlackIdentities => slack::link::identities(env, user).await,
+        RouteId::UnlinkSlack => {
+            let slack_user = params.get(1).map_or("", String::as_str);
+            slack::link::unlink(env, user, param, slack_user).await
+        }
         RouteId::ListKeys => keys::list(env, user).await,
         RouteId::CreateKey => keys::create(req, env, user).await,
         RouteId::RevokeKey => keys::revoke(env, user, param).await,
@@ -224,8 +269,11 @@ async fn public(route: RouteId, req: Request, env: &Env, params: &[String]) -> H
         RouteId::DevLogin => accounts::dev_login(req, env).await,
         RouteId::GithubStart => github_sign_in::start(env).await,
         RouteId::GithubCallback => github_sign_in::callback(req, env).await,
-        RouteId::RunnerSocket => sessions_api::forward_runner(req, env, param(0)).await,
+        RouteId::RunnerSocket => streams::runner(&req, env, param(0)).await,
         RouteId::RunnerModel => model_proxy::call(req, env, param(0), param(1)).await,
+        RouteId::SlackCommands | RouteId::SlackEvents | RouteId::SlackInteractivity => {
+            slack::serve(route, req, env).await
+        }
         _ => refuse(ErrorCode::Internal, "route needs a user"),
     }
 }
@@ -253,6 +301,10 @@ async fn limit(req: &Request, env: &Env, route: RouteId) -> Handled<()> {
             format!("signin:{ip}"),
             per_min("RATE_LIMIT_SIGNIN_PER_MIN", 20),
         ),
+        // Slack's requests come from Slack's addresses, for every workspace at once.
+        RouteId::SlackCommands | RouteId::SlackEvents | RouteId::SlackInteractivity => {
+            ("slack".into(), per_min("RATE_LIMIT_SLACK_PER_MIN", 1200))
+        }
         // An editor or a desktop loads hundreds of files at once: panels have their own budget,
         // so opening one never starves the API (or the other way round).
         RouteId::SandboxGet | RouteId::SandboxPost => {

@@ -2,6 +2,7 @@
 //! rate-limits, authenticates and authorizes before any handler runs.
 
 pub mod auth;
+pub mod config;
 pub mod dispatch;
 pub mod http;
 pub mod origins;

@@ -1,16 +1,10 @@
 //! Where the app and the sandboxes are served (`PUBLIC_URL`, `SANDBOX_ORIGIN`): configuration,
 //! never the request's own `Host`, which whoever sends the request chooses.
 
+use crate::edge::config::var;
 use agent_ops_protocol::origins::SandboxOrigins;
 use agent_ops_protocol::{ApiError, ErrorCode};
 use worker::{Env, Url};
-
-fn var(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
-        .ok()
-        .map(|v| v.to_string())
-        .filter(|v| !v.is_empty())
-}
 
 /// The app's origin, e.g. `https://agents.example.com`.
 pub fn app(env: &Env) -> Result<String, ApiError> {

@@ -1,3 +1,4 @@
 //! Third parties the platform talks to, each behind a configurable base URL.
 
 pub mod github_sign_in;
+pub mod slack;

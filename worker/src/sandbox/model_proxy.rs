@@ -14,7 +14,7 @@
 //! reports are added to the session's count (`model_usage`), for budgets to hold.
 
 use agent_ops_protocol::api::{ModelConfig, ModelUsage};
-use agent_ops_protocol::signing::token_matches;
+use agent_ops_protocol::signing::{hash_token, token_matches};
 use agent_ops_protocol::{ApiError, ErrorCode};
 use futures::StreamExt;
 use serde_json::Value;
@@ -172,15 +172,24 @@ impl CallPolicy<'_> {
 /// `POST /api/sessions/{id}/model/{path}`: the runner's call, for its agent, to `path` below the
 /// model's base URL.
 pub async fn call(mut req: Request, env: &Env, id: &str, path: &str) -> Handled {
-    let row = if is_session_id(id) {
-        sessions::by_id(&Db::of(env)?, id).await?
-    } else {
-        None
+    let token = crate::edge::auth::bearer_token(&req).unwrap_or_default();
+    // The session's row and the call's count against its limit, at once: the bucket is the
+    // token's, so calls with tokens that are not the runner's fill only buckets of their own.
+    let per_min = setting(env, "RATE_LIMIT_MODEL_PER_MIN", 120);
+    let bucket = format!("model:{}", &hash_token(&token)[..32]);
+    let read = async {
+        match is_session_id(id) {
+            true => sessions::by_id(&Db::of(env)?, id).await,
+            false => Ok(None),
+        }
     };
-    let Some(row) = row else {
+    let (row, admitted) = futures::join!(
+        read,
+        crate::edge::rate_limit::check(env, &bucket, per_min as u32)
+    );
+    let Some(row) = row? else {
         return Err(ApiError::session_not_found(id).into());
     };
-    let token = crate::edge::auth::bearer_token(&req).unwrap_or_default();
     if !row
         .runner_token_hash
         .is_some_and(|hash| token_matches(&token, &hash))
@@ -196,8 +205,7 @@ pub async fn call(mut req: Request, env: &Env, id: &str, path: &str) -> Handled 
             format!("the model route serves inference calls only, not `{path}`"),
         );
     }
-    let per_min = setting(env, "RATE_LIMIT_MODEL_PER_MIN", 120);
-    crate::edge::rate_limit::check(env, &format!("model:{id}"), per_min as u32).await?;
+    admitted?;
     let allowed: Vec<String> = env
         .var("MODEL_ALLOWED")
         .map(|v| v.to_string())

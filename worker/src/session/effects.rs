@@ -32,24 +32,16 @@ impl SessionObject {
                     }])?;
                     jobs.push(Job::IndexStatus(status));
                 }
-                Effect::StartNextPrompt => {
-                    let Some(prompt) = self.store()?.next_queued()? else {
-                        continue;
-                    };
-                    self.store()?
-                        .set_prompt_state(&prompt.id, PromptState::Running)?;
-                    self.emit(vec![EventBody::TurnStarted {
-                        prompt_id: prompt.id.clone(),
-                    }])?;
-                    self.send_command(Command::Prompt {
-                        prompt_id: prompt.id.clone(),
-                        text: prompt.text,
+                Effect::StartTurn { prompt_id } => {
+                    let text = self.store()?.prompt_text(&prompt_id)?.ok_or_else(|| {
+                        worker::Error::RustError(format!("prompt {prompt_id} has no text"))
                     })?;
-                    if let Ok(more) = self.step(Input::TurnStarted {
-                        prompt_id: prompt.id,
-                    })? {
-                        queue.extend(more);
-                    }
+                    self.store()?
+                        .set_prompt_state(&prompt_id, PromptState::Running)?;
+                    self.emit(vec![EventBody::TurnStarted {
+                        prompt_id: prompt_id.clone(),
+                    }])?;
+                    self.send_command(Command::Prompt { prompt_id, text })?;
                 }
                 Effect::EndTurn {
                     prompt_id,
@@ -97,15 +89,7 @@ impl SessionObject {
                     )
                     .await?;
                 }
-                Job::Alarm(at) => {
-                    // An absolute time: a bare integer would be read as an offset from now.
-                    let date =
-                        worker::js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(at as f64));
-                    self.state
-                        .storage()
-                        .set_alarm(worker::ScheduledTime::new(date))
-                        .await?
-                }
+                Job::Alarm(at) => self.arm_alarm(at).await?,
                 Job::DestroySandbox => {
                     let id = self.load()?.map(|p| p.session_id).unwrap_or_default();
                     if let Err(e) = crate::sandbox::provider::destroy(&self.env, &id).await {
@@ -114,7 +98,7 @@ impl SessionObject {
                 }
             }
         }
-        Ok(())
+        self.wake_feeds().await
     }
 
     /// Any frame proves the runner alive. Recording that at most once a second keeps the hot

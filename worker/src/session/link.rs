@@ -194,7 +194,6 @@ impl SessionObject {
             }
         };
         let count = events.len() as u64;
-        let lifecycle = self.read(|p| p.lifecycle.clone())?.unwrap_or_default();
         let mut inputs = Vec::new();
         let mut keep = Vec::with_capacity(events.len());
         for event in events.into_iter().skip(skip) {
@@ -202,7 +201,8 @@ impl SessionObject {
                 EventBody::TurnEnded {
                     prompt_id, outcome, ..
                 } => {
-                    if !lifecycle.ends_current_turn(prompt_id) {
+                    let ends = self.read(|p| p.lifecycle.ends_current_turn(prompt_id))?;
+                    if ends != Some(true) {
                         continue;
                     }
                     self.store()?
@@ -235,6 +235,6 @@ impl SessionObject {
         for input in inputs {
             self.feed(input).await?.ok();
         }
-        Ok(())
+        self.wake_feeds().await
     }
 }

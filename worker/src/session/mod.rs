@@ -5,38 +5,35 @@
 //! session's lifecycle are made by the pure `Lifecycle` machine; this module only performs the
 //! I/O its effects call for.
 
+mod calls;
 mod effects;
+mod feeds;
 mod link;
 mod presence;
 mod store;
 
+pub use calls::{call, open_socket};
+
 use std::cell::{Cell, OnceCell, RefCell};
 
-use agent_ops_protocol::access::{Revocation, SessionAccess, ACCESS_HEADER};
-use agent_ops_protocol::api::{Aborting, NoContent, PostPrompt, PromptAccepted, PromptCancelled};
+use agent_ops_protocol::access::{Revocation, SessionAccess};
+use agent_ops_protocol::api::{Aborting, NoContent, PromptAccepted, PromptCancelled};
 use agent_ops_protocol::frames::{Command, ToClientFrame, ToRunnerFrame};
 use agent_ops_protocol::lifecycle::{
     check_prompt, check_request_id, Effect, Input, Lifecycle, Policy, Rejection,
 };
+use agent_ops_protocol::session_calls::{self as calls_, Call, SessionCall, CALL_HEADER};
 use agent_ops_protocol::{
     ApiError, ErrorCode, EventBody, SessionStatus, TurnOutcome, MAX_PAGE_EVENTS, MAX_PROMPT_BYTES,
 };
 use serde::{Deserialize, Serialize};
 use worker::{
-    durable_object, DurableObject, Env, Method, Request, Response, Result, State, WebSocket,
+    durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair,
 };
 
 use crate::edge::http::{error, fail, json, now_ms, random_id, read_json};
-use store::{CancelOutcome, PromptState, Store};
-
-/// Sent by the worker when it creates the session.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct InitSession {
-    pub session_id: String,
-    pub runner_token_hash: String,
-    pub prompt: Option<String>,
-}
+use store::{PromptState, Store};
 
 /// What the object keeps about itself between events (and across hibernation, in `meta`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -83,6 +80,9 @@ pub struct SessionObject {
     last_seq: RefCell<Option<u64>>,
     /// When the runner was last recorded alive (in memory; see `runner_seen`).
     seen_at: Cell<u64>,
+    /// Whether any feed follows the log (read once), and whether the alarm will look at them.
+    has_feeds: Cell<Option<bool>>,
+    feeds_armed: Cell<bool>,
 }
 
 fn env_ms(env: &Env, name: &str, default: u64) -> u64 {
@@ -161,10 +161,7 @@ impl SessionObject {
         let store = self.store()?.clone();
         let ts = now_ms();
         let (jsons, state) = store::atomically(&self.state.storage(), move || {
-            let mut jsons = Vec::with_capacity(bodies.len());
-            for (seq, body) in (base + 1..).zip(bodies) {
-                jsons.push(store.append(seq, ts, body)?.1);
-            }
+            let jsons = store.append(base + 1, ts, bodies)?;
             if let Some(p) = &state {
                 store.set_meta("state", p)?;
             }
@@ -227,7 +224,10 @@ impl SessionObject {
             client_request_id: client_request_id.clone(),
             text,
         }])?;
-        match self.feed(Input::PromptQueued).await? {
+        let queued = Input::PromptQueued {
+            prompt_id: prompt_id.clone(),
+        };
+        match self.feed(queued).await? {
             Ok(()) => Ok(Ok(PromptAccepted {
                 prompt_id,
                 client_request_id,
@@ -243,21 +243,26 @@ impl SessionObject {
         &self,
         prompt_id: &str,
     ) -> Result<std::result::Result<(), ApiError>> {
-        match self.store()?.cancel_queued(prompt_id)? {
-            CancelOutcome::Cancelled => {
+        let cancel = Input::CancelPrompt {
+            prompt_id: prompt_id.to_owned(),
+        };
+        match self.step(cancel)? {
+            Ok(fx) => {
+                self.store()?
+                    .set_prompt_state(prompt_id, PromptState::Cancelled)?;
                 self.emit(vec![EventBody::PromptCancelled {
                     prompt_id: prompt_id.to_owned(),
                 }])?;
-                self.feed(Input::PromptCancelled).await?.ok();
+                self.apply(fx).await?;
                 Ok(Ok(()))
             }
-            CancelOutcome::NotQueued => Ok(Err(ApiError::new(
+            Err(_) if self.store()?.has_prompt(prompt_id)? => Ok(Err(ApiError::new(
                 ErrorCode::Conflict,
                 format!(
                     "prompt {prompt_id} is not queued (it has started, ended or been cancelled)"
                 ),
             ))),
-            CancelOutcome::Unknown => Ok(Err(ApiError::new(
+            Err(_) => Ok(Err(ApiError::new(
                 ErrorCode::NotFound,
                 format!("prompt {prompt_id} not found"),
             ))),
@@ -271,106 +276,57 @@ impl SessionObject {
                 ErrorCode::NothingToAbort,
                 "no turn is running",
             )),
-            Err(Rejection::Terminated) => Err(ApiError::session_terminated()),
+            Err(_) => Err(ApiError::session_terminated()),
         })
     }
 
-    async fn route(&self, mut req: Request) -> Result<Response> {
-        let path = req.path();
-        if path == "/init" {
-            return self.init(&mut req).await;
+    /// Serves one of the Worker's calls: the object's only way in besides its sockets.
+    async fn serve(&self, call: Call) -> Result<Response> {
+        if let Call::Init(init) = call {
+            return reply::<calls_::Init>(self.init(init).await?);
         }
         let Some(persisted) = self.load()? else {
             return fail(ErrorCode::NotFound, "session not found");
         };
-        let last = path.rsplit('/').next().unwrap_or_default().to_owned();
-        match (req.method(), path.as_str(), last.as_str()) {
-            (Method::Post, "/close-sockets", _) => {
-                let revoked: Revocation = match read_json(&mut req, 1024).await {
-                    Ok(r) => r,
-                    Err(e) => return error(&e),
-                };
-                let mut closed = 0;
-                for ws in self.state.get_websockets_with_tag("client") {
-                    let info = ws.deserialize_attachment::<SocketInfo>()?;
-                    let covered = info
-                        .and_then(|i| i.access)
-                        .is_some_and(|a| revoked.covers(&a.login, &a.credential));
-                    if covered {
-                        ws.close(
-                            Some(ACCESS_CHANGED),
-                            Some("your access to this session changed"),
-                        )
-                        .ok();
-                        closed += 1;
+        match call {
+            Call::Init(_) => unreachable!("answered above"),
+            Call::Prompt(p) => {
+                reply::<calls_::Prompt>(self.submit_prompt(p.text, p.client_request_id).await?)
+            }
+            Call::CancelPrompt(c) => {
+                reply::<calls_::CancelPrompt>(self.cancel_prompt(&c.prompt_id).await?.map(|()| {
+                    PromptCancelled {
+                        cancelled: c.prompt_id,
                     }
-                }
-                // The gateway's cookies and sockets too; a runner not linked now is told when
-                // it is (commands wait for their ack).
-                if !persisted.lifecycle.status().is_terminal() {
-                    self.send_command(Command::Revoke { revoked })?;
-                }
-                json(200, &closed)
+                }))
             }
-            (Method::Post, "/terminate", _) => {
+            Call::Abort(_) => {
+                reply::<calls_::Abort>(self.abort().await?.map(|()| Aborting { aborting: true }))
+            }
+            Call::Events(page) => self.events(&page),
+            Call::Terminate(_) => {
                 self.feed(Input::Terminate).await?.ok();
-                json(200, &NoContent)
+                reply::<calls_::Terminate>(Ok(NoContent))
             }
-            (Method::Post, _, "prompts") => {
-                let body: PostPrompt = match read_json(&mut req, MAX_PROMPT_BYTES + 4096).await {
-                    Ok(b) => b,
-                    Err(e) => return error(&e),
-                };
-                let crid = body.client_request_id.unwrap_or_else(random_id);
-                match self.submit_prompt(body.text, crid).await? {
-                    Ok(accepted) => json(if accepted.duplicate { 200 } else { 202 }, &accepted),
-                    Err(e) => error(&e),
-                }
+            Call::CloseSockets(c) => {
+                reply::<calls_::CloseSockets>(Ok(self.close_sockets(&c.revoked, &persisted)?))
             }
-            (Method::Delete, p, prompt_id) if p.ends_with(&format!("/prompts/{prompt_id}")) => {
-                match self.cancel_prompt(prompt_id).await? {
-                    Ok(()) => json(
-                        200,
-                        &PromptCancelled {
-                            cancelled: prompt_id.to_owned(),
-                        },
-                    ),
-                    Err(e) => error(&e),
-                }
+            Call::Follow(follow) => {
+                self.follow(follow.target).await?;
+                reply::<calls_::Follow>(Ok(NoContent))
             }
-            (Method::Post, _, "abort") => match self.abort().await? {
-                Ok(()) => json(202, &Aborting { aborting: true }),
-                Err(e) => error(&e),
-            },
-            (Method::Get, _, "events") => {
-                let after = query_u64(&req, "after_seq").unwrap_or(0);
-                let limit = query_u64(&req, "limit")
-                    .unwrap_or(MAX_PAGE_EVENTS as u64)
-                    .clamp(1, MAX_PAGE_EVENTS as u64) as usize;
-                let rows = self.store()?.events_after(after, limit + 1)?;
-                let has_more = rows.len() > limit;
-                let rows = &rows[..rows.len().min(limit)];
-                let next = after + rows.len() as u64;
-                let body = format!(
-                    r#"{{"events":[{}],"next_after_seq":{next},"has_more":{has_more}}}"#,
-                    rows.join(",")
-                );
-                Ok(Response::ok(body)?.with_headers(json_headers()))
-            }
-            (Method::Get, _, "ws") => self.accept_client(&req),
-            (Method::Get, _, "runner") => self.accept_runner(&req, &persisted),
-            _ => fail(ErrorCode::NotFound, format!("no session route {path}")),
+            Call::ClientSocket(socket) => self.accept_client(socket),
+            Call::RunnerSocket(socket) => self.accept_runner(&socket, &persisted),
         }
     }
 
-    async fn init(&self, req: &mut Request) -> Result<Response> {
+    async fn init(&self, init: calls_::Init) -> Result<std::result::Result<NoContent, ApiError>> {
         if self.load()?.is_some() {
-            return fail(ErrorCode::Conflict, "session already initialised");
+            return Ok(Err(ApiError::new(
+                ErrorCode::Conflict,
+                "session already initialised",
+            )));
         }
-        let init: InitSession = match read_json(req, MAX_PROMPT_BYTES + 4096).await {
-            Ok(i) => i,
-            Err(e) => return error(&e),
-        };
         let persisted = Persisted {
             session_id: init.session_id,
             runner_token_hash: init.runner_token_hash,
@@ -384,26 +340,63 @@ impl SessionObject {
         }])?;
         if let Some(prompt) = init.prompt {
             if let Err(e) = self.submit_prompt(prompt, "initial".into()).await? {
-                return error(&e);
+                return Ok(Err(e));
             }
         }
-        json(200, &NoContent)
+        Ok(Ok(NoContent))
     }
 
-    fn accept_client(&self, req: &Request) -> Result<Response> {
-        let after = query_u64(req, "after_seq").unwrap_or(0);
+    /// A page of the log, written from the JSON it stores of each event: the page `EventPage`
+    /// would serialize, without parsing the events to write them again.
+    fn events(&self, page: &calls_::Events) -> Result<Response> {
+        let limit = page.limit.clamp(1, MAX_PAGE_EVENTS);
+        let rows = self.store()?.events_after(page.after_seq, limit + 1)?;
+        let has_more = rows.len() > limit;
+        let rows = &rows[..rows.len().min(limit)];
+        let next = page.after_seq + rows.len() as u64;
+        let body = format!(
+            r#"{{"events":[{}],"next_after_seq":{next},"has_more":{has_more}}}"#,
+            rows.join(",")
+        );
+        Ok(Response::ok(body)?.with_headers(json_headers()))
+    }
+
+    fn close_sockets(&self, revoked: &Revocation, persisted: &Persisted) -> Result<usize> {
+        let mut closed = 0;
+        for ws in self.state.get_websockets_with_tag("client") {
+            let info = ws.deserialize_attachment::<SocketInfo>()?;
+            let covered = info
+                .and_then(|i| i.access)
+                .is_some_and(|a| revoked.covers(&a.login, &a.credential));
+            if covered {
+                ws.close(
+                    Some(ACCESS_CHANGED),
+                    Some("your access to this session changed"),
+                )
+                .ok();
+                closed += 1;
+            }
+        }
+        // The gateway's cookies and sockets too; a runner not linked now is told when it is
+        // (commands wait for their ack).
+        if !persisted.lifecycle.status().is_terminal() {
+            self.send_command(Command::Revoke {
+                revoked: revoked.clone(),
+            })?;
+        }
+        Ok(closed)
+    }
+
+    fn accept_client(&self, socket: calls_::ClientSocket) -> Result<Response> {
+        let after = socket.after_seq;
         let pair = WebSocketPair::new()?;
         self.state
             .accept_websocket_with_tags(&pair.server, &["client"]);
-        let access = req
-            .headers()
-            .get(ACCESS_HEADER)?
-            .and_then(|h| serde_json::from_str::<SessionAccess>(&h).ok());
         pair.server.serialize_attachment(SocketInfo {
             role: Role::Client,
             conn: random_id(),
             instance: None,
-            access,
+            access: Some(socket.access),
         })?;
         // Replay and subscription happen in one synchronous stretch: no event can be appended
         // between the last replayed one and the first live one.
@@ -418,24 +411,16 @@ impl SessionObject {
         }
         send(&pair.server, &ToClientFrame::CaughtUp { seq: cursor });
         presence::announce(&self.state, None);
-        let resp = Response::from_websocket(pair.client)?;
-        // A browser authenticating with the `bearer.<token>` subprotocol also offers
-        // `agent-ops`; the handshake must name one of its offers back, and never the token.
-        let offered = req
-            .headers()
-            .get("sec-websocket-protocol")?
-            .unwrap_or_default();
-        if offered.split(',').any(|p| p.trim() == "agent-ops") {
-            let headers = resp.headers().clone();
-            headers.set("sec-websocket-protocol", "agent-ops")?;
-            return Ok(resp.with_headers(headers));
-        }
-        Ok(resp)
+        Response::from_websocket(pair.client)
     }
 
-    fn accept_runner(&self, req: &Request, persisted: &Persisted) -> Result<Response> {
-        let token = crate::edge::auth::bearer_token(req).unwrap_or_default();
-        if !agent_ops_protocol::signing::token_matches(&token, &persisted.runner_token_hash) {
+    fn accept_runner(
+        &self,
+        socket: &calls_::RunnerSocket,
+        persisted: &Persisted,
+    ) -> Result<Response> {
+        if !agent_ops_protocol::signing::token_matches(&socket.token, &persisted.runner_token_hash)
+        {
             return fail(ErrorCode::InvalidToken, "invalid runner token");
         }
         if persisted.lifecycle.terminated {
@@ -470,11 +455,17 @@ impl DurableObject for SessionObject {
             persisted: RefCell::new(None),
             last_seq: RefCell::new(None),
             seen_at: Cell::new(0),
+            has_feeds: Cell::new(None),
+            feeds_armed: Cell::new(false),
         }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        match self.route(req).await {
+        let call = match read_call(req).await {
+            Ok(call) => call,
+            Err(e) => return error(&e),
+        };
+        match self.serve(call).await {
             Ok(resp) => Ok(resp),
             Err(e) => fail(ErrorCode::Internal, format!("session object error: {e}")),
         }
@@ -484,6 +475,7 @@ impl DurableObject for SessionObject {
         if self.load()?.is_some() {
             self.feed(Input::Alarm { now_ms: now_ms() }).await?.ok();
         }
+        self.deliver_feeds().await?;
         Response::ok("")
     }
 
@@ -580,10 +572,20 @@ fn json_headers() -> worker::Headers {
     h
 }
 
-fn query_u64(req: &Request, key: &str) -> Option<u64> {
-    req.url()
-        .ok()?
-        .query_pairs()
-        .find(|(k, _)| k == key)
-        .and_then(|(_, v)| v.parse().ok())
+/// A call from the Worker: in its header when it opens a socket, else the body.
+async fn read_call(mut req: Request) -> std::result::Result<Call, ApiError> {
+    let header = req.headers().get(CALL_HEADER).ok().flatten();
+    match header {
+        Some(call) => serde_json::from_str(&call)
+            .map_err(|e| ApiError::new(ErrorCode::InvalidBody, format!("invalid call: {e}"))),
+        None => read_json(&mut req, MAX_PROMPT_BYTES + 4096).await,
+    }
+}
+
+/// The answer to call `C`: its reply, or the refusal as `{code, message}` with its status.
+fn reply<C: SessionCall>(answer: std::result::Result<C::Reply, ApiError>) -> Result<Response> {
+    match answer {
+        Ok(reply) => json(200, &reply),
+        Err(e) => error(&e),
+    }
 }

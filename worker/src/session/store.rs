@@ -2,6 +2,7 @@
 //! small key/value table. All calls are synchronous, so a sequence of them runs without any
 //! other event interleaving.
 
+use agent_ops_protocol::feed::{Feed, FeedTarget};
 use agent_ops_protocol::frames::Command;
 use agent_ops_protocol::{EventBody, SessionEvent};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -17,7 +18,12 @@ CREATE TABLE IF NOT EXISTS prompts (
   status TEXT NOT NULL,
   queued_at INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS prompts_status ON prompts (status, queued_at);
+CREATE TABLE IF NOT EXISTS feeds (
+  target TEXT PRIMARY KEY,
+  state TEXT NOT NULL,
+  retry_at INTEGER NOT NULL DEFAULT 0,
+  attempts INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS commands (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   body TEXT NOT NULL,
@@ -34,18 +40,6 @@ pub enum PromptState {
     Failed,
     Interrupted,
     Cancelled,
-}
-
-pub enum CancelOutcome {
-    Cancelled,
-    NotQueued,
-    Unknown,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct PromptRow {
-    pub id: String,
-    pub text: String,
 }
 
 #[derive(Clone)]
@@ -82,6 +76,9 @@ pub fn atomically<R: 'static>(
     let r = out.borrow_mut().take();
     r.ok_or_else(|| worker::Error::RustError("the transaction did not run".into()))
 }
+
+/// Rows per `INSERT`, two parameters each: a statement may bind at most 100.
+const ROWS_PER_INSERT: usize = 40;
 
 fn int(v: u64) -> SqlStorageValue {
     SqlStorageValue::Integer(v as i64)
@@ -128,15 +125,27 @@ impl Store {
         Ok(rows.into_iter().next().and_then(|r| r.m).unwrap_or(0))
     }
 
-    /// Persists one event as `seq` and returns it with its JSON, ready to broadcast.
-    pub fn append(&self, seq: u64, ts: u64, body: EventBody) -> Result<(SessionEvent, String)> {
-        let event = SessionEvent { seq, ts, body };
-        let json = serde_json::to_string(&event)?;
-        self.sql.exec(
-            "INSERT INTO events (seq, json) VALUES (?, ?)",
-            vec![int(seq), json.clone().into()],
-        )?;
-        Ok((event, json))
+    /// Persists `bodies` as the events `first_seq`, `first_seq + 1`, ... and returns their JSON,
+    /// ready to broadcast. Rows go in a few statements of many rows each: a runner's batch of
+    /// deltas costs a handful of calls into SQLite, not one per event.
+    pub fn append(&self, first_seq: u64, ts: u64, bodies: Vec<EventBody>) -> Result<Vec<String>> {
+        let jsons = (first_seq..)
+            .zip(bodies)
+            .map(|(seq, body)| serde_json::to_string(&SessionEvent { seq, ts, body }))
+            .collect::<serde_json::Result<Vec<String>>>()?;
+        for (n, chunk) in jsons.chunks(ROWS_PER_INSERT).enumerate() {
+            let first = first_seq + (n * ROWS_PER_INSERT) as u64;
+            let rows = vec!["(?, ?)"; chunk.len()].join(", ");
+            let params: Vec<SqlStorageValue> = (first..)
+                .zip(chunk)
+                .flat_map(|(seq, json)| [int(seq), json.as_str().into()])
+                .collect();
+            self.sql.exec(
+                &format!("INSERT INTO events (seq, json) VALUES {rows}"),
+                params,
+            )?;
+        }
+        Ok(jsons)
     }
 
     /// The serialized events after `after_seq`, at most `limit`, in order.
@@ -184,15 +193,16 @@ impl Store {
         Ok(())
     }
 
-    pub fn next_queued(&self) -> Result<Option<PromptRow>> {
-        let rows: Vec<PromptRow> = self
+    pub fn prompt_text(&self, id: &str) -> Result<Option<String>> {
+        #[derive(Deserialize)]
+        struct T {
+            text: String,
+        }
+        let rows: Vec<T> = self
             .sql
-            .exec(
-                "SELECT id, text FROM prompts WHERE status = 'queued' ORDER BY queued_at, rowid LIMIT 1",
-                None,
-            )?
+            .exec("SELECT text FROM prompts WHERE id = ?", vec![id.into()])?
             .to_array()?;
-        Ok(rows.into_iter().next())
+        Ok(rows.into_iter().next().map(|r| r.text))
     }
 
     pub fn set_prompt_state(&self, id: &str, state: PromptState) -> Result<()> {
@@ -204,23 +214,8 @@ impl Store {
         Ok(())
     }
 
-    pub fn cancel_queued(&self, id: &str) -> Result<CancelOutcome> {
-        #[derive(Deserialize)]
-        struct Status {
-            status: String,
-        }
-        let rows: Vec<Status> = self
-            .sql
-            .exec("SELECT status FROM prompts WHERE id = ?", vec![id.into()])?
-            .to_array()?;
-        Ok(match rows.first().map(|r| r.status.as_str()) {
-            None => CancelOutcome::Unknown,
-            Some("queued") => {
-                self.set_prompt_state(id, PromptState::Cancelled)?;
-                CancelOutcome::Cancelled
-            }
-            Some(_) => CancelOutcome::NotQueued,
-        })
+    pub fn has_prompt(&self, id: &str) -> Result<bool> {
+        Ok(self.prompt_text(id)?.is_some())
     }
 
     pub fn enqueue_command(&self, command: &Command) -> Result<u64> {
@@ -272,4 +267,65 @@ impl Store {
         )?;
         Ok(())
     }
+
+    /// Adds a feed, from the log's start; false when the target had one.
+    pub fn add_feed(&self, target: &FeedTarget) -> Result<bool> {
+        let rows: Vec<serde_json::Value> = self
+            .sql
+            .exec(
+                "INSERT INTO feeds (target, state) VALUES (?, ?) ON CONFLICT (target) DO NOTHING RETURNING target",
+                vec![
+                    serde_json::to_string(target)?.into(),
+                    serde_json::to_string(&Feed::default())?.into(),
+                ],
+            )?
+            .to_array()?;
+        Ok(!rows.is_empty())
+    }
+
+    pub fn feeds(&self) -> Result<Vec<FeedRow>> {
+        #[derive(Deserialize)]
+        struct Row {
+            target: String,
+            state: String,
+            retry_at: u64,
+            attempts: u32,
+        }
+        let rows: Vec<Row> = self
+            .sql
+            .exec("SELECT target, state, retry_at, attempts FROM feeds", None)?
+            .to_array()?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(FeedRow {
+                    target: serde_json::from_str(&r.target)?,
+                    feed: serde_json::from_str(&r.state)?,
+                    retry_at: r.retry_at,
+                    attempts: r.attempts,
+                })
+            })
+            .collect()
+    }
+
+    pub fn save_feed(&self, row: &FeedRow) -> Result<()> {
+        self.sql.exec(
+            "UPDATE feeds SET state = ?, retry_at = ?, attempts = ? WHERE target = ?",
+            vec![
+                serde_json::to_string(&row.feed)?.into(),
+                int(row.retry_at),
+                int(row.attempts.into()),
+                serde_json::to_string(&row.target)?.into(),
+            ],
+        )?;
+        Ok(())
+    }
+}
+
+/// A feed as stored: where it posts, how far it is, and when it may try again after a failure.
+#[derive(Debug, Clone)]
+pub struct FeedRow {
+    pub target: FeedTarget,
+    pub feed: Feed,
+    pub retry_at: u64,
+    pub attempts: u32,
 }

@@ -1,0 +1,469 @@
+//! A local stand-in for Slack: the Web API methods the platform calls, checking what Slack
+//! checks (the bot token, each call's payload shape, that an updated message exists), keeping a
+//! workspace's messages, recording every call, and able to answer 429 with `Retry-After` or to
+//! fail for a while; and the `response_url` receiver. It also signs requests to the platform as
+//! Slack does, so tests send what Slack would.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use agent_ops_protocol::slack::signature::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use agent_ops_protocol::slack::wire::{
+    Message, PostEphemeral, PostMessage, Replies, UpdateMessage, WebAnswer,
+};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+pub const TEAM: &str = "T0AGENTOPS";
+pub const BOT_USER: &str = "U0AGENTBOT";
+pub const BOT_ID: &str = "B0AGENTBOT";
+
+/// One Web API call as the stand-in received it.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    pub body: Value,
+    pub at: Instant,
+    /// What it answered (`ok: false` calls and 429s included).
+    pub status: u16,
+}
+
+#[derive(Clone)]
+pub struct SlackStandIn {
+    pub base: String,
+    pub bot_token: String,
+    pub signing_secret: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Default)]
+struct Inner {
+    calls: Vec<Call>,
+    /// Every message, by channel, oldest first.
+    messages: HashMap<String, Vec<Message>>,
+    /// What each `response_url` was sent.
+    responses: Vec<Value>,
+    next_ts: u64,
+    /// The next this many calls of a method are refused with 429 and this `Retry-After`.
+    throttled: HashMap<String, (u32, u64)>,
+    /// Until then, every call fails as if Slack were down.
+    down_until: Option<Instant>,
+}
+
+fn answer(status: StatusCode, body: WebAnswer) -> Response {
+    (status, Json(body)).into_response()
+}
+
+fn refused(error: &str) -> WebAnswer {
+    WebAnswer {
+        ok: false,
+        error: Some(error.into()),
+        ..Default::default()
+    }
+}
+
+impl SlackStandIn {
+    pub async fn spawn() -> SlackStandIn {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind stand-in");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let me = SlackStandIn {
+            base,
+            bot_token: format!("xoxb-{}", crate::random_hex(12)),
+            signing_secret: crate::random_hex(16),
+            inner: Arc::new(Mutex::new(Inner {
+                next_ts: 1_700_000_000_000_100,
+                ..Default::default()
+            })),
+        };
+        let app = Router::new()
+            .route("/api/{method}", post(web_api))
+            .route("/api/conversations.replies", get(replies))
+            .route("/hooks/{id}", post(hook))
+            .with_state(me.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        me
+    }
+
+    /// Where a slash command's later answers go.
+    pub fn response_url(&self) -> String {
+        format!("{}/hooks/{}", self.base, crate::random_hex(8))
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.inner.lock().expect("lock").calls.clone()
+    }
+
+    pub fn calls_of(&self, method: &str) -> Vec<Call> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.method == method && c.status == 200 && c.body["__ok"] != false)
+            .collect()
+    }
+
+    pub fn responses(&self) -> Vec<Value> {
+        self.inner.lock().expect("lock").responses.clone()
+    }
+
+    /// The messages of a thread (its root first), as the workspace holds them now.
+    pub fn thread(&self, channel: &str, thread_ts: &str) -> Vec<Message> {
+        let inner = self.inner.lock().expect("lock");
+        inner
+            .messages
+            .get(channel)
+            .map(|all| {
+                all.iter()
+                    .filter(|m| m.ts == thread_ts || m.thread_ts.as_deref() == Some(thread_ts))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A person's message, now in the workspace: what Slack sends the app about it follows.
+    pub fn say(&self, user: &str, channel: &str, text: &str, thread_ts: Option<&str>) -> Message {
+        let mut inner = self.inner.lock().expect("lock");
+        let message = Message {
+            user: Some(user.into()),
+            text: text.into(),
+            channel: channel.into(),
+            ts: inner.ts(),
+            thread_ts: thread_ts.map(str::to_owned),
+            ..Default::default()
+        };
+        inner
+            .messages
+            .entry(channel.into())
+            .or_default()
+            .push(message.clone());
+        message
+    }
+
+    /// Refuses the next `count` calls of `method` with 429 and `Retry-After: retry_after_secs`.
+    pub fn throttle(&self, method: &str, count: u32, retry_after_secs: u64) {
+        let mut inner = self.inner.lock().expect("lock");
+        inner
+            .throttled
+            .insert(method.into(), (count, retry_after_secs));
+    }
+
+    /// Fails every call for `how_long`, as an outage would.
+    pub fn go_down(&self, how_long: Duration) {
+        self.inner.lock().expect("lock").down_until = Some(Instant::now() + how_long);
+    }
+
+    /// The headers Slack signs `body` with, at `timestamp` (seconds).
+    pub fn signed(&self, body: &str, timestamp: u64) -> [(&'static str, String); 2] {
+        Self::sign_with(&self.signing_secret, body, timestamp)
+    }
+
+    /// The headers of `body` signed with `secret`: Slack's scheme, any secret.
+    pub fn sign_with(secret: &str, body: &str, timestamp: u64) -> [(&'static str, String); 2] {
+        let ts = timestamp.to_string();
+        [
+            (SIGNATURE_HEADER, sign(secret, &ts, body.as_bytes())),
+            (TIMESTAMP_HEADER, ts),
+        ]
+    }
+
+    /// The messages that start a thread (or stand alone) in `channel`, oldest first.
+    pub fn roots(&self, channel: &str) -> Vec<Message> {
+        let inner = self.inner.lock().expect("lock");
+        inner
+            .messages
+            .get(channel)
+            .map(|all| {
+                all.iter()
+                    .filter(|m| m.thread_ts.is_none())
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Inner {
+    fn ts(&mut self) -> String {
+        self.next_ts += 100;
+        format!(
+            "{}.{:06}",
+            self.next_ts / 1_000_000,
+            self.next_ts % 1_000_000
+        )
+    }
+
+    fn record(&mut self, method: &str, body: Value, status: u16) {
+        self.calls.push(Call {
+            method: method.into(),
+            body,
+            at: Instant::now(),
+            status,
+        });
+    }
+
+    /// A refusal Slack would give before looking at the call, if any.
+    fn gate(&mut self, method: &str, headers: &HeaderMap, token: &str) -> Option<Response> {
+        if self.down_until.is_some_and(|t| Instant::now() < t) {
+            return Some((StatusCode::SERVICE_UNAVAILABLE, "slack is down").into_response());
+        }
+        if let Some((left, retry_after)) = self.throttled.get_mut(method) {
+            if *left > 0 {
+                *left -= 1;
+                let mut resp = answer(StatusCode::TOO_MANY_REQUESTS, refused("ratelimited"));
+                resp.headers_mut()
+                    .insert("retry-after", retry_after.to_string().parse().unwrap());
+                return Some(resp);
+            }
+        }
+        let bearer = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match bearer {
+            None => Some(answer(StatusCode::OK, refused("not_authed"))),
+            Some(t) if t != token => Some(answer(StatusCode::OK, refused("invalid_auth"))),
+            Some(_) => None,
+        }
+    }
+}
+
+async fn web_api(
+    State(slack): State<SlackStandIn>,
+    Path(method): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut inner = slack.inner.lock().expect("lock");
+    if let Some(refusal) = inner.gate(&method, &headers, &slack.bot_token) {
+        let status = refusal.status().as_u16();
+        inner.record(&method, value, status);
+        return refusal;
+    }
+    let json_body = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    let result = if !json_body {
+        Err("invalid_arguments")
+    } else {
+        match method.as_str() {
+            "chat.postMessage" => post_message(&mut inner, &value),
+            "chat.update" => update_message(&mut inner, &value),
+            "chat.postEphemeral" => serde_json::from_value::<PostEphemeral>(value.clone())
+                .map_err(|_| "invalid_arguments")
+                .map(|_| WebAnswer {
+                    ok: true,
+                    ..Default::default()
+                }),
+            "auth.test" => Ok(WebAnswer {
+                ok: true,
+                user_id: Some(BOT_USER.into()),
+                team_id: Some(TEAM.into()),
+                bot_id: Some(BOT_ID.into()),
+                ..Default::default()
+            }),
+            _ => Err("unknown_method"),
+        }
+    };
+    let mut recorded = value;
+    if result.is_err() {
+        recorded["__ok"] = json!(false);
+    }
+    inner.record(&method, recorded, 200);
+    match result {
+        Ok(a) => answer(StatusCode::OK, a),
+        Err(e) => answer(StatusCode::OK, refused(e)),
+    }
+}
+
+/// Slack's limits on a message: text present and at most 40,000 characters.
+fn checked_text(text: &str) -> Result<(), &'static str> {
+    match text.chars().count() {
+        0 => Err("no_text"),
+        n if n > 40_000 => Err("msg_too_long"),
+        _ => Ok(()),
+    }
+}
+
+fn post_message(inner: &mut Inner, body: &Value) -> Result<WebAnswer, &'static str> {
+    let post: PostMessage =
+        serde_json::from_value(body.clone()).map_err(|_| "invalid_arguments")?;
+    checked_text(&post.text)?;
+    if post.channel.is_empty() {
+        return Err("channel_not_found");
+    }
+    let ts = inner.ts();
+    let message = Message {
+        text: post.text,
+        channel: post.channel.clone(),
+        ts: ts.clone(),
+        thread_ts: post.thread_ts,
+        bot_id: Some(BOT_ID.into()),
+        user: Some(BOT_USER.into()),
+        ..Default::default()
+    };
+    inner
+        .messages
+        .entry(post.channel.clone())
+        .or_default()
+        .push(message);
+    Ok(WebAnswer {
+        ok: true,
+        ts: Some(ts),
+        channel: Some(post.channel),
+        ..Default::default()
+    })
+}
+
+fn update_message(inner: &mut Inner, body: &Value) -> Result<WebAnswer, &'static str> {
+    let update: UpdateMessage =
+        serde_json::from_value(body.clone()).map_err(|_| "invalid_arguments")?;
+    checked_text(&update.text)?;
+    let message = inner
+        .messages
+        .get_mut(&update.channel)
+        .and_then(|all| all.iter_mut().find(|m| m.ts == update.ts))
+        .ok_or("message_not_found")?;
+    if message.bot_id.as_deref() != Some(BOT_ID) {
+        return Err("cant_update_message");
+    }
+    message.text = update.text;
+    Ok(WebAnswer {
+        ok: true,
+        ts: Some(update.ts),
+        channel: Some(update.channel),
+        ..Default::default()
+    })
+}
+
+/// `conversations.replies`, which (like Slack's other read methods) takes its arguments in the
+/// query.
+async fn replies(
+    State(slack): State<SlackStandIn>,
+    headers: HeaderMap,
+    Query(args): Query<Replies>,
+) -> Response {
+    let mut inner = slack.inner.lock().expect("lock");
+    let recorded = serde_json::to_value(&args).unwrap_or_default();
+    if let Some(refusal) = inner.gate("conversations.replies", &headers, &slack.bot_token) {
+        let status = refusal.status().as_u16();
+        inner.record("conversations.replies", recorded, status);
+        return refusal;
+    }
+    inner.record("conversations.replies", recorded, 200);
+    let messages: Vec<Message> = inner
+        .messages
+        .get(&args.channel)
+        .map(|all| {
+            all.iter()
+                .filter(|m| m.ts == args.ts || m.thread_ts.as_deref() == Some(args.ts.as_str()))
+                .take(args.limit as usize)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    answer(
+        StatusCode::OK,
+        WebAnswer {
+            ok: true,
+            messages,
+            ..Default::default()
+        },
+    )
+}
+
+async fn hook(State(slack): State<SlackStandIn>, body: Bytes) -> Response {
+    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    slack.inner.lock().expect("lock").responses.push(value);
+    StatusCode::OK.into_response()
+}
+
+/// Now, in seconds, as Slack stamps its requests.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+impl crate::Stack {
+    /// Posts `body` to a Slack route with `headers` (a signature, or not), as Slack would.
+    pub async fn slack_post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &str,
+        headers: &[(&str, String)],
+    ) -> (u16, Value) {
+        let mut req = self
+            .http()
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body.to_owned());
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let resp = req.send().await.expect("slack request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `/agent-ops <text>` from `user` in `channel`, signed now: the status and Slack's reply.
+    pub async fn slack_command(&self, user: &str, channel: &str, text: &str) -> (u16, Value) {
+        let body = serde_urlencoded::to_string([
+            ("team_id", TEAM),
+            ("team_domain", "agentops"),
+            ("channel_id", channel),
+            ("channel_name", "general"),
+            ("user_id", user),
+            ("user_name", "someone"),
+            ("command", "/agent-ops"),
+            ("text", text),
+            ("response_url", &self.slack.response_url()),
+            ("trigger_id", "13345224609.738474920.8088930838d88f008e0"),
+            ("api_app_id", "A0AGENTOPS"),
+        ])
+        .expect("form");
+        let headers = self.slack.signed(&body, now_secs());
+        self.slack_post(
+            "/slack/commands",
+            "application/x-www-form-urlencoded",
+            &body,
+            &headers,
+        )
+        .await
+    }
+
+    /// Delivers `event` as Slack's Events API does, with `event_id`, signed now.
+    pub async fn slack_event(&self, event_id: &str, event: Value) -> (u16, Value) {
+        let envelope = json!({
+            "token": "deprecated",
+            "team_id": TEAM,
+            "api_app_id": "A0AGENTOPS",
+            "event": event,
+            "type": "event_callback",
+            "event_id": event_id,
+            "event_time": now_secs(),
+        });
+        let body = envelope.to_string();
+        let headers = self.slack.signed(&body, now_secs());
+        self.slack_post("/slack/events", "application/json", &body, &headers)
+            .await
+    }
+}
+
+/// Slack's event for `message`: a mention of the app, or a plain message.
+pub fn message_event(message: &Message, mention: bool) -> Value {
+    let mut event = serde_json::to_value(message).expect("message");
+    event["type"] = json!(if mention { "app_mention" } else { "message" });
+    event["event_ts"] = json!(message.ts);
+    event
+}

@@ -1,0 +1,414 @@
+//! Slack end to end, against the real stack (workerd, the runner, the real OpenCode, the
+//! scripted model) and a Slack stand-in that checks tokens and payloads: every request signed
+//! (and refused when it is not), people linked before they act and then acting with their roles,
+//! every slash command, and threads that are sessions, posting progress and answers exactly
+//! once through rate limits and a Worker restart.
+
+use std::time::{Duration, Instant};
+
+use agent_ops_protocol::access::SessionRole;
+use agent_ops_protocol::api::{AddMember, LinkSlack, SlackIdentities};
+use agent_ops_protocol::routes::endpoint;
+use agent_ops_protocol::slack::wire::Message;
+use agent_ops_protocol::EventBody;
+use e2e::slack::{message_event, now_secs, BOT_ID};
+use e2e::{Stack, StackOptions};
+use serde_json::{json, Value};
+
+const TURN: Duration = Duration::from_secs(90);
+
+/// The reply's text, of a command Slack got 200 for.
+fn text(reply: (u16, Value)) -> String {
+    assert_eq!(reply.0, 200, "{}", reply.1);
+    assert_eq!(reply.1["response_type"], "ephemeral", "{}", reply.1);
+    reply.1["text"].as_str().expect("text").to_owned()
+}
+
+/// Links Slack user `user` to the account `token` signs in, through the link the app offers.
+async fn link(stack: &Stack, token: &str, user: &str) {
+    let offer = text(stack.slack_command(user, "C0GENERAL", "list").await);
+    let link = offer
+        .split("/link/slack/")
+        .nth(1)
+        .and_then(|rest| rest.split('|').next())
+        .unwrap_or_else(|| panic!("a link is offered: {offer}"))
+        .to_owned();
+    let linked = stack
+        .api::<endpoint::LinkSlack>(
+            token,
+            &[],
+            &LinkSlack {
+                token: link.clone(),
+            },
+        )
+        .await
+        .expect("the link works");
+    assert_eq!(linked.slack_user_id, user);
+    let again = stack
+        .api::<endpoint::LinkSlack>(token, &[], &LinkSlack { token: link })
+        .await;
+    assert_eq!(again.unwrap_err().0, 404, "a link works once");
+}
+
+/// Waits until the thread has a message of the bot's for which `pred` holds.
+async fn bot_says(
+    stack: &Stack,
+    channel: &str,
+    thread: &str,
+    pred: impl Fn(&str) -> bool,
+) -> Vec<Message> {
+    let deadline = Instant::now() + TURN;
+    loop {
+        let messages = stack.slack.thread(channel, thread);
+        if messages
+            .iter()
+            .any(|m| m.bot_id.as_deref() == Some(BOT_ID) && pred(&m.text))
+        {
+            return messages;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the thread never said it: {messages:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How many of the bot's messages say `needle`.
+fn count(messages: &[Message], needle: &str) -> usize {
+    messages
+        .iter()
+        .filter(|m| m.bot_id.as_deref() == Some(BOT_ID) && m.text.contains(needle))
+        .count()
+}
+
+/// No message of the bot's was updated twice within Slack's pace for it.
+fn updates_are_paced(stack: &Stack) {
+    let updates = stack.slack.calls_of("chat.update");
+    for (i, a) in updates.iter().enumerate() {
+        let later = updates[i + 1..]
+            .iter()
+            .find(|b| b.body["ts"] == a.body["ts"] && b.body["channel"] == a.body["channel"]);
+        if let Some(b) = later {
+            let gap = b.at.duration_since(a.at);
+            let ended = b.body["text"]
+                .as_str()
+                .is_some_and(|t| !t.contains("Working"));
+            assert!(
+                ended || gap >= Duration::from_millis(1900),
+                "updated {gap:?} apart: {} then {}",
+                a.body,
+                b.body
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_requests_signed_by_slack_are_served() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let body =
+        "team_id=T0AGENTOPS&channel_id=C1&user_id=U1&command=%2Fagent-ops&text=help&response_url=x";
+    let form = "application/x-www-form-urlencoded";
+    let now = now_secs();
+    let post = |headers: Vec<(&'static str, String)>, body: &'static str| {
+        let stack = &stack;
+        async move {
+            stack
+                .slack_post("/slack/commands", form, body, &headers)
+                .await
+        }
+    };
+    let (status, reply) = post(stack.slack.signed(body, now).to_vec(), body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply["text"].as_str().unwrap().contains("link"), "{reply}");
+
+    let signed = stack.slack.signed(body, now);
+    let forged = e2e::slack::SlackStandIn::sign_with("not the secret", body, now);
+    type Headers = Vec<(&'static str, String)>;
+    let cases: Vec<(&str, Headers, &'static str, &str)> = vec![
+        ("wrong secret", forged.to_vec(), body, "invalid_signature"),
+        (
+            "altered body",
+            signed.to_vec(),
+            "team_id=T0AGENTOPS&channel_id=C1&user_id=U1&command=%2Fagent-ops&text=end&response_url=x",
+            "invalid_signature",
+        ),
+        ("stale", stack.slack.signed(body, now - 301).to_vec(), body, "stale_signature"),
+        ("future", stack.slack.signed(body, now + 301).to_vec(), body, "stale_signature"),
+        ("no headers", vec![], body, "missing_signature"),
+        ("no timestamp", vec![signed[0].clone()], body, "missing_signature"),
+        ("no signature", vec![signed[1].clone()], body, "missing_signature"),
+        (
+            "malformed timestamp",
+            vec![signed[0].clone(), (signed[1].0, "soon".into())],
+            body,
+            "missing_signature",
+        ),
+    ];
+    for (name, headers, body, code) in cases {
+        let (status, v) = post(headers, body).await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (401, Some(code)),
+            "{name}: {v}"
+        );
+        assert!(v["message"].is_string(), "{name}: {v}");
+    }
+
+    // Slack checks the events URL once, with a challenge.
+    let challenge = json!({"type": "url_verification", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "token": "x"}).to_string();
+    let headers = stack.slack.signed(&challenge, now_secs());
+    let (status, v) = stack
+        .slack_post("/slack/events", "application/json", &challenge, &headers)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        v["challenge"],
+        "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
+    );
+    assert!(
+        stack.slack.calls().is_empty(),
+        "nothing reached Slack: {:?}",
+        stack.slack.calls()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slash_commands_act_as_the_linked_account_with_its_roles() {
+    let stack = Stack::start(StackOptions::default()).await;
+    stack.dev_login("root").await;
+    let alice = stack.dev_login("alice").await;
+    let bob = stack.dev_login("bob").await;
+    link(&stack, &alice, "U0ALICE").await;
+    let identities = stack
+        .api::<endpoint::SlackIdentities>(&alice, &[], &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        identities,
+        SlackIdentities {
+            configured: true,
+            identities: vec![agent_ops_protocol::api::SlackIdentity {
+                team_id: e2e::slack::TEAM.into(),
+                slack_user_id: "U0ALICE".into(),
+                linked_at: identities.identities[0].linked_at,
+            }],
+        }
+    );
+
+    let say = |user: &'static str, text: String| {
+        let stack = &stack;
+        async move { self::text(stack.slack_command(user, "C0GENERAL", &text).await) }
+    };
+    assert!(say("U0ALICE", "help".into()).await.contains("*Usage:*"));
+    assert!(say("U0ALICE", "deploy prod".into())
+        .await
+        .contains("*Usage:*"));
+    assert!(say("U0ALICE", "list".into())
+        .await
+        .contains("no active sessions"));
+
+    let started = say(
+        "U0ALICE",
+        "new Write a greeting\n@write hello.txt Hello from Slack\n@say I wrote *hello.txt*.".into(),
+    )
+    .await;
+    assert!(started.starts_with("Started"), "{started}");
+    let id = started
+        .split('`')
+        .nth(1)
+        .expect("the session's id")
+        .to_owned();
+    let root = stack
+        .slack
+        .roots("C0GENERAL")
+        .into_iter()
+        .rfind(|m| m.bot_id.as_deref() == Some(BOT_ID))
+        .expect("the session's message in the channel");
+    assert!(
+        root.text.contains(&format!("/sessions/{id}")),
+        "{}",
+        root.text
+    );
+    let thread = root.ts;
+    let messages = bot_says(&stack, "C0GENERAL", &thread, |t| {
+        t.contains("I wrote _hello.txt_.")
+    })
+    .await;
+    assert_eq!(count(&messages, "I wrote _hello.txt_."), 1, "{messages:#?}");
+    assert_eq!(
+        std::fs::read_to_string(stack.workspace(&id).join("hello.txt")).unwrap(),
+        "Hello from Slack"
+    );
+    bot_says(&stack, "C0GENERAL", &thread, |t| t.contains("Done")).await;
+
+    let status = say("U0ALICE", format!("status {id}")).await;
+    assert!(status.contains(&id) && status.contains("idle"), "{status}");
+    assert!(say("U0ALICE", "list".into()).await.contains(&id));
+    let stop = say("U0ALICE", format!("stop {id}")).await;
+    assert!(stop.contains("`nothing_to_abort`"), "{stop}");
+
+    // Bob sees the session, as a viewer: he may look, not stop or end it, from Slack either.
+    stack
+        .api::<endpoint::AddMember>(
+            &alice,
+            &[&id],
+            &AddMember {
+                login: "bob".into(),
+                role: SessionRole::Viewer,
+            },
+        )
+        .await
+        .unwrap();
+    link(&stack, &bob, "U0BOB").await;
+    assert!(say("U0BOB", format!("status {id}")).await.contains(&id));
+    for verb in ["stop", "end"] {
+        let refused = say("U0BOB", format!("{verb} {id}")).await;
+        assert!(refused.contains("`forbidden`"), "{verb}: {refused}");
+    }
+    let stranger = say("U0BOB", "status 0123456789abcdef0123456789abcdef".into()).await;
+    assert!(stranger.contains("`not_found`"), "{stranger}");
+
+    let ended = say("U0ALICE", format!("end {id}")).await;
+    assert!(ended.starts_with("Ended"), "{ended}");
+    bot_says(&stack, "C0GENERAL", &thread, |t| {
+        t.contains("session has ended")
+    })
+    .await;
+    assert!(say("U0ALICE", "list".into())
+        .await
+        .contains("no active sessions"));
+    updates_are_paced(&stack);
+
+    // Unlinked, Bob is offered a link again.
+    let unlinked = stack
+        .api::<endpoint::UnlinkSlack>(&bob, &[e2e::slack::TEAM, "U0BOB"], &Default::default())
+        .await;
+    assert!(unlinked.is_ok(), "{unlinked:?}");
+    assert!(say("U0BOB", "list".into()).await.contains("/link/slack/"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_are_sessions_and_every_message_lands_once() {
+    let mut stack = Stack::start(StackOptions::default()).await;
+    stack.dev_login("root").await;
+    let alice = stack.dev_login("alice").await;
+    link(&stack, &alice, "U0ALICE").await;
+    let channel = "C0WORK";
+
+    // A mention starts a session bound to the thread.
+    let asked = stack.slack.say(
+        "U0ALICE",
+        channel,
+        "<@U0AGENTBOT> Take notes\n@write notes.txt first\n@say Noted: first.",
+        None,
+    );
+    let thread = asked.ts.clone();
+    let mention = message_event(&asked, true);
+    assert_eq!(stack.slack_event("Ev01", mention.clone()).await.0, 200);
+    let messages = bot_says(&stack, channel, &thread, |t| t.contains("Noted: first.")).await;
+    let id = messages
+        .iter()
+        .find_map(|m| m.text.split("/sessions/").nth(1))
+        .and_then(|rest| rest.split('|').next())
+        .expect("the thread names its session")
+        .to_owned();
+    // Slack's retry of the event, and the same message as a `message` event: neither runs again.
+    assert_eq!(stack.slack_event("Ev01", mention).await.0, 200);
+    assert_eq!(
+        stack
+            .slack_event("Ev02", message_event(&asked, false))
+            .await
+            .0,
+        200
+    );
+
+    // A reply in the thread is the session's next prompt.
+    let reply = stack.slack.say(
+        "U0ALICE",
+        channel,
+        "And more\n@write more.txt second\n@say Noted: second.",
+        Some(&thread),
+    );
+    stack
+        .slack_event("Ev03", message_event(&reply, false))
+        .await;
+    bot_says(&stack, channel, &thread, |t| t.contains("Noted: second.")).await;
+    assert_eq!(
+        std::fs::read_to_string(stack.workspace(&id).join("more.txt")).unwrap(),
+        "second"
+    );
+
+    // The bot's own messages, and edits, are not prompts.
+    let mut own = stack
+        .slack
+        .say("U0AGENTBOT", channel, "Noted.", Some(&thread));
+    own.bot_id = Some(BOT_ID.into());
+    stack.slack_event("Ev04", message_event(&own, false)).await;
+    let mut edit = stack
+        .slack
+        .say("U0ALICE", channel, "@say edited", Some(&thread));
+    edit.subtype = Some("message_changed".into());
+    stack.slack_event("Ev05", message_event(&edit, false)).await;
+
+    // `-stop` interrupts a long turn.
+    let long = stack.slack.say(
+        "U0ALICE",
+        channel,
+        "Go on\n@say slowly and at length\n@repeat 400\n@chunk 6\n@delay_ms 40",
+        Some(&thread),
+    );
+    stack.slack_event("Ev06", message_event(&long, false)).await;
+    bot_says(&stack, channel, &thread, |t| t.contains("Working")).await;
+    let stop = stack.slack.say("U0ALICE", channel, "-stop", Some(&thread));
+    stack.slack_event("Ev07", message_event(&stop, false)).await;
+    bot_says(&stack, channel, &thread, |t| t.contains("Interrupted")).await;
+
+    // Slack refusing posts for a while, then the Worker restarting mid-turn: every answer
+    // arrives once.
+    stack.slack.throttle("chat.postMessage", 2, 1);
+    let busy = stack.slack.say(
+        "U0ALICE",
+        channel,
+        "Once more\n@say Noted: third. \n@repeat 40\n@chunk 4\n@delay_ms 60",
+        Some(&thread),
+    );
+    stack.slack_event("Ev08", message_event(&busy, false)).await;
+    bot_says(&stack, channel, &thread, |t| t.contains("Working")).await;
+    stack.stop_worker();
+    stack.start_worker().await;
+    let messages = bot_says(&stack, channel, &thread, |t| t.contains("Noted: third.")).await;
+    let third = messages
+        .iter()
+        .find(|m| m.bot_id.as_deref() == Some(BOT_ID) && m.text.contains("Noted: third."))
+        .unwrap();
+    // The whole answer (a model call the restart cut is made again by the agent, and the
+    // part it had streamed stays in its message).
+    assert!(
+        third.text.matches("Noted: third.").count() >= 40,
+        "{}",
+        third.text
+    );
+    for answer in ["Noted: first.", "Noted: second.", "Noted: third."] {
+        assert_eq!(count(&messages, answer), 1, "{answer}: {messages:#?}");
+    }
+    assert!(
+        stack.slack.calls().iter().any(|c| c.status == 429),
+        "Slack's 429s were met"
+    );
+
+    let history = stack.history(&id).await;
+    let prompts: Vec<&str> = history
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::PromptQueued { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(prompts.len(), 4, "one prompt per message: {prompts:#?}");
+    assert!(!prompts
+        .iter()
+        .any(|p| p.contains("edited") || *p == "Noted."));
+    updates_are_paced(&stack);
+}

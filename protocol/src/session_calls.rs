@@ -1,0 +1,148 @@
+//! The Worker's calls to a session's Durable Object: one typed request each, with the answer it
+//! gets back. The object has no router of its own; it matches a [`Call`] and answers the
+//! variant's [`SessionCall::Reply`] (or an `ApiError`), so the two sides cannot disagree on a
+//! path, a body or an answer.
+//!
+//! A call travels as the JSON body of a POST, except the two that open a socket: a WebSocket
+//! upgrade has no body, so those travel in [`CALL_HEADER`] of a request the Worker builds
+//! itself (nothing of the caller's request reaches the object).
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::access::{Revocation, SessionAccess};
+use crate::api::{Aborting, EventPage, NoContent, PromptAccepted, PromptCancelled};
+use crate::feed::FeedTarget;
+
+/// Carries a socket-opening call.
+pub const CALL_HEADER: &str = "x-agent-ops-session-call";
+
+/// A call, and what it is answered with.
+pub trait SessionCall: Serialize + Into<Call> {
+    type Reply: Serialize + DeserializeOwned;
+}
+
+macro_rules! session_calls {
+    ($($(#[$doc:meta])* $name:ident $(=> $reply:ty)?,)*) => {
+        /// Every call the session object serves.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "call", rename_all = "snake_case")]
+        pub enum Call {
+            $($(#[$doc])* $name($name),)*
+        }
+
+        $(
+            impl From<$name> for Call {
+                fn from(call: $name) -> Self {
+                    Call::$name(call)
+                }
+            }
+            $(impl SessionCall for $name {
+                type Reply = $reply;
+            })?
+        )*
+    };
+}
+
+session_calls! {
+    /// Sent once, by the Worker creating the session.
+    Init => NoContent,
+    Prompt => PromptAccepted,
+    CancelPrompt => PromptCancelled,
+    Abort => Aborting,
+    Events => EventPage,
+    Terminate => NoContent,
+    /// Answered with how many viewers' sockets were closed.
+    CloseSockets => usize,
+    Follow => NoContent,
+    /// Answered with the WebSocket upgrade.
+    ClientSocket,
+    /// Answered with the WebSocket upgrade.
+    RunnerSocket,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Init {
+    pub session_id: String,
+    pub runner_token_hash: String,
+    pub prompt: Option<String>,
+}
+
+/// Queue a prompt; its request id makes a retry harmless.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prompt {
+    pub text: String,
+    pub client_request_id: String,
+}
+
+/// Withdraw a prompt that has not started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelPrompt {
+    pub prompt_id: String,
+}
+
+/// Interrupt the running turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Abort {}
+
+/// A page of the event log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Events {
+    pub after_seq: u64,
+    /// At least 1, at most `MAX_PAGE_EVENTS`.
+    pub limit: usize,
+}
+
+/// End the session: its turn, its runner, its sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Terminate {}
+
+/// Access taken back: close the sockets it covers, and tell the sandbox's gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloseSockets {
+    pub revoked: Revocation,
+}
+
+/// Post the session's progress and answers to `target` from now on (once per target), from the
+/// log's start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Follow {
+    pub target: FeedTarget,
+}
+
+/// A viewer's socket, with the access the Worker vouches for: each message on it is authorized
+/// against that access.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientSocket {
+    pub after_seq: u64,
+    pub access: SessionAccess,
+}
+
+/// The runner's link, with the token it presented (the object holds its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunnerSocket {
+    pub token: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_names_itself_beside_its_fields() {
+        let call: Call = CancelPrompt {
+            prompt_id: "p1".into(),
+        }
+        .into();
+        let json = serde_json::to_string(&call).unwrap();
+        assert_eq!(json, r#"{"call":"cancel_prompt","prompt_id":"p1"}"#);
+        assert_eq!(serde_json::from_str::<Call>(&json).unwrap(), call);
+        let abort = serde_json::to_string(&Call::from(Abort {})).unwrap();
+        assert_eq!(abort, r#"{"call":"abort"}"#);
+    }
+
+    #[test]
+    fn an_unknown_call_is_refused() {
+        assert!(serde_json::from_str::<Call>(r#"{"call":"format_disk"}"#).is_err());
+        assert!(serde_json::from_str::<Call>(r#"{"call":"prompt"}"#).is_err());
+    }
+}

@@ -1,0 +1,155 @@
+//! `/agent-ops ...`: answered within Slack's 3 s with what happened, shown to the caller alone;
+//! a new session also gets a message in the channel whose thread is the session's. When the work
+//! took longer than Slack waits, the answer goes to the command's `response_url` too, so
+//! nothing depends on the first reply arriving.
+
+use agent_ops_protocol::api::{SessionInfo, SlackCommandReply};
+use agent_ops_protocol::feed::FeedTarget;
+use agent_ops_protocol::routes::endpoint;
+use agent_ops_protocol::slack::command::{parse, SlashCommand, USAGE};
+use agent_ops_protocol::slack::wire::{PostMessage, SlashCommandForm, UpdateMessage};
+use worker::Env;
+
+use super::people::{self, sentence};
+use super::{link, session_url, web};
+use crate::edge::auth::Principal;
+use crate::edge::config::var;
+use crate::edge::http::{answer, now_ms, Handled};
+
+/// Past this, Slack has shown the person a timeout: the answer goes to `response_url` as well.
+const SLACK_WAITS_MS: u64 = 2500;
+
+pub async fn handle(env: &Env, body: &[u8]) -> Handled {
+    let started = now_ms();
+    let Ok(form) = serde_urlencoded::from_bytes::<SlashCommandForm>(body) else {
+        return reply("That command could not be read (`invalid_body`).".into());
+    };
+    let text = match people::linked(env, &form.team_id, &form.user_id).await? {
+        None => link::offer(env, &form.team_id, &form.user_id).await?,
+        Some(person) => match parse(&form.text) {
+            Err(usage) => usage,
+            Ok(command) => run(env, &person, &form, command).await,
+        },
+    };
+    if now_ms() - started > SLACK_WAITS_MS && from_slack(env, &form.response_url) {
+        if let Err(e) = web::respond(&form.response_url, text.clone()).await {
+            worker::console_error!("slack response_url: {e}");
+        }
+    }
+    reply(text)
+}
+
+fn reply(text: String) -> Handled {
+    answer::<endpoint::SlackCommands>(&SlackCommandReply::ephemeral(text))
+}
+
+/// Whether a `response_url` is Slack's own (`SLACK_HOOKS_URL`): a request is signed, but the
+/// platform posts nowhere else on its word.
+fn from_slack(env: &Env, url: &str) -> bool {
+    let hooks = var(env, "SLACK_HOOKS_URL").unwrap_or_else(|| "https://hooks.slack.com/".into());
+    url.starts_with(&hooks)
+}
+
+fn line(env: &Env, s: &SessionInfo) -> String {
+    let title = s.title.as_deref().unwrap_or("untitled");
+    format!(
+        "<{}|{title}> `{}`: {}",
+        session_url(env, &s.id),
+        s.id,
+        s.status.as_str()
+    )
+}
+
+async fn run(
+    env: &Env,
+    person: &Principal,
+    form: &SlashCommandForm,
+    command: SlashCommand,
+) -> String {
+    let done = match command {
+        SlashCommand::Help => Ok(USAGE.to_owned()),
+        SlashCommand::List => people::active(env, person).await.map(|sessions| {
+            if sessions.is_empty() {
+                return "You have no active sessions. `/agent-ops new <task>` starts one.".into();
+            }
+            let lines: Vec<String> = sessions
+                .iter()
+                .map(|s| format!("• {}", line(env, s)))
+                .collect();
+            format!("Your active sessions:\n{}", lines.join("\n"))
+        }),
+        SlashCommand::Status { session } => people::status(env, person, &session).await.map(|s| {
+            let usage = s.model_usage;
+            format!(
+                "{}\nModel: {} tokens in, {} out over {} calls.",
+                line(env, &s),
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.calls
+            )
+        }),
+        SlashCommand::Stop { session } => people::stop(env, person, &session)
+            .await
+            .map(|()| format!("Stopping the running turn of `{session}`.")),
+        SlashCommand::End { session } => people::end(env, person, &session)
+            .await
+            .map(|s| format!("Ended {}.", line(env, &s))),
+        SlashCommand::New(new) => start(env, person, form, new).await,
+    };
+    done.unwrap_or_else(sentence)
+}
+
+/// A new session, announced in the channel; the announcement's thread is the session's.
+async fn start(
+    env: &Env,
+    person: &Principal,
+    form: &SlashCommandForm,
+    new: agent_ops_protocol::api::CreateSession,
+) -> Handled<String> {
+    let title = new.title.clone().unwrap_or_default();
+    let repo = new.repo.clone();
+    let token = web::bot_token(env).unwrap_or_default();
+    let announcement = PostMessage {
+        channel: form.channel_id.clone(),
+        text: format!(
+            "*{title}*{} — starting for <@{}>",
+            repo.map(|r| format!(" in `{r}`")).unwrap_or_default(),
+            form.user_id
+        ),
+        thread_ts: None,
+        unfurl_links: false,
+    };
+    // The thread first: a session that could not say where it reports would report nowhere.
+    let posted = web::call(env, &token, "chat.postMessage", &announcement)
+        .await
+        .map_err(|e| {
+            agent_ops_protocol::ApiError::new(
+                agent_ops_protocol::ErrorCode::ProviderError,
+                format!("Slack refused the session's message in this channel: {e}; is the app in the channel?"),
+            )
+        })?;
+    let ts = posted.ts.unwrap_or_default();
+    let target = FeedTarget::SlackThread {
+        team_id: form.team_id.clone(),
+        channel: form.channel_id.clone(),
+        thread_ts: Some(ts.clone()),
+    };
+    let started = people::start(env, person, new, target).await;
+    let text = match &started {
+        Ok(info) => format!("{} — started by <@{}>", line(env, info), form.user_id),
+        Err(_) => format!("*{title}* could not start."),
+    };
+    let update = UpdateMessage {
+        channel: form.channel_id.clone(),
+        ts,
+        text,
+    };
+    if let Err(e) = web::call(env, &token, "chat.update", &update).await {
+        worker::console_error!("slack: the session's announcement: {e}");
+    }
+    let info = started?;
+    Ok(format!(
+        "Started {}; it reports in the thread.",
+        line(env, &info)
+    ))
+}

@@ -1,0 +1,153 @@
+//! A feed's Slack thread (see `session::feeds`): the turn's progress line kept up to date with
+//! `chat.update`, and what the feed owes posted in order, each message saved as delivered.
+
+use agent_ops_protocol::feed::{ended_line, Feed, FeedTarget, Post, ProgressStep, Shown};
+use agent_ops_protocol::slack::mrkdwn::{split, to_mrkdwn, MESSAGE_CHARS};
+use agent_ops_protocol::slack::wire::{PostMessage, UpdateMessage};
+use agent_ops_protocol::TurnOutcome;
+use worker::Env;
+
+use super::web::{self, Refused};
+
+/// A thread's progress line changes at most this often: Slack's `chat.update` allows about 50
+/// a minute, and a person reads no faster.
+pub const PROGRESS_EVERY_MS: u64 = 2000;
+
+/// How far a delivery got.
+#[derive(Debug)]
+pub enum Delivered {
+    All,
+    /// The progress line changed too recently; come back then.
+    WaitUntil(u64),
+}
+
+struct Thread<'a> {
+    env: &'a Env,
+    token: String,
+    channel: &'a str,
+    thread_ts: Option<&'a str>,
+}
+
+impl Thread<'_> {
+    async fn post(&self, text: String) -> Result<String, Refused> {
+        let message = PostMessage {
+            channel: self.channel.to_owned(),
+            text,
+            thread_ts: self.thread_ts.map(str::to_owned),
+            unfurl_links: false,
+        };
+        let answer = web::call(self.env, &self.token, "chat.postMessage", &message).await?;
+        answer
+            .ts
+            .ok_or_else(|| Refused::Failed("chat.postMessage answered no ts".into()))
+    }
+
+    async fn update(&self, ts: &str, text: String) -> Result<(), Refused> {
+        let message = UpdateMessage {
+            channel: self.channel.to_owned(),
+            ts: ts.to_owned(),
+            text,
+        };
+        web::call(self.env, &self.token, "chat.update", &message).await?;
+        Ok(())
+    }
+}
+
+/// The messages of an ended turn's answer.
+fn answer_messages(outcome: TurnOutcome, reason: Option<&str>, answer: &str) -> Vec<String> {
+    let mut text = to_mrkdwn(answer);
+    if text.is_empty() {
+        text = match outcome {
+            TurnOutcome::Completed => "Done, with nothing to say.".into(),
+            TurnOutcome::Failed => {
+                format!("The turn failed: {}", reason.unwrap_or("the agent stopped"))
+            }
+            TurnOutcome::Interrupted => "Interrupted before it answered.".into(),
+        };
+    } else if outcome == TurnOutcome::Interrupted {
+        text.push_str("\n\n_(interrupted)_");
+    }
+    split(&text, MESSAGE_CHARS)
+}
+
+/// Delivers what `feed` owes its thread at `now_ms`, calling `save` after each message Slack
+/// has, so a retry never posts it again.
+pub async fn deliver(
+    env: &Env,
+    target: &FeedTarget,
+    feed: &mut Feed,
+    now_ms: u64,
+    save: impl Fn(&Feed) -> worker::Result<()>,
+) -> Result<Delivered, Refused> {
+    let FeedTarget::SlackThread {
+        channel, thread_ts, ..
+    } = target;
+    let token = web::bot_token(env).ok_or_else(|| Refused::Failed("no Slack bot token".into()))?;
+    let thread = Thread {
+        env,
+        token,
+        channel,
+        thread_ts: thread_ts.as_deref(),
+    };
+    let saved = |feed: &Feed| save(feed).map_err(|e| Refused::Failed(e.to_string()));
+    while let Some(post) = feed.outbox.front().cloned() {
+        match post {
+            Post::TurnEnded {
+                prompt_id,
+                outcome,
+                reason,
+                answer,
+            } => {
+                let line = ended_line(outcome, reason.as_deref());
+                if let Some(shown) = feed
+                    .shown
+                    .as_mut()
+                    .filter(|s| s.prompt_id == prompt_id && s.text != line)
+                {
+                    thread.update(&shown.message, line.clone()).await?;
+                    shown.text = line;
+                    saved(feed)?;
+                }
+                let messages = answer_messages(outcome, reason.as_deref(), &answer);
+                while feed.sent < messages.len() {
+                    thread.post(messages[feed.sent].clone()).await?;
+                    feed.sent += 1;
+                    saved(feed)?;
+                }
+            }
+            Post::SessionEnded => {
+                thread
+                    .post("This session has ended. Mention me to start a new one.".into())
+                    .await?;
+            }
+        }
+        feed.outbox.pop_front();
+        feed.sent = 0;
+        saved(feed)?;
+    }
+    match feed.progress(now_ms, PROGRESS_EVERY_MS) {
+        ProgressStep::Nothing => Ok(Delivered::All),
+        ProgressStep::WaitUntil(at) => Ok(Delivered::WaitUntil(at)),
+        ProgressStep::Create { text } => {
+            let ts = thread.post(text.clone()).await?;
+            let prompt_id = feed.turn.as_ref().map(|t| t.prompt_id.clone());
+            feed.shown = prompt_id.map(|prompt_id| Shown {
+                prompt_id,
+                message: ts,
+                text,
+                at_ms: now_ms,
+            });
+            saved(feed)?;
+            Ok(Delivered::All)
+        }
+        ProgressStep::Update { message, text } => {
+            thread.update(&message, text.clone()).await?;
+            if let Some(shown) = feed.shown.as_mut() {
+                shown.text = text;
+                shown.at_ms = now_ms;
+            }
+            saved(feed)?;
+            Ok(Delivered::All)
+        }
+    }
+}
