@@ -31,3 +31,22 @@ CREATE TABLE slack_events (
   claimed_at INTEGER NOT NULL,
   done INTEGER NOT NULL DEFAULT 0
 );
+
+-- Workspaces the app is installed in; each one's bot token is sealed in `credentials` (owner
+-- `slack:<team_id>`, kind `slack_bot_token`).
+CREATE TABLE slack_workspaces (
+  team_id TEXT PRIMARY KEY,
+  team_name TEXT NOT NULL,
+  bot_user_id TEXT NOT NULL,
+  app_id TEXT NOT NULL,
+  installed_by TEXT NOT NULL,
+  installed_at INTEGER NOT NULL
+);
+
+-- The channels (and DMs) of a workspace the app serves, when an administrator lists any; a
+-- workspace with none listed is served everywhere the app is invited.
+CREATE TABLE slack_channels (
+  team_id TEXT NOT NULL,
+  channel_id TEXT NOT NULL,
+  PRIMARY KEY (team_id, channel_id)
+);

@@ -97,6 +97,7 @@ fn Shell() -> impl IntoView {
             <Route path=path!("/sessions/:id") view=pages::session::SessionView/>
             <Route path=path!("/settings") view=pages::settings::Settings/>
             <Route path=path!("/join") view=pages::join::Join/>
+            <Route path=path!("/link/slack") view=pages::slack_link::SlackLink/>
         </Routes>
     }
 }

@@ -32,13 +32,19 @@ pub struct Call {
     pub at: Instant,
     /// What it answered (`ok: false` calls and 429s included).
     pub status: u16,
+    /// The workspace whose bot token it carried.
+    pub team: Option<String>,
 }
 
 #[derive(Clone)]
 pub struct SlackStandIn {
     pub base: String,
+    /// `TEAM`'s bot token, which the deployment is configured with (`SLACK_BOT_TOKEN`).
     pub bot_token: String,
     pub signing_secret: String,
+    /// The app's OAuth credentials, for installing it in other workspaces.
+    pub client_id: String,
+    pub client_secret: String,
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -54,6 +60,12 @@ struct Inner {
     throttled: HashMap<String, (u32, u64)>,
     /// Until then, every call fails as if Slack were down.
     down_until: Option<Instant>,
+    /// Bot tokens, and the workspace each is of.
+    tokens: HashMap<String, String>,
+    /// OAuth codes not yet traded: their redirect URI and workspace.
+    codes: HashMap<String, (String, String)>,
+    /// The workspace (id, name) whose administrator approves the next installation.
+    installing: (String, String),
 }
 
 fn answer(status: StatusCode, body: WebAnswer) -> Response {
@@ -74,16 +86,23 @@ impl SlackStandIn {
             .await
             .expect("bind stand-in");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let bot_token = format!("xoxb-{}", crate::random_hex(12));
         let me = SlackStandIn {
             base,
-            bot_token: format!("xoxb-{}", crate::random_hex(12)),
+            bot_token: bot_token.clone(),
             signing_secret: crate::random_hex(16),
+            client_id: format!("{}.{}", crate::random_hex(4), crate::random_hex(4)),
+            client_secret: crate::random_hex(16),
             inner: Arc::new(Mutex::new(Inner {
                 next_ts: 1_700_000_000_000_100,
+                tokens: HashMap::from([(bot_token, TEAM.to_owned())]),
+                installing: ("T0OTHER".into(), "Other Co".into()),
                 ..Default::default()
             })),
         };
         let app = Router::new()
+            .route("/oauth/v2/authorize", get(authorize))
+            .route("/api/oauth.v2.access", post(oauth_access))
             .route("/api/{method}", post(web_api))
             .route("/api/conversations.replies", get(replies))
             .route("/hooks/{id}", post(hook))
@@ -112,19 +131,18 @@ impl SlackStandIn {
         self.inner.lock().expect("lock").responses.clone()
     }
 
+    /// The messages of `channel` for which `pred` holds, oldest first.
+    fn messages_where(&self, channel: &str, pred: impl Fn(&Message) -> bool) -> Vec<Message> {
+        let inner = self.inner.lock().expect("lock");
+        let all = inner.messages.get(channel).into_iter().flatten();
+        all.filter(|m| pred(m)).cloned().collect()
+    }
+
     /// The messages of a thread (its root first), as the workspace holds them now.
     pub fn thread(&self, channel: &str, thread_ts: &str) -> Vec<Message> {
-        let inner = self.inner.lock().expect("lock");
-        inner
-            .messages
-            .get(channel)
-            .map(|all| {
-                all.iter()
-                    .filter(|m| m.ts == thread_ts || m.thread_ts.as_deref() == Some(thread_ts))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.messages_where(channel, |m| {
+            m.ts == thread_ts || m.thread_ts.as_deref() == Some(thread_ts)
+        })
     }
 
     /// A person's message, now in the workspace: what Slack sends the app about it follows.
@@ -175,17 +193,7 @@ impl SlackStandIn {
 
     /// The messages that start a thread (or stand alone) in `channel`, oldest first.
     pub fn roots(&self, channel: &str) -> Vec<Message> {
-        let inner = self.inner.lock().expect("lock");
-        inner
-            .messages
-            .get(channel)
-            .map(|all| {
-                all.iter()
-                    .filter(|m| m.thread_ts.is_none())
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.messages_where(channel, |m| m.thread_ts.is_none())
     }
 }
 
@@ -199,17 +207,19 @@ impl Inner {
         )
     }
 
-    fn record(&mut self, method: &str, body: Value, status: u16) {
+    fn record(&mut self, method: &str, body: Value, status: u16, headers: &HeaderMap) {
+        let team = bearer(headers).and_then(|t| self.tokens.get(t).cloned());
         self.calls.push(Call {
             method: method.into(),
             body,
             at: Instant::now(),
             status,
+            team,
         });
     }
 
     /// A refusal Slack would give before looking at the call, if any.
-    fn gate(&mut self, method: &str, headers: &HeaderMap, token: &str) -> Option<Response> {
+    fn gate(&mut self, method: &str, headers: &HeaderMap) -> Option<Response> {
         if self.down_until.is_some_and(|t| Instant::now() < t) {
             return Some((StatusCode::SERVICE_UNAVAILABLE, "slack is down").into_response());
         }
@@ -222,15 +232,88 @@ impl Inner {
                 return Some(resp);
             }
         }
-        let bearer = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match bearer {
+        match bearer(headers) {
             None => Some(answer(StatusCode::OK, refused("not_authed"))),
-            Some(t) if t != token => Some(answer(StatusCode::OK, refused("invalid_auth"))),
+            Some(t) if !self.tokens.contains_key(t) => {
+                Some(answer(StatusCode::OK, refused("invalid_auth")))
+            }
             Some(_) => None,
         }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Slack's consent page, approved at once by the workspace set with `installing`.
+async fn authorize(
+    State(slack): State<SlackStandIn>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if q.get("client_id") != Some(&slack.client_id) {
+        return (StatusCode::BAD_REQUEST, "invalid_client_id").into_response();
+    }
+    let scopes = q.get("scope").cloned().unwrap_or_default();
+    if !["chat:write", "commands", "app_mentions:read"]
+        .iter()
+        .all(|s| scopes.split(',').any(|x| x == *s))
+    {
+        return (StatusCode::BAD_REQUEST, "invalid_scope").into_response();
+    }
+    let (Some(redirect), Some(state)) = (q.get("redirect_uri"), q.get("state")) else {
+        return (StatusCode::BAD_REQUEST, "bad_redirect_uri").into_response();
+    };
+    let code = crate::random_hex(12);
+    let mut inner = slack.inner.lock().expect("lock");
+    let team = inner.installing.0.clone();
+    inner.codes.insert(code.clone(), (redirect.clone(), team));
+    let location = format!(
+        "{redirect}?{}",
+        serde_urlencoded::to_string([("code", code.as_str()), ("state", state.as_str())])
+            .expect("query")
+    );
+    axum::response::Redirect::to(&location).into_response()
+}
+
+/// `oauth.v2.access`: a code, once, for the redirect it was issued to, by the app's credentials.
+async fn oauth_access(
+    State(slack): State<SlackStandIn>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let mut inner = slack.inner.lock().expect("lock");
+    inner.record(
+        "oauth.v2.access",
+        json!({"client_id": form.get("client_id"), "redirect_uri": form.get("redirect_uri")}),
+        200,
+        &headers,
+    );
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+    if field("client_id") != slack.client_id || field("client_secret") != slack.client_secret {
+        return answer(StatusCode::OK, refused("invalid_client_id"));
+    }
+    match inner.codes.remove(field("code")) {
+        Some((redirect, team)) if redirect == field("redirect_uri") => {
+            let token = format!("xoxb-{}", crate::random_hex(12));
+            inner.tokens.insert(token.clone(), team.clone());
+            let name = inner.installing.1.clone();
+            let grant = agent_ops_protocol::slack::wire::OauthGrant {
+                ok: true,
+                error: None,
+                access_token: token,
+                bot_user_id: BOT_USER.into(),
+                app_id: "A0AGENTOPS".into(),
+                team: agent_ops_protocol::slack::wire::Team { id: team, name },
+            };
+            (StatusCode::OK, Json(grant)).into_response()
+        }
+        Some(_) => answer(StatusCode::OK, refused("bad_redirect_uri")),
+        None => answer(StatusCode::OK, refused("invalid_code")),
     }
 }
 
@@ -242,9 +325,9 @@ async fn web_api(
 ) -> Response {
     let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let mut inner = slack.inner.lock().expect("lock");
-    if let Some(refusal) = inner.gate(&method, &headers, &slack.bot_token) {
+    if let Some(refusal) = inner.gate(&method, &headers) {
         let status = refusal.status().as_u16();
-        inner.record(&method, value, status);
+        inner.record(&method, value, status, &headers);
         return refusal;
     }
     let json_body = headers
@@ -277,7 +360,7 @@ async fn web_api(
     if result.is_err() {
         recorded["__ok"] = json!(false);
     }
-    inner.record(&method, recorded, 200);
+    inner.record(&method, recorded, 200, &headers);
     match result {
         Ok(a) => answer(StatusCode::OK, a),
         Err(e) => answer(StatusCode::OK, refused(e)),
@@ -353,12 +436,12 @@ async fn replies(
 ) -> Response {
     let mut inner = slack.inner.lock().expect("lock");
     let recorded = serde_json::to_value(&args).unwrap_or_default();
-    if let Some(refusal) = inner.gate("conversations.replies", &headers, &slack.bot_token) {
+    if let Some(refusal) = inner.gate("conversations.replies", &headers) {
         let status = refusal.status().as_u16();
-        inner.record("conversations.replies", recorded, status);
+        inner.record("conversations.replies", recorded, status, &headers);
         return refusal;
     }
-    inner.record("conversations.replies", recorded, 200);
+    inner.record("conversations.replies", recorded, 200, &headers);
     let messages: Vec<Message> = inner
         .messages
         .get(&args.channel)
@@ -418,8 +501,43 @@ impl crate::Stack {
 
     /// `/agent-ops <text>` from `user` in `channel`, signed now: the status and Slack's reply.
     pub async fn slack_command(&self, user: &str, channel: &str, text: &str) -> (u16, Value) {
-        let body = serde_urlencoded::to_string([
-            ("team_id", TEAM),
+        self.slack_command_in(TEAM, user, channel, text).await
+    }
+
+    /// The same, from a person of workspace `team`.
+    pub async fn slack_command_in(
+        &self,
+        team: &str,
+        user: &str,
+        channel: &str,
+        text: &str,
+    ) -> (u16, Value) {
+        let body = self.slack_command_body_in(team, user, channel, text);
+        self.slack_signed_command(&body).await
+    }
+
+    /// Posts a slash command's form, signed now.
+    pub async fn slack_signed_command(&self, body: &str) -> (u16, Value) {
+        let headers = self.slack.signed(body, now_secs());
+        self.slack_post(
+            "/slack/commands",
+            "application/x-www-form-urlencoded",
+            body,
+            &headers,
+        )
+        .await
+    }
+
+    /// The form Slack posts for `/agent-ops <text>`, with a trigger id of its own as each
+    /// invocation has.
+    pub fn slack_command_body(&self, user: &str, channel: &str, text: &str) -> String {
+        self.slack_command_body_in(TEAM, user, channel, text)
+    }
+
+    fn slack_command_body_in(&self, team: &str, user: &str, channel: &str, text: &str) -> String {
+        let trigger = format!("{}.{}", now_secs(), crate::random_hex(8));
+        serde_urlencoded::to_string([
+            ("team_id", team),
             ("team_domain", "agentops"),
             ("channel_id", channel),
             ("channel_name", "general"),
@@ -428,25 +546,44 @@ impl crate::Stack {
             ("command", "/agent-ops"),
             ("text", text),
             ("response_url", &self.slack.response_url()),
-            ("trigger_id", "13345224609.738474920.8088930838d88f008e0"),
+            ("trigger_id", &trigger),
             ("api_app_id", "A0AGENTOPS"),
         ])
-        .expect("form");
-        let headers = self.slack.signed(&body, now_secs());
-        self.slack_post(
-            "/slack/commands",
-            "application/x-www-form-urlencoded",
-            &body,
-            &headers,
-        )
-        .await
+        .expect("form")
+    }
+
+    /// Links Slack user `user` to the account `token` signs in, through the link the app
+    /// offers; the link's token, used once.
+    pub async fn slack_link(&self, token: &str, user: &str) -> String {
+        let (_, offer) = self.slack_command(user, "C0GENERAL", "list").await;
+        let offer = offer["text"].as_str().unwrap_or_default().to_owned();
+        let link = offer
+            .split("/link/slack#")
+            .nth(1)
+            .and_then(|rest| rest.split('|').next())
+            .unwrap_or_else(|| panic!("a link is offered: {offer}"))
+            .to_owned();
+        let body = agent_ops_protocol::api::LinkSlack {
+            token: link.clone(),
+        };
+        let linked = self
+            .api::<agent_ops_protocol::routes::endpoint::LinkSlack>(token, &[], &body)
+            .await
+            .expect("the link works");
+        assert_eq!(linked.slack_user_id, user);
+        link
     }
 
     /// Delivers `event` as Slack's Events API does, with `event_id`, signed now.
     pub async fn slack_event(&self, event_id: &str, event: Value) -> (u16, Value) {
+        self.slack_event_in(TEAM, event_id, event).await
+    }
+
+    /// An event of workspace `team`.
+    pub async fn slack_event_in(&self, team: &str, event_id: &str, event: Value) -> (u16, Value) {
         let envelope = json!({
             "token": "deprecated",
-            "team_id": TEAM,
+            "team_id": team,
             "api_app_id": "A0AGENTOPS",
             "event": event,
             "type": "event_callback",

@@ -45,6 +45,8 @@ pub struct StackOptions {
     /// Keep workerd's state (and the sandboxes) in RAM, so a benchmark measures our code rather
     /// than this machine's disk flushing each Durable Object commit.
     pub state_in_memory: bool,
+    /// Whether the Worker is given Slack's signing secret (Slack is set up).
+    pub slack: bool,
 }
 
 impl Default for StackOptions {
@@ -66,6 +68,7 @@ impl Default for StackOptions {
             sandbox_pids: None,
             sandbox_disk_mib: None,
             state_in_memory: false,
+            slack: true,
         }
     }
 }
@@ -272,10 +275,19 @@ impl Stack {
             ("GITHUB_CLIENT_ID", self.github.client_id.clone()),
             ("GITHUB_CLIENT_SECRET", self.github.client_secret.clone()),
             ("AUTH_SECRET", self.auth_secret.clone()),
-            ("SLACK_SIGNING_SECRET", self.slack.signing_secret.clone()),
+            (
+                "SLACK_SIGNING_SECRET",
+                match self.opts.slack {
+                    true => self.slack.signing_secret.clone(),
+                    false => String::new(),
+                },
+            ),
             ("SLACK_BOT_TOKEN", self.slack.bot_token.clone()),
             ("SLACK_API_URL", self.slack.base.clone()),
             ("SLACK_HOOKS_URL", format!("{}/hooks/", self.slack.base)),
+            ("SLACK_OAUTH_URL", self.slack.base.clone()),
+            ("SLACK_CLIENT_ID", self.slack.client_id.clone()),
+            ("SLACK_CLIENT_SECRET", self.slack.client_secret.clone()),
             (
                 "MAX_ACTIVE_SESSIONS",
                 self.opts.max_active_sessions.to_string(),

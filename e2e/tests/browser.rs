@@ -364,3 +364,48 @@ async fn an_api_key_is_shown_once_works_and_stops_working_when_revoked() {
     alice.screenshot("09-settings-key-revoked").await;
     alice.close().await;
 }
+
+#[tokio::test]
+async fn a_slack_identity_is_linked_only_once_confirmed_and_shown_in_settings() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let driver = Driver::start().await;
+    let alice = driver.open(&stack.url(""), 1366, 860).await;
+    alice.sign_in("alice").await;
+    let (_, offer) = stack.slack_command("U0ALICE", "C0GENERAL", "list").await;
+    let offer = offer["text"].as_str().expect("an answer").to_owned();
+    let token = offer
+        .split("/link/slack#")
+        .nth(1)
+        .and_then(|rest| rest.split('|').next())
+        .unwrap_or_else(|| panic!("a link is offered: {offer}"))
+        .to_owned();
+    alice.goto(&format!("/link/slack#{token}")).await;
+    alice.find("[data-test=slack-link-confirm]").await;
+    let (_, still) = stack.slack_command("U0ALICE", "C0GENERAL", "list").await;
+    assert!(
+        still["text"].as_str().unwrap().contains("/link/slack#"),
+        "nothing is linked before the person confirms: {still}"
+    );
+    alice.click("[data-test=slack-link-confirm]").await;
+    alice
+        .wait_text("[data-test=slack-linked]", "linked", |t| {
+            t.contains("U0ALICE")
+        })
+        .await;
+    alice.screenshot("09-slack-linked").await;
+    let (_, linked) = stack.slack_command("U0ALICE", "C0GENERAL", "list").await;
+    assert!(
+        linked["text"]
+            .as_str()
+            .unwrap()
+            .contains("no active sessions"),
+        "{linked}"
+    );
+    alice.goto("/settings").await;
+    alice
+        .wait_text("[data-test=slack-identity]", "the link", |t| {
+            t.contains("T0AGENTOPS:U0ALICE")
+        })
+        .await;
+    alice.close().await;
+}

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use agent_ops_protocol::access::SessionRole;
-use agent_ops_protocol::api::{AddMember, LinkSlack, SlackIdentities};
+use agent_ops_protocol::api::{AddMember, LinkSlack, SlackChannels, SlackIdentities};
 use agent_ops_protocol::routes::endpoint;
 use agent_ops_protocol::slack::wire::Message;
 use agent_ops_protocol::EventBody;
@@ -24,26 +24,9 @@ fn text(reply: (u16, Value)) -> String {
     reply.1["text"].as_str().expect("text").to_owned()
 }
 
-/// Links Slack user `user` to the account `token` signs in, through the link the app offers.
+/// Links Slack user `user` to the account `token` signs in; the link works once.
 async fn link(stack: &Stack, token: &str, user: &str) {
-    let offer = text(stack.slack_command(user, "C0GENERAL", "list").await);
-    let link = offer
-        .split("/link/slack/")
-        .nth(1)
-        .and_then(|rest| rest.split('|').next())
-        .unwrap_or_else(|| panic!("a link is offered: {offer}"))
-        .to_owned();
-    let linked = stack
-        .api::<endpoint::LinkSlack>(
-            token,
-            &[],
-            &LinkSlack {
-                token: link.clone(),
-            },
-        )
-        .await
-        .expect("the link works");
-    assert_eq!(linked.slack_user_id, user);
+    let link = stack.slack_link(token, user).await;
     let again = stack
         .api::<endpoint::LinkSlack>(token, &[], &LinkSlack { token: link })
         .await;
@@ -156,6 +139,17 @@ async fn only_requests_signed_by_slack_are_served() {
         assert!(v["message"].is_string(), "{name}: {v}");
     }
 
+    let huge = format!("text={}", "x".repeat(70 * 1024));
+    let headers = stack.slack.signed(&huge, now_secs());
+    let (status, v) = stack
+        .slack_post("/slack/commands", form, &huge, &headers)
+        .await;
+    assert_eq!(
+        (status, v["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{v}"
+    );
+
     // Slack checks the events URL once, with a challenge.
     let challenge = json!({"type": "url_verification", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P", "token": "x"}).to_string();
     let headers = stack.slack.signed(&challenge, now_secs());
@@ -172,6 +166,31 @@ async fn only_requests_signed_by_slack_are_served() {
         "nothing reached Slack: {:?}",
         stack.slack.calls()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_signing_secret_slack_is_not_served_at_all() {
+    let stack = Stack::start(StackOptions {
+        slack: false,
+        ..Default::default()
+    })
+    .await;
+    for path in ["/slack/commands", "/slack/events", "/slack/interactivity"] {
+        let body = "team_id=T0AGENTOPS&text=help";
+        let headers = stack.slack.signed(body, now_secs());
+        let (status, v) = stack.slack_post(path, "text/plain", body, &headers).await;
+        assert_eq!(
+            (status, v["code"].as_str()),
+            (503, Some("not_configured")),
+            "{path}: {v}"
+        );
+    }
+    let admin = stack.dev_login("root").await;
+    let identities = stack
+        .api::<endpoint::SlackIdentities>(&admin, &[], &Default::default())
+        .await
+        .unwrap();
+    assert!(!identities.configured);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -215,6 +234,11 @@ async fn slash_commands_act_as_the_linked_account_with_its_roles() {
     )
     .await;
     assert!(started.starts_with("Started"), "{started}");
+    // The same command again, signed anew (a replay within the signature's window): not run.
+    let replayed = stack.slack_command_body("U0ALICE", "C0GENERAL", "help");
+    assert!(text(stack.slack_signed_command(&replayed).await).contains("*Usage:*"));
+    let again = text(stack.slack_signed_command(&replayed).await);
+    assert!(again.contains("already done"), "{again}");
     let id = started
         .split('`')
         .nth(1)
@@ -286,7 +310,7 @@ async fn slash_commands_act_as_the_linked_account_with_its_roles() {
         .api::<endpoint::UnlinkSlack>(&bob, &[e2e::slack::TEAM, "U0BOB"], &Default::default())
         .await;
     assert!(unlinked.is_ok(), "{unlinked:?}");
-    assert!(say("U0BOB", "list".into()).await.contains("/link/slack/"));
+    assert!(say("U0BOB", "list".into()).await.contains("/link/slack#"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -361,6 +385,15 @@ async fn threads_are_sessions_and_every_message_lands_once() {
     );
     stack.slack_event("Ev06", message_event(&long, false)).await;
     bot_says(&stack, channel, &thread, |t| t.contains("Working")).await;
+    let status = text(
+        stack
+            .slack_command("U0ALICE", channel, &format!("status {id}"))
+            .await,
+    );
+    assert!(
+        status.contains("running") && status.contains("Now: "),
+        "{status}"
+    );
     let stop = stack.slack.say("U0ALICE", channel, "-stop", Some(&thread));
     stack.slack_event("Ev07", message_event(&stop, false)).await;
     bot_says(&stack, channel, &thread, |t| t.contains("Interrupted")).await;
@@ -411,4 +444,278 @@ async fn threads_are_sessions_and_every_message_lands_once() {
         .iter()
         .any(|p| p.contains("edited") || *p == "Noted."));
     updates_are_paced(&stack);
+
+    // Mentioned inside a thread people started, the app takes what they said as context.
+    let root = stack
+        .slack
+        .say("U0BOB", "C0CTX", "The build broke on main", None);
+    stack
+        .slack
+        .say("U0BOB", "C0CTX", "I think it is the linker", Some(&root.ts));
+    let asked = stack.slack.say(
+        "U0ALICE",
+        "C0CTX",
+        "<@U0AGENTBOT> look into it\n@say Looking.",
+        Some(&root.ts),
+    );
+    stack.slack_event("Ev20", message_event(&asked, true)).await;
+    let messages = bot_says(&stack, "C0CTX", &root.ts, |t| t.contains("Looking.")).await;
+    let id = messages
+        .iter()
+        .find_map(|m| m.text.split("/sessions/").nth(1))
+        .and_then(|rest| rest.split('|').next())
+        .expect("the thread names its session")
+        .to_owned();
+    let first = stack
+        .history(&id)
+        .await
+        .into_iter()
+        .find_map(|e| match e.body {
+            EventBody::PromptQueued { text, .. } => Some(text),
+            _ => None,
+        })
+        .expect("the first prompt");
+    assert!(
+        first.starts_with(
+            "Earlier in this Slack thread:\n<@U0BOB>: The build broke on main\n\
+             <@U0BOB>: I think it is the linker\n\nlook into it"
+        ),
+        "{first}"
+    );
+
+    // A direct message with the app is a thread of its own.
+    let mut dm = stack
+        .slack
+        .say("U0ALICE", "D0ALICE", "@say Hi in a DM.", None);
+    dm.channel_type = Some("im".into());
+    stack.slack_event("Ev21", message_event(&dm, false)).await;
+    let deadline = Instant::now() + TURN;
+    while !stack
+        .slack
+        .roots("D0ALICE")
+        .iter()
+        .any(|m| m.bot_id.as_deref() == Some(BOT_ID) && m.text.contains("Hi in a DM."))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{:#?}",
+            stack.slack.roots("D0ALICE")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A thread whose session has ended says so, and runs nothing.
+    stack.terminate_session(&id).await;
+    let late = stack
+        .slack
+        .say("U0ALICE", "C0CTX", "one more thing", Some(&root.ts));
+    stack.slack_event("Ev22", message_event(&late, false)).await;
+    bot_says(&stack, "C0CTX", &root.ts, |t| {
+        t.contains("session has ended (")
+    })
+    .await;
+}
+
+/// The manifest an operator pastes into Slack names this deployment's routes, the command it
+/// serves and the events and scopes the app needs (read with PyYAML, from the tools the
+/// contract test installs).
+#[test]
+fn the_slack_manifest_matches_the_routes() {
+    use agent_ops_protocol::routes::RouteId;
+    let out = std::process::Command::new(e2e::repo_root().join(".tools/contract/bin/python"))
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        ])
+        .arg(e2e::repo_root().join("slack/manifest.yaml"))
+        .output()
+        .expect("python with PyYAML (make setup installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let url = |v: &Value| {
+        v.as_str()
+            .and_then(|u| u.strip_prefix("https://agents.example.com"))
+            .unwrap_or_else(|| panic!("a URL of the deployment: {v}"))
+            .to_owned()
+    };
+    let command = &manifest["features"]["slash_commands"][0];
+    assert_eq!(command["command"], "/agent-ops");
+    assert_eq!(url(&command["url"]), RouteId::SlackCommands.spec().path);
+    let settings = &manifest["settings"];
+    assert_eq!(
+        url(&settings["event_subscriptions"]["request_url"]),
+        RouteId::SlackEvents.spec().path
+    );
+    assert_eq!(
+        url(&settings["interactivity"]["request_url"]),
+        RouteId::SlackInteractivity.spec().path
+    );
+    let events = settings["event_subscriptions"]["bot_events"].to_string();
+    for event in [
+        "app_mention",
+        "message.channels",
+        "message.groups",
+        "message.im",
+    ] {
+        assert!(events.contains(&format!("\"{event}\"")), "{event}");
+    }
+    let scopes = manifest["oauth_config"]["scopes"]["bot"].to_string();
+    for scope in [
+        "app_mentions:read",
+        "chat:write",
+        "commands",
+        "channels:history",
+        "im:history",
+    ] {
+        assert!(scopes.contains(&format!("\"{scope}\"")), "{scope}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_installs_the_app_and_uninstalling_forgets_its_token() {
+    use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+    let stack = Stack::start(StackOptions::default()).await;
+    let admin = stack.dev_login("root").await;
+    let member = stack.dev_login("mia").await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let install = |token: String| {
+        let http = http.clone();
+        let url = stack.url("/slack/install");
+        async move { http.get(url).bearer_auth(token).send().await.unwrap() }
+    };
+    assert_eq!(
+        install(member).await.status(),
+        403,
+        "administrators install the app"
+    );
+    let started = install(admin.clone()).await;
+    assert_eq!(started.status(), 302);
+    let nonce = started
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| {
+            c.split(';')
+                .next()
+                .filter(|kv| kv.starts_with("aops_slack_oauth="))
+        })
+        .expect("the browser-binding cookie")
+        .to_owned();
+    let consent = started.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(consent.starts_with(&stack.slack.base), "{consent}");
+    let approved = http.get(&consent).send().await.unwrap();
+    assert_eq!(approved.status(), 303, "the stand-in approves");
+    let callback = approved.headers()[LOCATION].to_str().unwrap().to_owned();
+    let from_elsewhere = http.get(&callback).send().await.unwrap();
+    assert_eq!(from_elsewhere.status(), 400, "the state is this browser's");
+    let done = http
+        .get(&callback)
+        .header(COOKIE, &nonce)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 302);
+    assert_eq!(done.headers()[LOCATION], "/settings");
+    let again = http
+        .get(&callback)
+        .header(COOKIE, &nonce)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 400, "a state is used once");
+
+    let installed = stack
+        .api::<endpoint::SlackWorkspaces>(&admin, &[], &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(installed.workspaces.len(), 1);
+    assert_eq!(installed.workspaces[0].team_id, "T0OTHER");
+    assert_eq!(installed.workspaces[0].team_name, "Other Co");
+
+    // The new workspace's requests are answered with its own token.
+    let hello = stack
+        .slack
+        .say("U0OTHER", "C0OTHER", "<@U0AGENTBOT> hi", None);
+    stack
+        .slack_event_in("T0OTHER", "EvO1", message_event(&hello, true))
+        .await;
+    let told = stack.slack.calls_of("chat.postEphemeral");
+    assert_eq!(told.last().and_then(|c| c.team.as_deref()), Some("T0OTHER"));
+
+    // Uninstalled, its token is forgotten.
+    let gone = json!({"type": "app_uninstalled"});
+    assert_eq!(stack.slack_event_in("T0OTHER", "EvO2", gone).await.0, 200);
+    let installed = stack
+        .api::<endpoint::SlackWorkspaces>(&admin, &[], &Default::default())
+        .await
+        .unwrap();
+    assert!(installed.workspaces.is_empty(), "{installed:?}");
+    let hello = stack
+        .slack
+        .say("U0OTHER", "C0OTHER", "<@U0AGENTBOT> still?", None);
+    stack
+        .slack_event_in("T0OTHER", "EvO3", message_event(&hello, true))
+        .await;
+    let told = stack.slack.calls_of("chat.postEphemeral");
+    assert_eq!(
+        told.last().and_then(|c| c.team.as_deref()),
+        Some(e2e::slack::TEAM),
+        "only the deployment's own token is left"
+    );
+
+    // An administrator limits the app to listed channels; a DM is a channel like the others.
+    let team = e2e::slack::TEAM;
+    let only = |channels: &[&str]| SlackChannels {
+        channels: channels.iter().map(|c| c.to_string()).collect(),
+    };
+    let set = stack
+        .api::<endpoint::SetSlackChannels>(&admin, &[team], &only(&["C0ALLOWED"]))
+        .await;
+    assert_eq!(set.unwrap(), only(&["C0ALLOWED"]));
+    let bad = stack
+        .api::<endpoint::SetSlackChannels>(&admin, &[team], &only(&["c0; drop"]))
+        .await;
+    assert_eq!(bad.unwrap_err().1.code.as_str(), "invalid_body");
+    let answer = |channel: &'static str| {
+        let stack = &stack;
+        async move { text(stack.slack_command("U0NEW", channel, "help").await) }
+    };
+    assert!(answer("C0GENERAL")
+        .await
+        .contains("does not work in this channel"));
+    assert!(answer("D0NEW")
+        .await
+        .contains("does not work in this channel"));
+    assert!(answer("C0ALLOWED").await.contains("/link/slack#"));
+    let elsewhere = stack
+        .slack
+        .say("U0NEW", "C0GENERAL", "<@U0AGENTBOT> hi", None);
+    stack
+        .slack_event("EvC1", message_event(&elsewhere, true))
+        .await;
+    let told = stack.slack.calls_of("chat.postEphemeral");
+    let last = &told.last().unwrap().body;
+    assert!(
+        last["text"]
+            .as_str()
+            .unwrap()
+            .contains("does not work in this channel"),
+        "{last}"
+    );
+    stack
+        .api::<endpoint::SetSlackChannels>(&admin, &[team], &only(&[]))
+        .await
+        .unwrap();
+    assert!(
+        answer("D0NEW").await.contains("/link/slack#"),
+        "none listed: everywhere"
+    );
 }

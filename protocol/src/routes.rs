@@ -159,6 +159,14 @@ route_table! {
     SlackCommands => ("POST", "/slack/commands", Need::Slack) NotJson => 200 SlackCommandReply,
     SlackEvents => ("POST", "/slack/events", Need::Slack) NotJson => 200 SlackEventAck,
     SlackInteractivity => ("POST", "/slack/interactivity", Need::Slack) NotJson => 200 NoContent,
+    // Installing the app in a workspace: an administrator starts it, Slack sends the browser
+    // back with a code.
+    SlackInstall => ("GET", "/slack/install", Need::Scope(Admin)) NoBody => 302 NotJson,
+    SlackOauthCallback => ("GET", "/slack/oauth/callback", Need::Public) NoBody ? OauthCallback => 302 NotJson,
+    SlackWorkspaces => ("GET", "/api/slack/workspaces", Need::Scope(Admin)) NoBody => 200 SlackWorkspaces,
+    // Where in a workspace the app serves: the listed channels (and DMs) only, once any are.
+    SlackChannels => ("GET", "/api/slack/workspaces/{team}/channels", Need::Scope(Admin)) NoBody => 200 SlackChannels,
+    SetSlackChannels => ("PUT", "/api/slack/workspaces/{team}/channels", Need::Scope(Admin)) SlackChannels => 200 SlackChannels,
     LinkSlack => ("POST", "/api/slack/link", Need::Scope(SessionsWrite)) LinkSlack => 200 SlackIdentity,
     SlackIdentities => ("GET", "/api/slack/identities", Need::Scope(SessionsRead)) NoBody => 200 SlackIdentities,
     UnlinkSlack => ("DELETE", "/api/slack/identities/{team}/{slack_user}", Need::Scope(SessionsWrite)) NoBody => 204 NoContent,

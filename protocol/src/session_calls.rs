@@ -54,6 +54,8 @@ session_calls! {
     /// Answered with how many viewers' sockets were closed.
     CloseSockets => usize,
     Follow => NoContent,
+    /// What the running turn is doing, as far as a feed has seen.
+    Activity => Option<String>,
     /// Answered with the WebSocket upgrade.
     ClientSocket,
     /// Answered with the WebSocket upgrade.
@@ -108,6 +110,9 @@ pub struct CloseSockets {
 pub struct Follow {
     pub target: FeedTarget,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {}
 
 /// A viewer's socket, with the access the Worker vouches for: each message on it is authorized
 /// against that access.

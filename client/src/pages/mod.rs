@@ -6,3 +6,4 @@ pub mod session;
 pub mod sessions;
 pub mod settings;
 pub mod sign_in;
+pub mod slack_link;

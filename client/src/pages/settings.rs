@@ -1,8 +1,12 @@
-//! Settings: profile, API keys (created, shown once, revoked) and stored provider credentials
-//! (write-only: the API never returns a secret, so neither does this page).
+//! Settings: profile, API keys (created, shown once, revoked), stored provider credentials
+//! (write-only: the API never returns a secret, so neither does this page) and the Slack
+//! identities that act as you.
 
-use agent_ops_protocol::access::Scope;
-use agent_ops_protocol::api::{CredentialList, KeyInfo, NewKey, PutCredential, CREDENTIAL_KINDS};
+use agent_ops_protocol::access::{OrgRole, Scope};
+use agent_ops_protocol::api::{
+    CredentialList, KeyInfo, NewKey, PutCredential, SlackIdentities, SlackWorkspace,
+    CREDENTIAL_KINDS,
+};
 use agent_ops_protocol::routes::endpoint;
 use agent_ops_protocol::ApiError;
 use leptos::prelude::*;
@@ -29,6 +33,7 @@ pub fn Settings() -> impl IntoView {
             </section>
             <ApiKeys/>
             <Credentials/>
+            <Slack/>
         </main>
     }
 }
@@ -171,5 +176,81 @@ fn Credentials() -> impl IntoView {
                 }
             }).collect_view()}
         </section>
+    }
+}
+
+#[component]
+fn Slack() -> impl IntoView {
+    let Auth(me) = expect_context::<Auth>();
+    let is_admin = move || me.get().is_some_and(|m| m.role == OrgRole::Admin);
+    let slack = RwSignal::new(None::<SlackIdentities>);
+    let error = RwSignal::new(None::<ApiError>);
+    let load = move || {
+        run(error, async move {
+            slack.set(Some(api::fetch::<endpoint::SlackIdentities>(&[]).await?));
+            Ok(())
+        })
+    };
+    load();
+    let unlink = move |team: String, user: String| {
+        run(error, async move {
+            api::fetch::<endpoint::UnlinkSlack>(&[&team, &user]).await?;
+            load();
+            Ok(())
+        })
+    };
+    view! {
+        <section class="card" data-test="slack">
+            <h2>"Slack"</h2>
+            <ErrorBanner error=error/>
+            {move || slack.get().map(|s| match s.configured {
+                false => view! { <p class="muted">"Slack is not set up on this deployment (see the README)."</p> }.into_any(),
+                true => view! {
+                    <Show when=move || is_admin()>
+                        <Workspaces/>
+                    </Show>
+                    <p class="muted">"In Slack, type "<code>"/agent-ops list"</code>" or mention the app: it offers you a link that makes your Slack account act as this one."</p>
+                    <ul class="slack-identities">
+                        {s.identities.into_iter().map(|i| {
+                            let (team, user) = (i.team_id.clone(), i.slack_user_id.clone());
+                            view! {
+                                <li data-test="slack-identity">
+                                    <code>{format!("{}:{}", i.team_id, i.slack_user_id)}</code>
+                                    <span class="muted">{format!(" linked {}", ago(i.linked_at))}</span>
+                                    <button class="ghost small" on:click=move |_| unlink(team.clone(), user.clone())>"Unlink"</button>
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                }.into_any(),
+            })}
+        </section>
+    }
+}
+
+/// The workspaces the app is installed in, and the way to install it in another (administrators).
+#[component]
+fn Workspaces() -> impl IntoView {
+    let installed = RwSignal::new(Vec::<SlackWorkspace>::new());
+    let error = RwSignal::new(None::<ApiError>);
+    run(error, async move {
+        installed.set(
+            api::fetch::<endpoint::SlackWorkspaces>(&[])
+                .await?
+                .workspaces,
+        );
+        Ok(())
+    });
+    view! {
+        <ErrorBanner error=error/>
+        <ul class="slack-workspaces">
+            <For each=move || installed.get() key=|w| w.team_id.clone() let:w>
+                <li data-test="slack-workspace">
+                    <strong>{w.team_name.clone()}</strong>" "<code>{w.team_id.clone()}</code>
+                    <span class="muted">{format!(" installed {}", ago(w.installed_at))}</span>
+                </li>
+            </For>
+        </ul>
+        <a class="button primary" href="/slack/install" rel="external" data-test="add-to-slack">"Add to Slack"</a>
     }
 }

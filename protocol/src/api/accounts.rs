@@ -220,6 +220,8 @@ pub enum AuditAction {
     SessionTerminated,
     SlackLinked,
     SlackUnlinked,
+    SlackInstalled,
+    SlackUninstalled,
 }
 
 impl AuditAction {
@@ -239,6 +241,8 @@ impl AuditAction {
             Self::CredentialDeleted => "credential_deleted",
             Self::SlackLinked => "slack_linked",
             Self::SlackUnlinked => "slack_unlinked",
+            Self::SlackInstalled => "slack_installed",
+            Self::SlackUninstalled => "slack_uninstalled",
             Self::SessionTerminated => "session_terminated",
         }
     }

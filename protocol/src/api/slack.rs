@@ -29,6 +29,47 @@ pub struct SlackIdentities {
     pub identities: Vec<SlackIdentity>,
 }
 
+/// A workspace the app is installed in (its bot token is sealed in the vault).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SlackWorkspace {
+    pub team_id: String,
+    pub team_name: String,
+    pub bot_user_id: String,
+    pub installed_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct SlackWorkspaces {
+    pub workspaces: Vec<SlackWorkspace>,
+}
+
+/// The channels of a workspace the app serves; none listed: every channel it is invited to.
+/// A direct message with the app is a channel too (its id starts with `D`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SlackChannels {
+    #[cfg_attr(
+        feature = "schema",
+        schemars(length(max = 500), inner(regex(pattern = r"^[A-Z0-9]{1,32}$")))
+    )]
+    pub channels: Vec<String>,
+}
+
+impl SlackChannels {
+    /// Slack's channel ids are short runs of capitals and digits.
+    pub fn valid(&self) -> bool {
+        self.channels.len() <= 500
+            && self.channels.iter().all(|c| {
+                (1..=32).contains(&c.len())
+                    && c.bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            })
+    }
+}
+
 /// A slash command's answer, shown to the person who typed it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]

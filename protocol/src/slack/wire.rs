@@ -111,6 +111,39 @@ pub struct Replies {
     pub limit: u32,
 }
 
+/// `oauth.v2.access`, as the app calls it (form-encoded) with the code Slack sent the browser
+/// back with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OauthAccess {
+    pub client_id: String,
+    pub client_secret: String,
+    pub code: String,
+    pub redirect_uri: String,
+}
+
+/// Its answer: the workspace's bot token and who the bot is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OauthGrant {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub access_token: String,
+    #[serde(default)]
+    pub bot_user_id: String,
+    #[serde(default)]
+    pub app_id: String,
+    #[serde(default)]
+    pub team: Team,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Team {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+}
+
 /// Every Web API answer: `ok`, and on failure an `error` code (`ratelimited`, `invalid_auth`,
 /// `channel_not_found`, ...); the fields of the call's own answer beside them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

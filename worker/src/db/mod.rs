@@ -38,6 +38,16 @@ impl Db {
         self.statement(sql, params)?.all().await?.results()
     }
 
+    /// Runs writes as one transaction: all of them land, or none does.
+    async fn batch(&self, writes: &[(&str, Vec<JsValue>)]) -> Result<()> {
+        let statements = writes
+            .iter()
+            .map(|(sql, params)| self.statement(sql, params))
+            .collect::<Result<Vec<_>>>()?;
+        self.0.batch(statements).await?;
+        Ok(())
+    }
+
     /// Runs a write; whether it changed any row is how single-use and revocation checks tell a
     /// claim that won from one that found nothing to claim.
     async fn write(&self, sql: &str, params: &[JsValue]) -> Result<bool> {

@@ -149,3 +149,104 @@ pub async fn event_done(db: &Db, event_id: &str) -> Result<()> {
     .await?;
     Ok(())
 }
+
+pub struct NewWorkspace<'a> {
+    pub team_id: &'a str,
+    pub team_name: &'a str,
+    pub bot_user_id: &'a str,
+    pub app_id: &'a str,
+    pub installed_by: &'a str,
+    pub now: u64,
+}
+
+/// Records an installation, replacing an earlier one of the workspace.
+pub async fn upsert_workspace(db: &Db, w: &NewWorkspace<'_>) -> Result<()> {
+    db.write(
+        "INSERT INTO slack_workspaces (team_id, team_name, bot_user_id, app_id, installed_by, installed_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (team_id) DO UPDATE SET team_name = excluded.team_name, \
+         bot_user_id = excluded.bot_user_id, app_id = excluded.app_id, installed_by = excluded.installed_by, \
+         installed_at = excluded.installed_at",
+        &[
+            text(w.team_id),
+            text(w.team_name),
+            text(w.bot_user_id),
+            text(w.app_id),
+            text(w.installed_by),
+            num(w.now),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Workspace {
+    pub team_id: String,
+    pub team_name: String,
+    pub bot_user_id: String,
+    pub installed_at: u64,
+}
+
+pub async fn workspaces(db: &Db) -> Result<Vec<Workspace>> {
+    db.all(
+        "SELECT team_id, team_name, bot_user_id, installed_at FROM slack_workspaces ORDER BY installed_at",
+        &[],
+    )
+    .await
+}
+
+/// Forgets an installation: whether there was one.
+pub async fn forget_workspace(db: &Db, team: &str) -> Result<bool> {
+    db.write(
+        "DELETE FROM slack_workspaces WHERE team_id = ?1",
+        &[text(team)],
+    )
+    .await
+}
+
+/// Whether the app serves `channel` of `team`: it does everywhere unless the workspace lists
+/// channels, and then only in those.
+pub async fn channel_allowed(db: &Db, team: &str, channel: &str) -> Result<bool> {
+    #[derive(Deserialize)]
+    struct Row {
+        listed: u64,
+        this: u64,
+    }
+    let row: Option<Row> = db
+        .first(
+            "SELECT COUNT(*) AS listed, COALESCE(SUM(channel_id = ?2), 0) AS this \
+             FROM slack_channels WHERE team_id = ?1",
+            &[text(team), text(channel)],
+        )
+        .await?;
+    Ok(row.is_none_or(|r| r.listed == 0 || r.this > 0))
+}
+
+pub async fn channels(db: &Db, team: &str) -> Result<Vec<String>> {
+    #[derive(Deserialize)]
+    struct Row {
+        channel_id: String,
+    }
+    let rows: Vec<Row> = db
+        .all(
+            "SELECT channel_id FROM slack_channels WHERE team_id = ?1 ORDER BY channel_id",
+            &[text(team)],
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| r.channel_id).collect())
+}
+
+/// Replaces the workspace's list (none: every channel), at once.
+pub async fn set_channels(db: &Db, team: &str, channels: &[String]) -> Result<()> {
+    let mut writes = vec![(
+        "DELETE FROM slack_channels WHERE team_id = ?1",
+        vec![text(team)],
+    )];
+    for channel in channels {
+        writes.push((
+            "INSERT INTO slack_channels (team_id, channel_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            vec![text(team), text(channel)],
+        ));
+    }
+    db.batch(&writes).await
+}

@@ -208,6 +208,10 @@ async fn signed_in(
         RouteId::CreateSession => sessions_api::create(req, env, user).await,
         RouteId::ListSessions => sessions_api::list(env, user).await,
         RouteId::RedeemShareLink => share_links::redeem(req, env, user).await,
+        RouteId::SlackInstall => slack::install::start(env, user).await,
+        RouteId::SlackWorkspaces => slack::install::workspaces(env).await,
+        RouteId::SlackChannels => slack::install::channels(env, param).await,
+        RouteId::SetSlackChannels => slack::install::set_channels(req, env, param).await,
         RouteId::LinkSlack => slack::link::link(req, env, user).await,
         RouteId::SlackIdentities => slack::link::identities(env, user).await,
         RouteId::UnlinkSlack => {
@@ -274,6 +278,7 @@ async fn public(route: RouteId, req: Request, env: &Env, params: &[String]) -> H
         RouteId::SlackCommands | RouteId::SlackEvents | RouteId::SlackInteractivity => {
             slack::serve(route, req, env).await
         }
+        RouteId::SlackOauthCallback => slack::install::callback(req, env).await,
         _ => refuse(ErrorCode::Internal, "route needs a user"),
     }
 }
@@ -297,7 +302,10 @@ async fn limit(req: &Request, env: &Env, route: RouteId) -> Handled<()> {
         | RouteId::AuthProviders
         | RouteId::RunnerSocket
         | RouteId::RunnerModel => return Ok(()),
-        RouteId::DevLogin | RouteId::GithubStart | RouteId::GithubCallback => (
+        RouteId::DevLogin
+        | RouteId::GithubStart
+        | RouteId::GithubCallback
+        | RouteId::SlackOauthCallback => (
             format!("signin:{ip}"),
             per_min("RATE_LIMIT_SIGNIN_PER_MIN", 20),
         ),

@@ -91,6 +91,16 @@ pub fn answer_with<E: Endpoint>(status: u16, body: &E::Resp) -> Handled {
     Ok(json(status, body)?)
 }
 
+/// A `302` to `location`, setting `cookies`.
+pub fn redirect(location: &str, cookies: &[String]) -> Handled {
+    let headers = worker::Headers::new();
+    headers.set("location", location)?;
+    for c in cookies {
+        headers.append("set-cookie", c)?;
+    }
+    Ok(Response::empty()?.with_status(302).with_headers(headers))
+}
+
 /// A 204 answer.
 pub fn no_content() -> Handled {
     Ok(Response::empty()?.with_status(204))

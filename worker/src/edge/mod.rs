@@ -5,5 +5,6 @@ pub mod auth;
 pub mod config;
 pub mod dispatch;
 pub mod http;
+pub mod oauth_state;
 pub mod origins;
 pub mod rate_limit;

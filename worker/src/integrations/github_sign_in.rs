@@ -1,67 +1,22 @@
-//! GitHub sign-in. The OAuth `state` is signed (HMAC with `AUTH_SECRET`), bound to the browser
-//! that started the flow (it carries the hash of a nonce kept in that browser's HttpOnly cookie),
-//! expires after ten minutes and is accepted once. GitHub's base URLs are configuration, so the
-//! whole flow runs against a local stand-in in tests.
+//! GitHub sign-in, with an OAuth `state` that is signed, bound to this browser, short-lived and
+//! used once (see `edge::oauth_state`). GitHub's base URLs are configuration, so the whole flow
+//! runs against a local stand-in in tests.
 
 use agent_ops_protocol::api::AuditAction;
-use agent_ops_protocol::signing::{ct_eq, hmac_hex, sha256_hex};
 use agent_ops_protocol::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response};
+use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
 
 use crate::api::audit;
-use crate::db::{oauth_states, users, Db};
+use crate::db::{users, Db};
 use crate::edge::auth::{self, COOKIE, LOGIN_TTL_MS};
-use crate::edge::http::{now_ms, random_hex, random_id, refuse, Handled};
+use crate::edge::http::{now_ms, random_id, redirect, refuse, Handled};
+use crate::edge::oauth_state;
 use crate::edge::origins::app_cookie;
 
-const STATE_TTL_MS: u64 = 10 * 60 * 1000;
 const NONCE_COOKIE: &str = "aops_oauth";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StateClaims {
-    pub nonce_hash: String,
-    pub exp: u64,
-    pub jti: String,
-}
-
-pub fn mint_state(secret: &[u8], claims: &StateClaims) -> String {
-    let payload = hex::encode(serde_json::to_vec(claims).expect("claims serialize"));
-    let mac = hmac_hex(secret, payload.as_bytes());
-    format!("{payload}.{mac}")
-}
-
-/// Checks signature, expiry and browser binding (single use is checked against storage).
-pub fn check_state(
-    secret: &[u8],
-    state: &str,
-    nonce: Option<&str>,
-    now: u64,
-) -> std::result::Result<StateClaims, &'static str> {
-    let (payload, mac) = state.split_once('.').ok_or("malformed")?;
-    if !ct_eq(
-        hmac_hex(secret, payload.as_bytes()).as_bytes(),
-        mac.as_bytes(),
-    ) {
-        return Err("forged");
-    }
-    let bytes = hex::decode(payload).map_err(|_| "malformed")?;
-    let claims: StateClaims = serde_json::from_slice(&bytes).map_err(|_| "malformed")?;
-    if claims.exp <= now {
-        return Err("expired");
-    }
-    let bound = nonce.is_some_and(|n| {
-        ct_eq(
-            sha256_hex(n.as_bytes()).as_bytes(),
-            claims.nonce_hash.as_bytes(),
-        )
-    });
-    if !bound {
-        return Err("not started in this browser");
-    }
-    Ok(claims)
-}
+const COOKIE_PATH: &str = "/auth/github";
 
 fn var(env: &Env, name: &str, default: &str) -> String {
     env.var(name)
@@ -71,24 +26,9 @@ fn var(env: &Env, name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-fn secret(env: &Env) -> std::result::Result<String, ApiError> {
-    env.secret("AUTH_SECRET")
-        .map(|s| s.to_string())
-        .map_err(|_| ApiError::new(ErrorCode::Internal, "AUTH_SECRET is not configured"))
-}
-
 /// The app's origin, from configuration: GitHub sends people back to it.
 fn origin(env: &Env) -> std::result::Result<String, ApiError> {
     crate::edge::origins::app(env)
-}
-
-fn redirect(location: &str, cookies: &[String]) -> Handled {
-    let headers = Headers::new();
-    headers.set("location", location)?;
-    for c in cookies {
-        headers.append("set-cookie", c)?;
-    }
-    Ok(Response::empty()?.with_status(302).with_headers(headers))
 }
 
 /// `GET /auth/github`: off to GitHub's authorize page with a fresh, browser-bound state.
@@ -97,14 +37,7 @@ pub async fn start(env: &Env) -> Handled {
     if client_id.is_empty() {
         return refuse(ErrorCode::NotFound, "GitHub sign-in is not configured");
     }
-    let key = secret(env)?;
-    let nonce = random_hex(16);
-    let claims = StateClaims {
-        nonce_hash: sha256_hex(nonce.as_bytes()),
-        exp: now_ms() + STATE_TTL_MS,
-        jti: random_id(),
-    };
-    let state = mint_state(key.as_bytes(), &claims);
+    let (state, cookie) = oauth_state::begin(env, NONCE_COOKIE, COOKIE_PATH, None)?;
     let callback = format!("{}/auth/github/callback", origin(env)?);
     let mut url = worker::Url::parse(&format!(
         "{}/login/oauth/authorize",
@@ -115,23 +48,7 @@ pub async fn start(env: &Env) -> Handled {
         .append_pair("redirect_uri", &callback)
         .append_pair("state", &state)
         .append_pair("scope", "read:user");
-    // Lax, not Strict: the browser must send it on the top-level redirect back from GitHub.
-    let cookie = app_cookie(env, NONCE_COOKIE, &nonce, "/auth/github", "Lax", 600);
     redirect(url.as_str(), &[cookie])
-}
-
-fn cookie(req: &Request, name: &str) -> Option<String> {
-    let all = req.headers().get("cookie").ok().flatten()?;
-    all.split(';')
-        .map(str::trim)
-        .find_map(|c| c.strip_prefix(name)?.strip_prefix('=').map(str::to_owned))
-}
-
-fn bad_state<T>(why: &str) -> Handled<T> {
-    refuse(
-        ErrorCode::InvalidOauthState,
-        format!("invalid OAuth state: {why}; start the sign-in again"),
-    )
 }
 
 /// What this sign-in sends to and reads from GitHub's OAuth and REST APIs.
@@ -172,34 +89,6 @@ async fn github_json<T: DeserializeOwned>(req: Request) -> std::result::Result<T
     }
     // GitHub answers a refused code with 200 and an `error`, which no answer type reads.
     serde_json::from_str(&text).map_err(|_| refused())
-}
-
-/// The callback's code, once its state is verified: signed, unexpired, bound to this browser,
-/// and used for the first time.
-async fn verified_code(req: &Request, env: &Env, db: &Db) -> Handled<String> {
-    let key = secret(env)?;
-    let url = req.url()?;
-    let param = |name: &str| {
-        url.query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    };
-    let (Some(code), Some(state)) = (param("code"), param("state")) else {
-        return bad_state("the callback lacks code or state");
-    };
-    let claims = match check_state(
-        key.as_bytes(),
-        &state,
-        cookie(req, NONCE_COOKIE).as_deref(),
-        now_ms(),
-    ) {
-        Ok(c) => c,
-        Err(why) => return bad_state(why),
-    };
-    if !oauth_states::use_once(db, &claims.jti, now_ms()).await? {
-        return bad_state("already used");
-    }
-    Ok(code)
 }
 
 /// Trades the code for a token and looks up whose it is.
@@ -249,7 +138,7 @@ async fn github_user(env: &Env, code: &str) -> Handled<GithubUser> {
 /// and start a login session.
 pub async fn callback(req: Request, env: &Env) -> Handled {
     let db = Db::of(env)?;
-    let code = verified_code(&req, env, &db).await?;
+    let (code, _) = oauth_state::verified_code(&req, env, &db, NONCE_COOKIE).await?;
     let gh = github_user(env, &code).await?;
     // Linked by GitHub id; the first person to sign in administers the organisation.
     let user = users::upsert_by_github(&db, &random_id(), &gh.login, gh.id, now_ms()).await?;
@@ -265,52 +154,7 @@ pub async fn callback(req: Request, env: &Env) -> Handled {
         "/",
         &[
             app_cookie(env, COOKIE, &session, "/", "Strict", LOGIN_TTL_MS / 1000),
-            app_cookie(env, NONCE_COOKIE, "", "/auth/github", "Lax", 0),
+            oauth_state::spent_cookie(env, NONCE_COOKIE, COOKIE_PATH),
         ],
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn claims(exp: u64) -> StateClaims {
-        StateClaims {
-            nonce_hash: sha256_hex(b"nonce"),
-            exp,
-            jti: "j".into(),
-        }
-    }
-
-    #[test]
-    fn state_is_signed_bound_and_expires() {
-        let s = mint_state(b"k", &claims(1_000));
-        assert_eq!(check_state(b"k", &s, Some("nonce"), 999), Ok(claims(1_000)));
-        assert_eq!(check_state(b"other", &s, Some("nonce"), 999), Err("forged"));
-        assert_eq!(check_state(b"k", &s, Some("nonce"), 1_000), Err("expired"));
-        assert_eq!(
-            check_state(b"k", &s, Some("another"), 999),
-            Err("not started in this browser")
-        );
-        assert_eq!(
-            check_state(b"k", &s, None, 999),
-            Err("not started in this browser")
-        );
-        let forged = mint_state(b"k", &claims(9_999))
-            .split_once('.')
-            .unwrap()
-            .0
-            .to_owned()
-            + "."
-            + s.split_once('.').unwrap().1;
-        assert_eq!(
-            check_state(b"k", &forged, Some("nonce"), 999),
-            Err("forged"),
-            "a longer expiry cannot be spliced in"
-        );
-        assert_eq!(
-            check_state(b"k", "garbage", Some("nonce"), 999),
-            Err("malformed")
-        );
-    }
 }

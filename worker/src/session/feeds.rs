@@ -29,6 +29,13 @@ impl SessionObject {
         Ok(())
     }
 
+    /// What the running turn is doing, by the feed that has seen most of it.
+    pub(super) fn activity(&self) -> Result<Option<String>> {
+        let rows = self.store()?.feeds()?;
+        let freshest = rows.into_iter().max_by_key(|r| r.feed.cursor);
+        Ok(freshest.and_then(|r| r.feed.turn.map(|t| t.activity)))
+    }
+
     /// Events were persisted: feeds see them once they settle. One alarm for any number.
     pub(super) async fn wake_feeds(&self) -> Result<()> {
         if self.feeds_armed.get() {

@@ -311,6 +311,7 @@ impl SessionObject {
             Call::CloseSockets(c) => {
                 reply::<calls_::CloseSockets>(Ok(self.close_sockets(&c.revoked, &persisted)?))
             }
+            Call::Activity(_) => reply::<calls_::Activity>(Ok(self.activity()?)),
             Call::Follow(follow) => {
                 self.follow(follow.target).await?;
                 reply::<calls_::Follow>(Ok(NoContent))

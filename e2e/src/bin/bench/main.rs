@@ -3,6 +3,7 @@
 
 mod gateway;
 mod model;
+mod slack;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -511,8 +512,8 @@ fn main() {
 async fn bench() {
     let stack = Stack::start(bench_options(true)).await;
     let mut rows = Vec::new();
-    // `BENCH_ONLY=relay` (or `startup`, `gateway`, `model`) runs only those figures, while
-    // tuning them.
+    // `BENCH_ONLY=relay` (or `startup`, `gateway`, `model`, `slack`) runs only those figures,
+    // while tuning them.
     let only = std::env::var("BENCH_ONLY").ok();
     let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
     if runs("startup") {
@@ -527,6 +528,9 @@ async fn bench() {
     }
     if runs("gateway") {
         gateway::gateway(&stack, &mut rows).await;
+    }
+    if runs("slack") {
+        slack::slack(&stack, &mut rows).await;
     }
 
     println!(

@@ -12,6 +12,7 @@ use worker::Env;
 
 use super::people::{self, sentence};
 use super::{link, session_url, web};
+use crate::db::{slack, Db};
 use crate::edge::auth::Principal;
 use crate::edge::config::var;
 use crate::edge::http::{answer, now_ms, Handled};
@@ -24,7 +25,19 @@ pub async fn handle(env: &Env, body: &[u8]) -> Handled {
     let Ok(form) = serde_urlencoded::from_bytes::<SlashCommandForm>(body) else {
         return reply("That command could not be read (`invalid_body`).".into());
     };
+    // Slack never sends a command twice; the same one again is a replay within the signature's
+    // window, and runs no second time.
+    if let Some(trigger) = &form.trigger_id {
+        let claim = format!("command:{trigger}");
+        if !slack::claim_event(&Db::of(env)?, &claim, started, u64::MAX).await? {
+            return reply("That command was already done (`conflict`).".into());
+        }
+    }
+    let allowed = slack::channel_allowed(&Db::of(env)?, &form.team_id, &form.channel_id).await?;
     let text = match people::linked(env, &form.team_id, &form.user_id).await? {
+        _ if !allowed => "Agent Ops does not work in this channel; an administrator can enable \
+            it in Settings (`forbidden`)."
+            .into(),
         None => link::offer(env, &form.team_id, &form.user_id).await?,
         Some(person) => match parse(&form.text) {
             Err(usage) => usage,
@@ -78,16 +91,21 @@ async fn run(
                 .collect();
             format!("Your active sessions:\n{}", lines.join("\n"))
         }),
-        SlashCommand::Status { session } => people::status(env, person, &session).await.map(|s| {
-            let usage = s.model_usage;
-            format!(
-                "{}\nModel: {} tokens in, {} out over {} calls.",
-                line(env, &s),
-                usage.input_tokens,
-                usage.output_tokens,
-                usage.calls
-            )
-        }),
+        SlashCommand::Status { session } => {
+            people::status(env, person, &session)
+                .await
+                .map(|(s, activity)| {
+                    let usage = s.model_usage;
+                    let doing = activity.map(|a| format!("\nNow: {a}.")).unwrap_or_default();
+                    format!(
+                        "{}{doing}\nModel: {} tokens in, {} out over {} calls.",
+                        line(env, &s),
+                        usage.input_tokens,
+                        usage.output_tokens,
+                        usage.calls
+                    )
+                })
+        }
         SlashCommand::Stop { session } => people::stop(env, person, &session)
             .await
             .map(|()| format!("Stopping the running turn of `{session}`.")),
@@ -108,7 +126,9 @@ async fn start(
 ) -> Handled<String> {
     let title = new.title.clone().unwrap_or_default();
     let repo = new.repo.clone();
-    let token = web::bot_token(env).unwrap_or_default();
+    let token = web::bot_token(env, &form.team_id)
+        .await?
+        .unwrap_or_default();
     let announcement = PostMessage {
         channel: form.channel_id.clone(),
         text: format!(

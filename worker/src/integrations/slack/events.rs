@@ -53,7 +53,11 @@ pub async fn handle(env: &Env, body: &[u8]) -> Handled {
         let (message, mentioned) = match *event {
             Event::AppMention(m) => (m, true),
             Event::Message(m) => (m, false),
-            _ => return answer::<endpoint::SlackEvents>(&ack),
+            Event::AppUninstalled {} | Event::TokensRevoked {} => {
+                super::install::forget(env, &team_id).await?;
+                return answer::<endpoint::SlackEvents>(&ack);
+            }
+            Event::Other => return answer::<endpoint::SlackEvents>(&ack),
         };
         let db = Db::of(env)?;
         if message.is_a_persons()
@@ -164,7 +168,7 @@ async fn on_message(env: &Env, team: &str, message: &Message, mentioned: bool) -
     let direct = message.channel_type.as_deref() == Some("im");
     let conversation = Conversation {
         env,
-        token: web::bot_token(env).unwrap_or_default(),
+        token: web::bot_token(env, team).await?.unwrap_or_default(),
         team,
         message,
         thread: (!direct).then(|| message.thread().to_owned()),
@@ -173,6 +177,12 @@ async fn on_message(env: &Env, team: &str, message: &Message, mentioned: bool) -
     let bound = slack::thread_session(&db, team, &message.channel, conversation.key()).await?;
     if bound.is_none() && !mentioned && !direct {
         // People talking in a channel, not to the app.
+        return Ok(());
+    }
+    if !slack::channel_allowed(&db, team, &message.channel).await? {
+        conversation
+            .tell("Agent Ops does not work in this channel; an administrator can enable it in Settings.".into())
+            .await;
         return Ok(());
     }
     let user = message.user.as_deref().unwrap_or_default();

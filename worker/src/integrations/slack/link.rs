@@ -29,7 +29,8 @@ pub async fn offer(env: &Env, team: &str, slack_user: &str) -> Handled<String> {
     )
     .await?;
     let app = var(env, "PUBLIC_URL").unwrap_or_default();
-    let url = format!("{}/link/slack/{token}", app.trim_end_matches('/'));
+    // In the fragment: browsers send it to no server, nor in a Referer.
+    let url = format!("{}/link/slack#{token}", app.trim_end_matches('/'));
     Ok(format!(
         "To use Agent Ops from Slack, link your Slack identity to your account first: \
          <{url}|link it> (the link works once, for 10 minutes)."

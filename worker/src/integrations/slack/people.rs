@@ -5,7 +5,7 @@
 use agent_ops_protocol::api::{CreateSession, PromptAccepted, SessionInfo};
 use agent_ops_protocol::feed::FeedTarget;
 use agent_ops_protocol::routes::RouteId;
-use agent_ops_protocol::session_calls::{Abort, Follow, Prompt};
+use agent_ops_protocol::session_calls::{Abort, Activity, Follow, Prompt};
 use worker::Env;
 
 use crate::api::sessions as sessions_api;
@@ -65,9 +65,15 @@ pub async fn end(env: &Env, person: &Principal, session_id: &str) -> Handled<Ses
     sessions_api::terminate(env, person, &session).await
 }
 
-pub async fn status(env: &Env, person: &Principal, session_id: &str) -> Handled<SessionInfo> {
+/// The session, and what its running turn is doing (when the thread's feed has seen it).
+pub async fn status(
+    env: &Env,
+    person: &Principal,
+    session_id: &str,
+) -> Handled<(SessionInfo, Option<String>)> {
     let (session, role) = authorize_session(env, person, RouteId::GetSession, session_id).await?;
-    Ok(session.info(Some(role)))
+    let activity = call(env, session_id, Activity {}).await?;
+    Ok((session.info(Some(role)), activity))
 }
 
 /// The person's own sessions, and those shared with them, that have not ended (an

@@ -80,9 +80,14 @@ pub async fn deliver(
     save: impl Fn(&Feed) -> worker::Result<()>,
 ) -> Result<Delivered, Refused> {
     let FeedTarget::SlackThread {
-        channel, thread_ts, ..
+        team_id,
+        channel,
+        thread_ts,
     } = target;
-    let token = web::bot_token(env).ok_or_else(|| Refused::Failed("no Slack bot token".into()))?;
+    let token = web::bot_token(env, team_id)
+        .await
+        .map_err(|e| Refused::Failed(e.to_string()))?
+        .ok_or_else(|| Refused::Failed(format!("no Slack bot token for {team_id}")))?;
     let thread = Thread {
         env,
         token,

@@ -28,9 +28,14 @@ impl std::fmt::Display for Refused {
     }
 }
 
-/// The bot token of a one-workspace deployment (`SLACK_BOT_TOKEN`).
-pub fn bot_token(env: &Env) -> Option<String> {
-    secret(env, "SLACK_BOT_TOKEN")
+/// Workspace `team`'s bot token: the one its installation sealed, else a one-workspace
+/// deployment's `SLACK_BOT_TOKEN`.
+pub async fn bot_token(env: &Env, team: &str) -> worker::Result<Option<String>> {
+    let owner = super::install::token_owner(team);
+    if let Some(token) = crate::vault::open_stored(env, &owner, super::install::TOKEN_KIND).await? {
+        return Ok(Some(token));
+    }
+    Ok(secret(env, "SLACK_BOT_TOKEN"))
 }
 
 fn api_base(env: &Env) -> String {
