@@ -74,3 +74,20 @@ where
         }
     });
 }
+
+/// The token in the address's fragment (which browsers send to no server, nor in a Referer),
+/// taken off the address bar, which is left at `path`.
+pub fn take_fragment(path: &str) -> String {
+    let token = window()
+        .location()
+        .hash()
+        .unwrap_or_default()
+        .trim_start_matches('#')
+        .to_owned();
+    if let Ok(history) = window().history() {
+        history
+            .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(path))
+            .ok();
+    }
+    token
+}

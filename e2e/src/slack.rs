@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use agent_ops_protocol::slack::signature::{sign, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use agent_ops_protocol::slack::wire::{
-    Message, PostEphemeral, PostMessage, Replies, UpdateMessage, WebAnswer,
+    History, Message, PostEphemeral, PostMessage, Replies, UpdateMessage, WebAnswer,
 };
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -60,6 +60,8 @@ struct Inner {
     throttled: HashMap<String, (u32, u64)>,
     /// Until then, every call fails as if Slack were down.
     down_until: Option<Instant>,
+    /// The next this many calls of a method are carried out, but their answers lost.
+    lost: HashMap<String, u32>,
     /// Bot tokens, and the workspace each is of.
     tokens: HashMap<String, String>,
     /// OAuth codes not yet traded: their redirect URI and workspace.
@@ -105,6 +107,7 @@ impl SlackStandIn {
             .route("/api/oauth.v2.access", post(oauth_access))
             .route("/api/{method}", post(web_api))
             .route("/api/conversations.replies", get(replies))
+            .route("/api/conversations.history", get(history))
             .route("/hooks/{id}", post(hook))
             .with_state(me.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -170,6 +173,16 @@ impl SlackStandIn {
         inner
             .throttled
             .insert(method.into(), (count, retry_after_secs));
+    }
+
+    /// Carries out the next `count` calls of `method` but loses their answers (a 500 after the
+    /// work is done), as a network failing at the wrong moment would.
+    pub fn lose_answers(&self, method: &str, count: u32) {
+        self.inner
+            .lock()
+            .expect("lock")
+            .lost
+            .insert(method.into(), count);
     }
 
     /// Fails every call for `how_long`, as an outage would.
@@ -360,7 +373,16 @@ async fn web_api(
     if result.is_err() {
         recorded["__ok"] = json!(false);
     }
-    inner.record(&method, recorded, 200, &headers);
+    let lost = inner
+        .lost
+        .get_mut(&method)
+        .filter(|n| **n > 0)
+        .map(|n| *n -= 1);
+    let status = if lost.is_some() { 500 } else { 200 };
+    inner.record(&method, recorded, status, &headers);
+    if lost.is_some() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "upstream connect error").into_response();
+    }
     match result {
         Ok(a) => answer(StatusCode::OK, a),
         Err(e) => answer(StatusCode::OK, refused(e)),
@@ -391,6 +413,7 @@ fn post_message(inner: &mut Inner, body: &Value) -> Result<WebAnswer, &'static s
         thread_ts: post.thread_ts,
         bot_id: Some(BOT_ID.into()),
         user: Some(BOT_USER.into()),
+        metadata: post.metadata,
         ..Default::default()
     };
     inner
@@ -442,17 +465,24 @@ async fn replies(
         return refusal;
     }
     inner.record("conversations.replies", recorded, 200, &headers);
+    let thread = |m: &&Message| m.ts == args.ts || m.thread_ts.as_deref() == Some(&args.ts);
     let messages: Vec<Message> = inner
         .messages
         .get(&args.channel)
-        .map(|all| {
-            all.iter()
-                .filter(|m| m.ts == args.ts || m.thread_ts.as_deref() == Some(args.ts.as_str()))
-                .take(args.limit as usize)
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
+        .into_iter()
+        .flatten()
+        .filter(thread)
+        .take(args.limit as usize)
+        .cloned()
+        .collect();
+    read_answer(messages, args.include_all_metadata)
+}
+
+/// Messages as Slack's read methods give them: metadata only when asked for.
+fn read_answer(mut messages: Vec<Message>, with_metadata: bool) -> Response {
+    if !with_metadata {
+        messages.iter_mut().for_each(|m| m.metadata = None);
+    }
     answer(
         StatusCode::OK,
         WebAnswer {
@@ -461,6 +491,34 @@ async fn replies(
             ..Default::default()
         },
     )
+}
+
+/// `conversations.history`: the channel's latest messages, newest first, threads' replies left
+/// out (as Slack does).
+async fn history(
+    State(slack): State<SlackStandIn>,
+    headers: HeaderMap,
+    Query(args): Query<History>,
+) -> Response {
+    let mut inner = slack.inner.lock().expect("lock");
+    let recorded = serde_json::to_value(&args).unwrap_or_default();
+    if let Some(refusal) = inner.gate("conversations.history", &headers) {
+        let status = refusal.status().as_u16();
+        inner.record("conversations.history", recorded, status, &headers);
+        return refusal;
+    }
+    inner.record("conversations.history", recorded, 200, &headers);
+    let mut messages: Vec<Message> = inner
+        .messages
+        .get(&args.channel)
+        .into_iter()
+        .flatten()
+        .filter(|m| m.thread_ts.is_none())
+        .cloned()
+        .collect();
+    messages.reverse();
+    messages.truncate(args.limit as usize);
+    read_answer(messages, args.include_all_metadata)
 }
 
 async fn hook(State(slack): State<SlackStandIn>, body: Bytes) -> Response {
@@ -603,4 +661,12 @@ pub fn message_event(message: &Message, mention: bool) -> Value {
     event["type"] = json!(if mention { "app_mention" } else { "message" });
     event["event_ts"] = json!(message.ts);
     event
+}
+
+/// The session a thread's messages link to (the app's "On it" or its announcement).
+pub fn session_named(messages: &[Message]) -> Option<String> {
+    messages.iter().find_map(|m| {
+        let rest = m.text.split("/sessions/").nth(1)?;
+        rest.split('|').next().map(str::to_owned)
+    })
 }

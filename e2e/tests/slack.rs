@@ -11,7 +11,7 @@ use agent_ops_protocol::api::{AddMember, LinkSlack, SlackChannels, SlackIdentiti
 use agent_ops_protocol::routes::endpoint;
 use agent_ops_protocol::slack::wire::Message;
 use agent_ops_protocol::EventBody;
-use e2e::slack::{message_event, now_secs, BOT_ID};
+use e2e::slack::{message_event, now_secs, session_named, BOT_ID};
 use e2e::{Stack, StackOptions};
 use serde_json::{json, Value};
 
@@ -332,12 +332,7 @@ async fn threads_are_sessions_and_every_message_lands_once() {
     let mention = message_event(&asked, true);
     assert_eq!(stack.slack_event("Ev01", mention.clone()).await.0, 200);
     let messages = bot_says(&stack, channel, &thread, |t| t.contains("Noted: first.")).await;
-    let id = messages
-        .iter()
-        .find_map(|m| m.text.split("/sessions/").nth(1))
-        .and_then(|rest| rest.split('|').next())
-        .expect("the thread names its session")
-        .to_owned();
+    let id = session_named(&messages).expect("the thread names its session");
     // Slack's retry of the event, and the same message as a `message` event: neither runs again.
     assert_eq!(stack.slack_event("Ev01", mention).await.0, 200);
     assert_eq!(
@@ -431,6 +426,19 @@ async fn threads_are_sessions_and_every_message_lands_once() {
         "Slack's 429s were met"
     );
 
+    // Slack takes a post but its answer is lost: the post is found, not made again.
+    stack.slack.lose_answers("chat.postMessage", 1);
+    let last = stack.slack.say(
+        "U0ALICE",
+        channel,
+        "Last one\n@say Noted: fourth.",
+        Some(&thread),
+    );
+    stack.slack_event("Ev09", message_event(&last, false)).await;
+    let messages = bot_says(&stack, channel, &thread, |t| t.contains("Noted: fourth.")).await;
+    assert_eq!(count(&messages, "Noted: fourth."), 1, "{messages:#?}");
+    assert!(stack.slack.calls().iter().any(|c| c.status == 500));
+
     let history = stack.history(&id).await;
     let prompts: Vec<&str> = history
         .iter()
@@ -439,7 +447,7 @@ async fn threads_are_sessions_and_every_message_lands_once() {
             _ => None,
         })
         .collect();
-    assert_eq!(prompts.len(), 4, "one prompt per message: {prompts:#?}");
+    assert_eq!(prompts.len(), 5, "one prompt per message: {prompts:#?}");
     assert!(!prompts
         .iter()
         .any(|p| p.contains("edited") || *p == "Noted."));
@@ -460,12 +468,7 @@ async fn threads_are_sessions_and_every_message_lands_once() {
     );
     stack.slack_event("Ev20", message_event(&asked, true)).await;
     let messages = bot_says(&stack, "C0CTX", &root.ts, |t| t.contains("Looking.")).await;
-    let id = messages
-        .iter()
-        .find_map(|m| m.text.split("/sessions/").nth(1))
-        .and_then(|rest| rest.split('|').next())
-        .expect("the thread names its session")
-        .to_owned();
+    let id = session_named(&messages).expect("the thread names its session");
     let first = stack
         .history(&id)
         .await

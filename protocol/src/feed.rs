@@ -41,6 +41,10 @@ pub struct Feed {
     /// How many messages of the first post the channel already has (a long answer is several).
     #[serde(default)]
     pub sent: usize,
+    /// The key of a message sent without an answer (lost, or the object stopped): before it is
+    /// sent again, the channel is asked whether it has it.
+    #[serde(default)]
+    pub pending: Option<String>,
     /// The progress message of the turn, once the channel has one.
     pub shown: Option<Shown>,
 }

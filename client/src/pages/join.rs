@@ -8,23 +8,13 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
 use crate::api;
-use crate::components::{run, ErrorBanner};
+use crate::components::{run, take_fragment, ErrorBanner};
 
 #[component]
 pub fn Join() -> impl IntoView {
     let error = RwSignal::new(None::<ApiError>);
     let navigate = use_navigate();
-    let location = window().location();
-    let token = location
-        .hash()
-        .unwrap_or_default()
-        .trim_start_matches('#')
-        .to_owned();
-    if let Ok(history) = window().history() {
-        history
-            .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("/join"))
-            .ok();
-    }
+    let token = take_fragment("/join");
     run(error, async move {
         let joined = api::call::<endpoint::RedeemShareLink>(&[], &GrantToken { token }).await?;
         navigate(

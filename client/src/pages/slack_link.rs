@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 
 use crate::api;
-use crate::components::{run, ErrorBanner};
+use crate::components::{run, take_fragment, ErrorBanner};
 use crate::Auth;
 
 #[component]
@@ -18,17 +18,7 @@ pub fn SlackLink() -> impl IntoView {
     let Auth(me) = expect_context::<Auth>();
     let error = RwSignal::new(None::<ApiError>);
     let linked = RwSignal::new(None::<SlackIdentity>);
-    let location = window().location();
-    let token = location
-        .hash()
-        .unwrap_or_default()
-        .trim_start_matches('#')
-        .to_owned();
-    if let Ok(history) = window().history() {
-        history
-            .replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some("/link/slack"))
-            .ok();
-    }
+    let token = take_fragment("/link/slack");
     let confirm = move |_| {
         let body = LinkSlack {
             token: token.clone(),

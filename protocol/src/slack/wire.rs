@@ -71,6 +71,33 @@ pub struct Message {
     /// Edits (`message_changed`), deletions, joins...: never a person's new words.
     #[serde(default)]
     pub subtype: Option<String>,
+    /// What the app attached to a message it posted (read back with `include_all_metadata`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
+}
+
+/// A message's metadata: the app marks each message it posts with the key of the post, so a
+/// post whose answer was lost can be found instead of sent again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub event_type: String,
+    pub event_payload: PostKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostKey {
+    pub key: String,
+}
+
+impl Metadata {
+    pub const EVENT_TYPE: &'static str = "agent_ops_post";
+
+    pub fn post(key: &str) -> Self {
+        Self {
+            event_type: Self::EVENT_TYPE.into(),
+            event_payload: PostKey { key: key.into() },
+        }
+    }
 }
 
 /// `chat.postMessage`.
@@ -83,6 +110,8 @@ pub struct PostMessage {
     /// Links to the app stay links; no previews fill the thread.
     #[serde(default)]
     pub unfurl_links: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
 }
 
 /// `chat.update`.
@@ -109,6 +138,17 @@ pub struct Replies {
     pub channel: String,
     pub ts: String,
     pub limit: u32,
+    #[serde(default)]
+    pub include_all_metadata: bool,
+}
+
+/// `conversations.history`: a channel's latest messages (a DM's, which has no threads).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    pub channel: String,
+    pub limit: u32,
+    #[serde(default)]
+    pub include_all_metadata: bool,
 }
 
 /// `oauth.v2.access`, as the app calls it (form-encoded) with the code Slack sent the browser

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use agent_ops_protocol::EventBody;
-use e2e::slack::message_event;
+use e2e::slack::{message_event, session_named};
 use e2e::{Stack, TURN_TIMEOUT};
 
 use super::{pct, Row};
@@ -79,14 +79,7 @@ pub async fn slack(stack: &Stack, rows: &mut Vec<Row>) {
         .await;
     let thread = asked.ts.clone();
     let id = loop {
-        let found = stack.slack.thread("C0BENCH", &thread).iter().find_map(|m| {
-            m.text
-                .split("/sessions/")
-                .nth(1)
-                .and_then(|r| r.split('|').next())
-                .map(str::to_owned)
-        });
-        if let Some(id) = found {
+        if let Some(id) = session_named(&stack.slack.thread("C0BENCH", &thread)) {
             break id;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

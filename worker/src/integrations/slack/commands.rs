@@ -26,15 +26,27 @@ pub async fn handle(env: &Env, body: &[u8]) -> Handled {
         return reply("That command could not be read (`invalid_body`).".into());
     };
     // Slack never sends a command twice; the same one again is a replay within the signature's
-    // window, and runs no second time.
-    if let Some(trigger) = &form.trigger_id {
-        let claim = format!("command:{trigger}");
-        if !slack::claim_event(&Db::of(env)?, &claim, started, u64::MAX).await? {
-            return reply("That command was already done (`conflict`).".into());
+    // window, and runs no second time. The claim and the two reads go together: Slack waits.
+    let db = Db::of(env)?;
+    let claim = async {
+        match &form.trigger_id {
+            Some(trigger) => {
+                let claim = format!("command:{trigger}");
+                slack::claim_event(&db, &claim, started, u64::MAX).await
+            }
+            None => Ok(true),
         }
+    };
+    let (fresh, allowed, person) = futures::join!(
+        claim,
+        slack::channel_allowed(&db, &form.team_id, &form.channel_id),
+        people::linked(env, &form.team_id, &form.user_id),
+    );
+    if !fresh? {
+        return reply("That command was already done (`conflict`).".into());
     }
-    let allowed = slack::channel_allowed(&Db::of(env)?, &form.team_id, &form.channel_id).await?;
-    let text = match people::linked(env, &form.team_id, &form.user_id).await? {
+    let allowed = allowed?;
+    let text = match person? {
         _ if !allowed => "Agent Ops does not work in this channel; an administrator can enable \
             it in Settings (`forbidden`)."
             .into(),
@@ -138,6 +150,7 @@ async fn start(
         ),
         thread_ts: None,
         unfurl_links: false,
+        metadata: None,
     };
     // The thread first: a session that could not say where it reports would report nowhere.
     let posted = web::call(env, &token, "chat.postMessage", &announcement)

@@ -114,6 +114,7 @@ impl Conversation<'_> {
             text,
             thread_ts: self.thread.clone(),
             unfurl_links: false,
+            metadata: None,
         };
         self.say("chat.postMessage", &message).await
     }
@@ -138,6 +139,7 @@ impl Conversation<'_> {
             channel: self.message.channel.clone(),
             ts: thread.to_owned(),
             limit: CONTEXT_MESSAGES,
+            include_all_metadata: false,
         };
         let earlier = match web::read(self.env, &self.token, "conversations.replies", &args).await {
             Ok(answer) => answer.messages,
@@ -174,19 +176,24 @@ async fn on_message(env: &Env, team: &str, message: &Message, mentioned: bool) -
         thread: (!direct).then(|| message.thread().to_owned()),
     };
     let db = Db::of(env)?;
-    let bound = slack::thread_session(&db, team, &message.channel, conversation.key()).await?;
+    let user = message.user.as_deref().unwrap_or_default();
+    let (bound, allowed, person) = futures::join!(
+        slack::thread_session(&db, team, &message.channel, conversation.key()),
+        slack::channel_allowed(&db, team, &message.channel),
+        people::linked(env, team, user),
+    );
+    let bound = bound?;
     if bound.is_none() && !mentioned && !direct {
         // People talking in a channel, not to the app.
         return Ok(());
     }
-    if !slack::channel_allowed(&db, team, &message.channel).await? {
+    if !allowed? {
         conversation
             .tell("Agent Ops does not work in this channel; an administrator can enable it in Settings.".into())
             .await;
         return Ok(());
     }
-    let user = message.user.as_deref().unwrap_or_default();
-    let Some(person) = people::linked(env, team, user).await? else {
+    let Some(person) = person? else {
         conversation.tell(link::offer(env, team, user).await?).await;
         return Ok(());
     };

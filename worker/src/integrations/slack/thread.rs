@@ -3,7 +3,7 @@
 
 use agent_ops_protocol::feed::{ended_line, Feed, FeedTarget, Post, ProgressStep, Shown};
 use agent_ops_protocol::slack::mrkdwn::{split, to_mrkdwn, MESSAGE_CHARS};
-use agent_ops_protocol::slack::wire::{PostMessage, UpdateMessage};
+use agent_ops_protocol::slack::wire::{History, Metadata, PostMessage, Replies, UpdateMessage};
 use agent_ops_protocol::TurnOutcome;
 use worker::Env;
 
@@ -12,6 +12,9 @@ use super::web::{self, Refused};
 /// A thread's progress line changes at most this often: Slack's `chat.update` allows about 50
 /// a minute, and a person reads no faster.
 pub const PROGRESS_EVERY_MS: u64 = 2000;
+
+/// The key of a turn's progress line is this and the turn's prompt id.
+const PROGRESS: &str = "progress:";
 
 /// How far a delivery got.
 #[derive(Debug)]
@@ -29,17 +32,68 @@ struct Thread<'a> {
 }
 
 impl Thread<'_> {
-    async fn post(&self, text: String) -> Result<String, Refused> {
+    /// Posts `text` as the post `key`, once: the feed is saved with the key before the call,
+    /// and a key still pending from an earlier try is first looked for in the thread, where
+    /// the message carries it, in case Slack took it and only its answer was lost.
+    async fn post(
+        &self,
+        feed: &mut Feed,
+        key: String,
+        text: String,
+        saved: &impl Fn(&Feed) -> Result<(), Refused>,
+    ) -> Result<String, Refused> {
+        if feed.pending.as_deref() == Some(key.as_str()) {
+            if let Some(ts) = self.find(&key).await? {
+                feed.pending = None;
+                return Ok(ts);
+            }
+        }
+        feed.pending = Some(key.clone());
+        saved(feed)?;
         let message = PostMessage {
             channel: self.channel.to_owned(),
             text,
             thread_ts: self.thread_ts.map(str::to_owned),
             unfurl_links: false,
+            metadata: Some(Metadata::post(&key)),
         };
         let answer = web::call(self.env, &self.token, "chat.postMessage", &message).await?;
+        feed.pending = None;
         answer
             .ts
             .ok_or_else(|| Refused::Failed("chat.postMessage answered no ts".into()))
+    }
+
+    /// The message posted as `key`, if the thread (or the DM) has it.
+    async fn find(&self, key: &str) -> Result<Option<String>, Refused> {
+        let answer = match self.thread_ts {
+            Some(ts) => {
+                let args = Replies {
+                    channel: self.channel.to_owned(),
+                    ts: ts.to_owned(),
+                    limit: 1000,
+                    include_all_metadata: true,
+                };
+                web::read(self.env, &self.token, "conversations.replies", &args).await?
+            }
+            None => {
+                let args = History {
+                    channel: self.channel.to_owned(),
+                    limit: 200,
+                    include_all_metadata: true,
+                };
+                web::read(self.env, &self.token, "conversations.history", &args).await?
+            }
+        };
+        Ok(answer
+            .messages
+            .into_iter()
+            .find(|m| {
+                m.metadata
+                    .as_ref()
+                    .is_some_and(|d| d.event_payload.key == key)
+            })
+            .map(|m| m.ts))
     }
 
     async fn update(&self, ts: &str, text: String) -> Result<(), Refused> {
@@ -95,6 +149,24 @@ pub async fn deliver(
         thread_ts: thread_ts.as_deref(),
     };
     let saved = |feed: &Feed| save(feed).map_err(|e| Refused::Failed(e.to_string()));
+    // A progress line sent without an answer: found, it is the line to keep up to date (the
+    // turn may have ended since).
+    let pending_line = feed
+        .pending
+        .as_deref()
+        .and_then(|k| k.strip_prefix(PROGRESS));
+    if let Some(prompt_id) = pending_line.map(str::to_owned) {
+        if let Some(ts) = thread.find(&format!("{PROGRESS}{prompt_id}")).await? {
+            feed.shown = Some(Shown {
+                prompt_id,
+                message: ts,
+                text: String::new(),
+                at_ms: 0,
+            });
+        }
+        feed.pending = None;
+        saved(feed)?;
+    }
     while let Some(post) = feed.outbox.front().cloned() {
         match post {
             Post::TurnEnded {
@@ -115,15 +187,16 @@ pub async fn deliver(
                 }
                 let messages = answer_messages(outcome, reason.as_deref(), &answer);
                 while feed.sent < messages.len() {
-                    thread.post(messages[feed.sent].clone()).await?;
+                    let key = format!("answer:{prompt_id}:{}", feed.sent);
+                    let text = messages[feed.sent].clone();
+                    thread.post(feed, key, text, &saved).await?;
                     feed.sent += 1;
                     saved(feed)?;
                 }
             }
             Post::SessionEnded => {
-                thread
-                    .post("This session has ended. Mention me to start a new one.".into())
-                    .await?;
+                let text = "This session has ended. Mention me to start a new one.".into();
+                thread.post(feed, "ended".into(), text, &saved).await?;
             }
         }
         feed.outbox.pop_front();
@@ -134,8 +207,9 @@ pub async fn deliver(
         ProgressStep::Nothing => Ok(Delivered::All),
         ProgressStep::WaitUntil(at) => Ok(Delivered::WaitUntil(at)),
         ProgressStep::Create { text } => {
-            let ts = thread.post(text.clone()).await?;
             let prompt_id = feed.turn.as_ref().map(|t| t.prompt_id.clone());
+            let key = format!("{PROGRESS}{}", prompt_id.as_deref().unwrap_or_default());
+            let ts = thread.post(feed, key, text.clone(), &saved).await?;
             feed.shown = prompt_id.map(|prompt_id| Shown {
                 prompt_id,
                 message: ts,
