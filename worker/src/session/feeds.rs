@@ -24,6 +24,8 @@ impl SessionObject {
     pub(super) async fn follow(&self, target: FeedTarget) -> Result<()> {
         if self.store()?.add_feed(&target)? {
             self.has_feeds.set(Some(true));
+            // It has seen none of the log yet.
+            self.unfed.set(true);
             self.wake_feeds().await?;
         }
         Ok(())
@@ -36,9 +38,10 @@ impl SessionObject {
         Ok(freshest.and_then(|r| r.feed.turn.map(|t| t.activity)))
     }
 
-    /// Events were persisted: feeds see them once they settle. One alarm for any number.
+    /// Events were persisted: feeds see them once they settle. One alarm for any number, and
+    /// none when nothing new was persisted (an alarm of the lifecycle's wakes no feed).
     pub(super) async fn wake_feeds(&self) -> Result<()> {
-        if self.feeds_armed.get() {
+        if self.feeds_armed.get() || !self.unfed.get() {
             return Ok(());
         }
         let has = match self.has_feeds.get() {
@@ -60,6 +63,7 @@ impl SessionObject {
     /// the soonest feed that must come back.
     pub(super) async fn deliver_feeds(&self) -> Result<()> {
         self.feeds_armed.set(false);
+        self.unfed.set(false);
         let mut next: Option<u64> = None;
         for mut row in self.store()?.feeds()? {
             let now = now_ms();

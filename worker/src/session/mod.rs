@@ -80,8 +80,10 @@ pub struct SessionObject {
     last_seq: RefCell<Option<u64>>,
     /// When the runner was last recorded alive (in memory; see `runner_seen`).
     seen_at: Cell<u64>,
-    /// Whether any feed follows the log (read once), and whether the alarm will look at them.
+    /// Whether any feed follows the log (read once), whether events were persisted since the
+    /// feeds last looked, and whether the alarm will look at them.
     has_feeds: Cell<Option<bool>>,
+    unfed: Cell<bool>,
     feeds_armed: Cell<bool>,
 }
 
@@ -174,6 +176,7 @@ impl SessionObject {
         if jsons.is_empty() {
             return Ok(());
         }
+        self.unfed.set(true);
         let frame = events_frame(&jsons);
         for ws in self.state.get_websockets_with_tag("client") {
             ws.send_with_str(&frame).ok();
@@ -457,6 +460,7 @@ impl DurableObject for SessionObject {
             last_seq: RefCell::new(None),
             seen_at: Cell::new(0),
             has_feeds: Cell::new(None),
+            unfed: Cell::new(false),
             feeds_armed: Cell::new(false),
         }
     }
