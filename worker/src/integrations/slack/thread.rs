@@ -133,6 +133,14 @@ pub async fn deliver(
     now_ms: u64,
     save: impl Fn(&Feed) -> worker::Result<()>,
 ) -> Result<Delivered, Refused> {
+    // Most wakes, while a turn streams, owe nothing yet: they need not read the token.
+    if feed.outbox.is_empty() && feed.pending.is_none() {
+        match feed.progress(now_ms, PROGRESS_EVERY_MS) {
+            ProgressStep::Nothing => return Ok(Delivered::All),
+            ProgressStep::WaitUntil(at) => return Ok(Delivered::WaitUntil(at)),
+            ProgressStep::Create { .. } | ProgressStep::Update { .. } => {}
+        }
+    }
     let FeedTarget::SlackThread {
         team_id,
         channel,
