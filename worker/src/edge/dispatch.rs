@@ -284,7 +284,8 @@ async fn public(route: RouteId, req: Request, env: &Env, params: &[String]) -> H
 }
 
 /// The bucket a request counts against, and its limit: sign-in by client address, the API by
-/// token (or address when there is none). Health checks and runners are not limited.
+/// token (or address when there is none). Health checks, runners and
+/// Slack (whose signature is checked first) are not limited.
 async fn limit(req: &Request, env: &Env, route: RouteId) -> Handled<()> {
     let per_min = |name: &str, default: u32| {
         env.var(name)
@@ -297,11 +298,16 @@ async fn limit(req: &Request, env: &Env, route: RouteId) -> Handled<()> {
         .get("cf-connecting-ip")?
         .unwrap_or_else(|| "local".into());
     let (bucket, limit) = match route {
+        // Slack's routes are verified before anything else runs, with no I/O: a flood of
+        // unsigned requests costs an HMAC each and fills no bucket that Slack's own need.
         RouteId::Health
         | RouteId::OpenApi
         | RouteId::AuthProviders
         | RouteId::RunnerSocket
-        | RouteId::RunnerModel => return Ok(()),
+        | RouteId::RunnerModel
+        | RouteId::SlackCommands
+        | RouteId::SlackEvents
+        | RouteId::SlackInteractivity => return Ok(()),
         RouteId::DevLogin
         | RouteId::GithubStart
         | RouteId::GithubCallback
@@ -309,10 +315,7 @@ async fn limit(req: &Request, env: &Env, route: RouteId) -> Handled<()> {
             format!("signin:{ip}"),
             per_min("RATE_LIMIT_SIGNIN_PER_MIN", 20),
         ),
-        // Slack's requests come from Slack's addresses, for every workspace at once.
-        RouteId::SlackCommands | RouteId::SlackEvents | RouteId::SlackInteractivity => {
-            ("slack".into(), per_min("RATE_LIMIT_SLACK_PER_MIN", 1200))
-        }
+
         // An editor or a desktop loads hundreds of files at once: panels have their own budget,
         // so opening one never starves the API (or the other way round).
         RouteId::SandboxGet | RouteId::SandboxPost => {

@@ -59,12 +59,8 @@ pub async fn handle(env: &Env, body: &[u8]) -> Handled {
             }
             Event::Other => return answer::<endpoint::SlackEvents>(&ack),
         };
-        let db = Db::of(env)?;
-        if message.is_a_persons()
-            && slack::claim_event(&db, &event_id, now_ms(), CLAIM_STALE_MS).await?
-        {
-            on_message(env, &team_id, &message, mentioned).await?;
-            slack::event_done(&db, &event_id).await?;
+        if message.is_a_persons() {
+            on_message(env, &team_id, &event_id, &message, mentioned).await?;
         }
     }
     answer::<endpoint::SlackEvents>(&ack)
@@ -81,10 +77,6 @@ struct Conversation<'a> {
 }
 
 impl Conversation<'_> {
-    fn key(&self) -> &str {
-        self.thread.as_deref().unwrap_or_default()
-    }
-
     fn target(&self) -> FeedTarget {
         FeedTarget::SlackThread {
             team_id: self.team.to_owned(),
@@ -166,27 +158,55 @@ impl Conversation<'_> {
     }
 }
 
-async fn on_message(env: &Env, team: &str, message: &Message, mentioned: bool) -> Handled<()> {
+async fn on_message(
+    env: &Env,
+    team: &str,
+    event_id: &str,
+    message: &Message,
+    mentioned: bool,
+) -> Handled<()> {
     let direct = message.channel_type.as_deref() == Some("im");
-    let conversation = Conversation {
-        env,
-        token: web::bot_token(env, team).await?.unwrap_or_default(),
-        team,
-        message,
-        thread: (!direct).then(|| message.thread().to_owned()),
-    };
+    let thread = (!direct).then(|| message.thread().to_owned());
     let db = Db::of(env)?;
-    let user = message.user.as_deref().unwrap_or_default();
-    let (bound, allowed, person) = futures::join!(
-        slack::thread_session(&db, team, &message.channel, conversation.key()),
-        slack::channel_allowed(&db, team, &message.channel),
-        people::linked(env, team, user),
-    );
-    let bound = bound?;
+    let key = thread.as_deref().unwrap_or_default();
+    let bound = slack::thread_session(&db, team, &message.channel, key).await?;
     if bound.is_none() && !mentioned && !direct {
-        // People talking in a channel, not to the app.
+        // People talking in a channel, not to the app: nothing is claimed or read for them.
         return Ok(());
     }
+    if !slack::claim_event(&db, event_id, now_ms(), CLAIM_STALE_MS).await? {
+        return Ok(());
+    }
+    // Done only once handled: a failure answers Slack with an error, and Slack's retry (once
+    // the claim has gone stale) does it again.
+    act(env, team, message, mentioned, thread, bound).await?;
+    slack::event_done(&db, event_id).await?;
+    Ok(())
+}
+
+/// What a message to the app does, once its event is claimed.
+async fn act(
+    env: &Env,
+    team: &str,
+    message: &Message,
+    mentioned: bool,
+    thread: Option<String>,
+    bound: Option<String>,
+) -> Handled<()> {
+    let db = Db::of(env)?;
+    let user = message.user.as_deref().unwrap_or_default();
+    let (allowed, person, token) = futures::join!(
+        slack::channel_allowed(&db, team, &message.channel),
+        people::linked(env, team, user),
+        web::bot_token(env, team),
+    );
+    let conversation = Conversation {
+        env,
+        token: token?.unwrap_or_default(),
+        team,
+        message,
+        thread,
+    };
     if !allowed? {
         conversation
             .tell("Agent Ops does not work in this channel; an administrator can enable it in Settings.".into())
