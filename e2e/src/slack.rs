@@ -231,6 +231,20 @@ impl Inner {
         });
     }
 
+    /// Records a read method's call with its arguments: its refusal, if Slack would give one.
+    fn admit_read<T: serde::Serialize>(
+        &mut self,
+        method: &str,
+        args: &T,
+        headers: &HeaderMap,
+    ) -> Option<Response> {
+        let recorded = serde_json::to_value(args).unwrap_or_default();
+        let refusal = self.gate(method, headers);
+        let status = refusal.as_ref().map_or(200, |r| r.status().as_u16());
+        self.record(method, recorded, status, headers);
+        refusal
+    }
+
     /// A refusal Slack would give before looking at the call, if any.
     fn gate(&mut self, method: &str, headers: &HeaderMap) -> Option<Response> {
         if self.down_until.is_some_and(|t| Instant::now() < t) {
@@ -458,13 +472,9 @@ async fn replies(
     Query(args): Query<Replies>,
 ) -> Response {
     let mut inner = slack.inner.lock().expect("lock");
-    let recorded = serde_json::to_value(&args).unwrap_or_default();
-    if let Some(refusal) = inner.gate("conversations.replies", &headers) {
-        let status = refusal.status().as_u16();
-        inner.record("conversations.replies", recorded, status, &headers);
+    if let Some(refusal) = inner.admit_read("conversations.replies", &args, &headers) {
         return refusal;
     }
-    inner.record("conversations.replies", recorded, 200, &headers);
     let thread = |m: &&Message| m.ts == args.ts || m.thread_ts.as_deref() == Some(&args.ts);
     let messages: Vec<Message> = inner
         .messages
@@ -501,13 +511,9 @@ async fn history(
     Query(args): Query<History>,
 ) -> Response {
     let mut inner = slack.inner.lock().expect("lock");
-    let recorded = serde_json::to_value(&args).unwrap_or_default();
-    if let Some(refusal) = inner.gate("conversations.history", &headers) {
-        let status = refusal.status().as_u16();
-        inner.record("conversations.history", recorded, status, &headers);
+    if let Some(refusal) = inner.admit_read("conversations.history", &args, &headers) {
         return refusal;
     }
-    inner.record("conversations.history", recorded, 200, &headers);
     let mut messages: Vec<Message> = inner
         .messages
         .get(&args.channel)
