@@ -87,5 +87,14 @@ Try it:
 
 MSG
 
+# workerd runs no cron of its own here (and its test hook cannot reach a Worker that serves
+# assets): the scheduler's minute is run through its admin route, as Cloudflare's cron trigger
+# runs it when deployed. A tick that comes twice fires nothing twice.
+(while sleep 60; do
+  curl -s -o /dev/null -X POST -H "authorization: Bearer $ADMIN_API_KEY" -d '{}' \
+    "http://127.0.0.1:$WORKER_PORT/api/admin/scheduler/tick" || true
+done) &
+pids+=($!)
+
 node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$WORKER_PORT" --persist-to .state/wrangler \
-  --show-interactive-dev-session=false "${vars[@]}"
+  --show-interactive-dev-session=false --test-scheduled "${vars[@]}"

@@ -640,6 +640,37 @@ impl Stack {
         signed_in.token
     }
 
+    /// Runs the scheduler's minute at `at_ms`, as the cron trigger would; it answers once the
+    /// tick has run. (Through the admin route: workerd's own test hook cannot reach a Worker
+    /// that serves assets, whose router passes the controller on as a remote call.)
+    pub async fn tick(&self, at_ms: u64) -> agent_ops_protocol::api::SchedulerTicked {
+        let body = agent_ops_protocol::api::SchedulerTick { at_ms: Some(at_ms) };
+        self.api::<endpoint::SchedulerTick>(&self.admin_key, &[], &body)
+            .await
+            .unwrap_or_else(|e| panic!("the tick at {at_ms}: {e:?}"))
+    }
+
+    /// A webhook delivery to trigger `trigger`: the status and the JSON answer.
+    pub async fn deliver(
+        &self,
+        trigger: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let mut req = self.request(reqwest::Method::POST, &format!("/hooks/{trigger}"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req
+            .body(body)
+            .send()
+            .await
+            .expect("request reaches the worker");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     pub async fn create_session(&self, prompt: Option<&str>) -> SessionInfo {
         let admin = self.admin_key.clone();
         self.create_session_as(&admin, prompt).await

@@ -14,16 +14,20 @@ pub enum Scope {
     WorkflowsRead,
     #[serde(rename = "workflows:write")]
     WorkflowsWrite,
+    /// Starting a workflow's run (by hand, or as a webhook's bearer).
+    #[serde(rename = "workflows:run")]
+    WorkflowsRun,
     #[serde(rename = "admin")]
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::SessionsRead,
         Scope::SessionsWrite,
         Scope::WorkflowsRead,
         Scope::WorkflowsWrite,
+        Scope::WorkflowsRun,
         Scope::Admin,
     ];
 
@@ -33,6 +37,7 @@ impl Scope {
             Self::SessionsWrite => "sessions:write",
             Self::WorkflowsRead => "workflows:read",
             Self::WorkflowsWrite => "workflows:write",
+            Self::WorkflowsRun => "workflows:run",
             Self::Admin => "admin",
         }
     }
@@ -96,6 +101,10 @@ pub enum Need {
     /// Signed by Slack with the app's signing secret (checked before the handler reads the
     /// body); the person it is from acts only once their Slack identity is linked.
     Slack,
+    /// A workflow's webhook: signed with the trigger's secret, or carrying an API key of the
+    /// workflow's owner with `workflows:run` (the trigger's scheme says which; its handler
+    /// checks before it reads the payload).
+    Webhook,
 }
 
 /// The role a caller acts with on a session: its role there, but no more than a viewer's when its
@@ -147,7 +156,7 @@ pub fn decide(
     session_role: Option<SessionRole>,
 ) -> Result<(), Denial> {
     let (scope, min_role) = match need {
-        Need::Public | Need::Runner | Need::Gateway | Need::Slack => return Ok(()),
+        Need::Public | Need::Runner | Need::Gateway | Need::Slack | Need::Webhook => return Ok(()),
         Need::Scope(scope) => (scope, None),
         Need::Session(scope, role) => (scope, Some(role)),
     };

@@ -43,12 +43,14 @@ pub enum ErrorCode {
     StaleSignature,
     /// The feature is not set up on this deployment (say, no Slack signing secret).
     NotConfigured,
+    /// The workflow is disabled (or paused itself): it starts nothing until it is enabled.
+    WorkflowDisabled,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in the order declared: the OpenAPI document lists them by HTTP status.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 25] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::NotFound,
@@ -72,6 +74,7 @@ impl ErrorCode {
         Self::InvalidSignature,
         Self::StaleSignature,
         Self::NotConfigured,
+        Self::WorkflowDisabled,
         Self::Internal,
     ];
 
@@ -100,6 +103,7 @@ impl ErrorCode {
             Self::InvalidSignature => "invalid_signature",
             Self::StaleSignature => "stale_signature",
             Self::NotConfigured => "not_configured",
+            Self::WorkflowDisabled => "workflow_disabled",
             Self::Internal => "internal",
         }
     }
@@ -123,7 +127,8 @@ impl ErrorCode {
             Self::SessionTerminated
             | Self::NothingToAbort
             | Self::Conflict
-            | Self::LimitExceeded => 409,
+            | Self::LimitExceeded
+            | Self::WorkflowDisabled => 409,
             Self::RateLimited => 429,
             Self::ProviderError | Self::SignInFailed | Self::ModelUnreachable => 502,
             Self::NotConfigured => 503,

@@ -28,6 +28,8 @@ pub enum FeedTarget {
         channel: String,
         thread_ts: Option<String>,
     },
+    /// A workflow's run, which ends with the session's first turn.
+    Execution { execution_id: String },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

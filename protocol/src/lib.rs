@@ -26,6 +26,8 @@ pub mod signing;
 pub mod slack;
 #[cfg(feature = "vault")]
 pub mod vault;
+#[cfg(feature = "workflows")]
+pub mod workflows;
 
 pub use errors::{ApiError, ErrorCode};
 pub use events::{EventBody, SessionEvent, SessionStatus, ToolStatus, TurnOutcome};

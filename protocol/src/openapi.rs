@@ -28,6 +28,10 @@ fn requirement(need: Need) -> (Value, String) {
             json!([{"slackSignature": []}]),
             "Slack's signature (`X-Slack-Signature`, `X-Slack-Request-Timestamp`)".into(),
         ),
+        Need::Webhook => (
+            json!([{"webhookSignature": []}, {"bearer": ["workflows:run"]}]),
+            "the trigger's scheme: `X-Signature-256` or GitHub's `X-Hub-Signature-256` (HMAC-SHA256 of the body under the trigger's secret), Slack's v0 signature, or an API key of the workflow's owner with `workflows:run`".into(),
+        ),
         Need::Scope(s) => (
             json!([{"bearer": [s.as_str()]}, {"cookie": [s.as_str()]}]),
             format!("scope `{}`", s.as_str()),
@@ -216,7 +220,9 @@ pub fn document(version: &str) -> Value {
                 "panelCookie": {"type": "apiKey", "in": "cookie", "name": "__Host-aops_panel",
                                 "description": "Set by a sandbox's gateway, on the sandbox's own origin, in exchange for a panel token."},
                 "slackSignature": {"type": "apiKey", "in": "header", "name": "X-Slack-Signature",
-                                   "description": "`v0=` and the HMAC-SHA256, under the app's signing secret, of `v0:{X-Slack-Request-Timestamp}:{body}`; within 300 s."}
+                                   "description": "`v0=` and the HMAC-SHA256, under the app's signing secret, of `v0:{X-Slack-Request-Timestamp}:{body}`; within 300 s."},
+                "webhookSignature": {"type": "apiKey", "in": "header", "name": "X-Signature-256",
+                                     "description": "`sha256=` and the hex HMAC-SHA256 of the raw body under the trigger's secret (GitHub's scheme sends it as `X-Hub-Signature-256`)."}
             },
             "schemas": schemas
         }

@@ -170,6 +170,25 @@ route_table! {
     LinkSlack => ("POST", "/api/slack/link", Need::Scope(SessionsWrite)) LinkSlack => 200 SlackIdentity,
     SlackIdentities => ("GET", "/api/slack/identities", Need::Scope(SessionsRead)) NoBody => 200 SlackIdentities,
     UnlinkSlack => ("DELETE", "/api/slack/identities/{team}/{slack_user}", Need::Scope(SessionsWrite)) NoBody => 204 NoContent,
+    // Workflows: saved ways of starting a session, run by a webhook, a schedule or by hand.
+    ListWorkflows => ("GET", "/api/workflows", Need::Scope(WorkflowsRead)) NoBody => 200 WorkflowList,
+    CreateWorkflow => ("POST", "/api/workflows", Need::Scope(WorkflowsWrite)) WorkflowSpec => 201 Workflow,
+    PreviewWorkflow => ("POST", "/api/workflows/preview", Need::Scope(WorkflowsRead)) PreviewRequest => 200 Preview,
+    GetWorkflow => ("GET", "/api/workflows/{id}", Need::Scope(WorkflowsRead)) NoBody => 200 Workflow,
+    UpdateWorkflow => ("PUT", "/api/workflows/{id}", Need::Scope(WorkflowsWrite)) WorkflowSpec => 200 Workflow,
+    DeleteWorkflow => ("DELETE", "/api/workflows/{id}", Need::Scope(WorkflowsWrite)) NoBody => 204 NoContent,
+    ListTriggers => ("GET", "/api/workflows/{id}/triggers", Need::Scope(WorkflowsRead)) NoBody => 200 TriggerList,
+    // A webhook's secret is in this answer only.
+    CreateTrigger => ("POST", "/api/workflows/{id}/triggers", Need::Scope(WorkflowsWrite)) TriggerSpec => 201 TriggerCreated,
+    DeleteTrigger => ("DELETE", "/api/workflows/{id}/triggers/{trigger_id}", Need::Scope(WorkflowsWrite)) NoBody => 204 NoContent,
+    // 200 when the same `idempotency_key` ran before (and nothing starts twice).
+    RunWorkflow => ("POST", "/api/workflows/{id}/run", Need::Scope(WorkflowsRun)) RunWorkflow => 202 | 200 ExecutionAccepted,
+    ListExecutions => ("GET", "/api/workflows/{id}/executions", Need::Scope(WorkflowsRead)) NoBody => 200 ExecutionList,
+    GetExecution => ("GET", "/api/executions/{id}", Need::Scope(WorkflowsRead)) NoBody => 200 Execution,
+    // The scheduler's minute, for deployments without Cloudflare's cron trigger (and tests).
+    SchedulerTick => ("POST", "/api/admin/scheduler/tick", Need::Scope(Admin)) SchedulerTick => 200 SchedulerTicked,
+    // A delivery is answered once its execution is committed: 202 new, 200 the same again.
+    WebhookDelivery => ("POST", "/hooks/{trigger}", Need::Webhook) NotJson => 202 | 200 ExecutionAccepted,
     ListKeys => ("GET", "/api/keys", Need::Scope(SessionsRead)) NoBody => 200 KeyList,
     CreateKey => ("POST", "/api/keys", Need::Scope(SessionsWrite)) NewKey => 201 KeyCreated,
     RevokeKey => ("DELETE", "/api/keys/{id}", Need::Scope(SessionsWrite)) NoBody => 204 NoContent,

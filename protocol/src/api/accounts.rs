@@ -222,6 +222,12 @@ pub enum AuditAction {
     SlackUnlinked,
     SlackInstalled,
     SlackUninstalled,
+    WorkflowSaved,
+    WorkflowDeleted,
+    TriggerCreated,
+    TriggerDeleted,
+    /// A workflow started a session for its owner (the detail names the workflow and run).
+    WorkflowRan,
 }
 
 impl AuditAction {
@@ -243,6 +249,11 @@ impl AuditAction {
             Self::SlackUnlinked => "slack_unlinked",
             Self::SlackInstalled => "slack_installed",
             Self::SlackUninstalled => "slack_uninstalled",
+            Self::WorkflowSaved => "workflow_saved",
+            Self::WorkflowDeleted => "workflow_deleted",
+            Self::TriggerCreated => "trigger_created",
+            Self::TriggerDeleted => "trigger_deleted",
+            Self::WorkflowRan => "workflow_ran",
             Self::SessionTerminated => "session_terminated",
         }
     }

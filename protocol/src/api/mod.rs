@@ -5,6 +5,7 @@ mod accounts;
 mod credentials;
 mod sandbox;
 mod slack;
+mod workflows;
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +13,7 @@ pub use accounts::*;
 pub use credentials::*;
 pub use sandbox::*;
 pub use slack::*;
+pub use workflows::*;
 
 use crate::events::{SessionEvent, SessionStatus};
 

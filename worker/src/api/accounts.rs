@@ -8,20 +8,12 @@ use worker::{Env, Request, Response};
 use crate::api::audit;
 use crate::db::{login_sessions, users, Db};
 use crate::edge::auth::{self, Principal, COOKIE, LOGIN_TTL_MS};
+use crate::edge::config::is_development;
 use crate::edge::http::{answer, body, now_ms, random_id, refuse, Handled};
 use crate::edge::origins::app_cookie;
 
 fn valid_login(login: &str) -> bool {
     (1..=39).contains(&login.len()) && login.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-}
-
-/// Development sign-in: exists only when `ENVIRONMENT` is `development` (as under `make dev`).
-fn development(env: &Env) -> bool {
-    env.var("ENVIRONMENT")
-        .map(|v| v.to_string())
-        .ok()
-        .as_deref()
-        == Some("development")
 }
 
 /// Which sign-in methods this deployment offers, so the sign-in page shows only those.
@@ -32,7 +24,7 @@ pub fn providers(env: &Env) -> Handled {
         .unwrap_or(false);
     answer::<endpoint::AuthProviders>(&SignInProviders {
         github,
-        development: development(env),
+        development: is_development(env),
     })
 }
 
@@ -52,7 +44,7 @@ pub fn with_login_cookie(env: &Env, resp: Response, token: &str) -> Handled {
 }
 
 pub async fn dev_login(mut req: Request, env: &Env) -> Handled {
-    if !development(env) {
+    if !is_development(env) {
         return refuse(ErrorCode::NotFound, "development sign-in is disabled");
     }
     let login = body::<endpoint::DevLogin>(&mut req, 1024).await?.login;

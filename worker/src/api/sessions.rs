@@ -47,6 +47,12 @@ fn repo_policy(env: &Env) -> RepoPolicy {
     )
 }
 
+/// Whether a session could be started as `body` asks (a workflow is checked so when saved):
+/// its clone URL, when it has a repository.
+pub fn check_new(env: &Env, body: &CreateSession) -> Result<Option<String>, ApiError> {
+    validate(body, &repo_policy(env))
+}
+
 /// The session's clone URL, when it has a repository, once the request is otherwise valid.
 fn validate(body: &CreateSession, repos: &RepoPolicy) -> Result<Option<String>, ApiError> {
     if let Some(prompt) = &body.prompt {
@@ -91,7 +97,7 @@ pub async fn create(mut req: Request, env: &Env, user: &Principal) -> Handled {
 /// A new session of `user`'s, wherever it is asked for (the API, Slack): one path, one set of
 /// checks and limits.
 pub async fn start_new(env: &Env, user: &Principal, new: CreateSession) -> Handled<SessionInfo> {
-    let clone_url = validate(&new, &repo_policy(env))?;
+    let clone_url = check_new(env, &new)?;
     let runner_base = crate::edge::origins::runner_base(env)?;
     let db = Db::of(env)?;
     let id = random_id();

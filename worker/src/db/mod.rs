@@ -12,6 +12,9 @@ pub mod sessions;
 pub mod share_links;
 pub mod slack;
 pub mod users;
+pub mod workflow_executions;
+pub mod workflow_triggers;
+pub mod workflows;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
@@ -82,4 +85,9 @@ fn json_text<'de, D: Deserializer<'de>, T: DeserializeOwned + Default>(
         Some(t) => serde_json::from_str(&t).map_err(serde::de::Error::custom),
         None => Ok(T::default()),
     }
+}
+
+/// An INTEGER column holding 0 or 1, read as a bool (SQLite has no booleans).
+fn flag<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<bool, D::Error> {
+    Ok(f64::deserialize(d)? != 0.0)
 }

@@ -48,6 +48,14 @@ pub async fn upsert_by_github(
     .await
 }
 
+pub async fn by_id(db: &Db, id: &str) -> Result<Option<User>> {
+    db.first(
+        "SELECT id, login, role FROM users WHERE id = ?1",
+        &[text(id)],
+    )
+    .await
+}
+
 pub async fn by_login(db: &Db, login: &str) -> Result<Option<User>> {
     db.first(
         "SELECT id, login, role FROM users WHERE login = ?1",

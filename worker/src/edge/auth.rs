@@ -80,13 +80,14 @@ fn all_scopes(role: OrgRole) -> Vec<Scope> {
     Scope::ALL.into_iter().filter(|s| role.allows(*s)).collect()
 }
 
-/// A Slack identity linked to `user_id`: it acts as its account, with the account's role and
-/// every scope that role has, as a sign-in does.
-pub fn linked_principal(
+/// Someone acting as account `user_id` by another way in (a linked Slack identity, the
+/// account's workflow), with the account's role and every scope that role has, as a sign-in
+/// does. `credential` names that way in (`slack:<team>:<user>`, `workflow:<id>`).
+pub fn acting_principal(
     user_id: String,
     login: String,
     role: OrgRole,
-    identity: &str,
+    credential: &str,
 ) -> Principal {
     Principal {
         user_id,
@@ -97,7 +98,7 @@ pub fn linked_principal(
         },
         login_session: None,
         key_expires_at: None,
-        credential: format!("slack:{identity}"),
+        credential: credential.to_owned(),
     }
 }
 

@@ -6,7 +6,7 @@ use agent_ops_protocol::api::Health;
 use agent_ops_protocol::routes::{endpoint, match_route, RouteId};
 use agent_ops_protocol::signing::hash_token;
 use agent_ops_protocol::{ApiError, ErrorCode};
-use worker::{Env, Request, Response};
+use worker::{Context, Env, Request, Response};
 
 use crate::api::sessions as sessions_api;
 use crate::api::{
@@ -87,14 +87,14 @@ fn denial(d: Denial, path: &str) -> ApiError {
     }
 }
 
-pub async fn dispatch(req: Request, env: Env) -> worker::Result<Response> {
-    match route(req, &env).await {
+pub async fn dispatch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+    match route(req, &env, &ctx).await {
         Ok(resp) => Ok(resp),
         Err(failure) => render(failure),
     }
 }
 
-async fn route(req: Request, env: &Env) -> Handled {
+async fn route(req: Request, env: &Env, ctx: &Context) -> Handled {
     let path = req.path();
     let method = req.method().to_string();
     let Some((route, params)) = match_route(&method, &path) else {
@@ -129,7 +129,7 @@ async fn route(req: Request, env: &Env) -> Handled {
     // request (reads only: nothing is done for a caller until the count has admitted it).
     let caller = async {
         let principal = match need {
-            Need::Public | Need::Runner | Need::Gateway | Need::Slack => None,
+            Need::Public | Need::Runner | Need::Gateway | Need::Slack | Need::Webhook => None,
             _ => auth::authenticate(&req, env).await?,
         };
         let found = match (&principal, need) {
@@ -144,7 +144,7 @@ async fn route(req: Request, env: &Env) -> Handled {
     let role = found.as_ref().and_then(|(_, role)| *role);
     decide(need, principal.as_ref().map(|p| &p.caller), role).map_err(|d| denial(d, &path))?;
     let Some(user) = principal else {
-        return public(route, req, env, &params).await;
+        return public(route, req, env, ctx, &params).await;
     };
     // The effective role, for the session object to authorize each WebSocket message.
     let role = if user.caller.role == OrgRole::Admin {
@@ -160,7 +160,8 @@ async fn route(req: Request, env: &Env) -> Handled {
         (None, _) if matches!(need, Need::Session(..)) => {
             Err(ApiError::session_not_found(&param).into())
         }
-        (None, _) => signed_in(route, req, env, &user, &params).await,
+        (None, _) if is_workflows(route) => on_workflows(route, req, env, &user, &params).await,
+        (None, _) => signed_in(route, req, env, ctx, &user, &params).await,
     }
 }
 
@@ -198,6 +199,7 @@ async fn signed_in(
     route: RouteId,
     req: Request,
     env: &Env,
+    ctx: &Context,
     user: &Principal,
     params: &[String],
 ) -> Handled {
@@ -236,12 +238,65 @@ async fn signed_in(
         }
         RouteId::DeleteOrgCredential => credentials::delete(env, user, ORG, param).await,
         RouteId::RotateVault => credentials::rotate(env).await,
+        RouteId::SchedulerTick => crate::workflows::scheduler::tick_now(req, env).await,
         RouteId::ListAudit => audit::list(&Db::of(env)?).await,
         RouteId::CreateInvite => invites::create(req, env, user).await,
         RouteId::AcceptInvite => invites::accept(req, env, user).await,
         #[cfg(feature = "bench")]
         RouteId::BenchEcho => bench_echo(req, env).await,
-        _ => public(route, req, env, &[]).await,
+        _ => public(route, req, env, ctx, &[]).await,
+    }
+}
+
+fn is_workflows(route: RouteId) -> bool {
+    use RouteId::*;
+    matches!(
+        route,
+        ListWorkflows
+            | CreateWorkflow
+            | PreviewWorkflow
+            | GetWorkflow
+            | UpdateWorkflow
+            | DeleteWorkflow
+            | ListTriggers
+            | CreateTrigger
+            | DeleteTrigger
+            | RunWorkflow
+            | ListExecutions
+            | GetExecution
+    )
+}
+
+/// Workflow routes: those naming a workflow find it first (another person's is `not_found`).
+async fn on_workflows(
+    route: RouteId,
+    req: Request,
+    env: &Env,
+    user: &Principal,
+    params: &[String],
+) -> Handled {
+    use crate::workflows::{api, triggers};
+    let param = params.first().map_or("", String::as_str);
+    match route {
+        RouteId::ListWorkflows => return api::list(env, user).await,
+        RouteId::CreateWorkflow => return api::create(req, env, user).await,
+        RouteId::PreviewWorkflow => return api::preview(req, env).await,
+        RouteId::GetExecution => return api::execution(env, user, param).await,
+        _ => {}
+    }
+    let wf = api::visible(env, user, param).await?;
+    match route {
+        RouteId::GetWorkflow => api::get(&wf),
+        RouteId::UpdateWorkflow => api::update(req, env, user, &wf).await,
+        RouteId::DeleteWorkflow => api::delete(env, user, &wf).await,
+        RouteId::ListTriggers => triggers::list(env, &wf).await,
+        RouteId::CreateTrigger => triggers::create(req, env, user, &wf).await,
+        RouteId::DeleteTrigger => {
+            triggers::delete(env, user, &wf, params.get(1).map_or("", String::as_str)).await
+        }
+        RouteId::RunWorkflow => api::run(req, env, &wf).await,
+        RouteId::ListExecutions => api::executions(env, &wf).await,
+        _ => refuse(ErrorCode::Internal, "route is not a workflow's"),
     }
 }
 
@@ -255,7 +310,13 @@ async fn bench_echo(req: Request, env: &Env) -> Handled {
 }
 
 /// Routes that need no user: health, sign-in, and the runner's own link and model calls.
-async fn public(route: RouteId, req: Request, env: &Env, params: &[String]) -> Handled {
+async fn public(
+    route: RouteId,
+    req: Request,
+    env: &Env,
+    ctx: &Context,
+    params: &[String],
+) -> Handled {
     let param = |i: usize| params.get(i).map_or("", String::as_str);
     match route {
         RouteId::Health => answer::<endpoint::Health>(&Health {
@@ -279,6 +340,7 @@ async fn public(route: RouteId, req: Request, env: &Env, params: &[String]) -> H
             slack::serve(route, req, env).await
         }
         RouteId::SlackOauthCallback => slack::install::callback(req, env).await,
+        RouteId::WebhookDelivery => crate::workflows::hooks::deliver(req, env, ctx, param(0)).await,
         _ => refuse(ErrorCode::Internal, "route needs a user"),
     }
 }
@@ -316,6 +378,15 @@ async fn limit(req: &Request, env: &Env, route: RouteId) -> Handled<()> {
             per_min("RATE_LIMIT_SIGNIN_PER_MIN", 20),
         ),
 
+        // A webhook counts against its trigger: a sender flooding one holds up no other.
+        RouteId::WebhookDelivery => {
+            let path = req.path();
+            let trigger = path.rsplit('/').next().unwrap_or_default();
+            (
+                format!("hook:{}", &trigger[..trigger.len().min(64)]),
+                per_min("RATE_LIMIT_HOOK_PER_MIN", 600),
+            )
+        }
         // An editor or a desktop loads hundreds of files at once: panels have their own budget,
         // so opening one never starves the API (or the other way round).
         RouteId::SandboxGet | RouteId::SandboxPost => {

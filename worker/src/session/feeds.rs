@@ -12,6 +12,7 @@ use super::SessionObject;
 use crate::edge::http::now_ms;
 use crate::integrations::slack::thread::{self, Delivered};
 use crate::integrations::slack::web::Refused;
+use crate::workflows::runs;
 
 /// Events a feed folds per read of the log.
 const PAGE: usize = 500;
@@ -85,6 +86,12 @@ impl SessionObject {
             let outcome = match &row.target {
                 FeedTarget::SlackThread { .. } => {
                     thread::deliver(&self.env, &row.target, &mut row.feed, now, save).await
+                }
+                FeedTarget::Execution { execution_id } => {
+                    runs::deliver(&self.env, execution_id, &mut row.feed)
+                        .await
+                        .map(|()| Delivered::All)
+                        .map_err(|e| Refused::Failed(format!("{e:?}")))
                 }
             };
             let again = match outcome {

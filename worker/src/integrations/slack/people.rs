@@ -6,11 +6,12 @@ use agent_ops_protocol::api::{CreateSession, PromptAccepted, SessionInfo};
 use agent_ops_protocol::feed::FeedTarget;
 use agent_ops_protocol::routes::RouteId;
 use agent_ops_protocol::session_calls::{Abort, Activity, Follow, Prompt};
+use agent_ops_protocol::{ApiError, ErrorCode};
 use worker::Env;
 
 use crate::api::sessions as sessions_api;
 use crate::db::{sessions, slack, Db};
-use crate::edge::auth::{linked_principal, Principal};
+use crate::edge::auth::{acting_principal, Principal};
 use crate::edge::dispatch::{authorize, authorize_session};
 use crate::edge::http::{now_ms, Failure, Handled};
 use crate::session::call;
@@ -18,10 +19,14 @@ use crate::session::call;
 /// The account `team:slack_user` is linked to, if it is.
 pub async fn linked(env: &Env, team: &str, slack_user: &str) -> Handled<Option<Principal>> {
     let found = slack::linked_user(&Db::of(env)?, team, slack_user).await?;
-    Ok(
-        found
-            .map(|u| linked_principal(u.user_id, u.login, u.role, &format!("{team}:{slack_user}"))),
-    )
+    Ok(found.map(|u| {
+        acting_principal(
+            u.user_id,
+            u.login,
+            u.role,
+            &format!("slack:{team}:{slack_user}"),
+        )
+    }))
 }
 
 /// A new session whose thread is `target`'s: its progress and answers are posted there.
@@ -37,7 +42,14 @@ pub async fn start(
         team_id,
         channel,
         thread_ts,
-    } = &target;
+    } = &target
+    else {
+        return Err(ApiError::new(
+            ErrorCode::Internal,
+            "a Slack session follows a Slack thread",
+        )
+        .into());
+    };
     let thread = thread_ts.as_deref().unwrap_or_default();
     slack::bind_thread(&Db::of(env)?, team_id, channel, thread, &info.id, now_ms()).await?;
     call(env, &info.id, Follow { target }).await?;

@@ -145,7 +145,10 @@ pub async fn deliver(
         team_id,
         channel,
         thread_ts,
-    } = target;
+    } = target
+    else {
+        return Err(Refused::Failed(format!("{target:?} is not a Slack thread")));
+    };
     let token = web::bot_token(env, team_id)
         .await
         .map_err(|e| Refused::Failed(e.to_string()))?
