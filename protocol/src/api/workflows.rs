@@ -87,7 +87,8 @@ fn three() -> u32 {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Workflow {
     pub id: String,
-    #[serde(flatten)]
+    /// As saved (not flattened: a saved spec refuses fields it does not know, and so would
+    /// its schema).
     pub spec: WorkflowSpec,
     /// Why it paused itself, while it is paused.
     pub paused_reason: Option<String>,
@@ -214,7 +215,6 @@ impl TriggerKind {
 pub struct Trigger {
     pub id: String,
     pub workflow_id: String,
-    #[serde(flatten)]
     pub spec: TriggerSpec,
     /// Where a webhook is delivered.
     pub url: Option<String>,

@@ -107,6 +107,9 @@ pub fn idempotency_key(
 
 /// Whether a filter is well formed: a JSON Pointer, and exactly one test.
 pub fn check_filter(filter: &PayloadFilter) -> Result<(), String> {
+    if filter.pointer.len() > 512 {
+        return Err("a filter's pointer is at most 512 characters".into());
+    }
     if !(filter.pointer.is_empty() || filter.pointer.starts_with('/')) {
         return Err(format!(
             "`{}` is not a JSON Pointer (it starts with /)",

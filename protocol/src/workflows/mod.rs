@@ -6,7 +6,7 @@ pub mod hooks;
 pub mod schedule;
 pub mod template;
 
-use crate::api::{Concurrency, TriggerSpec, WorkflowSpec};
+use crate::api::{Concurrency, IdempotencySource, TriggerSpec, WorkflowSpec};
 use crate::{ApiError, ErrorCode};
 
 fn invalid(message: String) -> ApiError {
@@ -16,8 +16,29 @@ fn invalid(message: String) -> ApiError {
 /// A workflow as it may be saved: its templates parse. (Its repository and branch go through
 /// the same checks as a session's when it runs.)
 pub fn check_workflow(spec: &WorkflowSpec) -> Result<(), ApiError> {
-    if spec.name.trim().is_empty() {
-        return Err(invalid("a workflow has a name".into()));
+    if spec.name.trim().is_empty() || spec.name.chars().count() > 200 {
+        return Err(invalid("a workflow has a name of 1-200 characters".into()));
+    }
+    let t = &spec.template;
+    if t.prompt.is_empty() || t.prompt.chars().count() > 65536 {
+        return Err(invalid("the prompt template is 1-65536 characters".into()));
+    }
+    if t.title
+        .as_ref()
+        .is_some_and(|title| title.chars().count() > 512)
+    {
+        return Err(invalid(
+            "the title template is at most 512 characters".into(),
+        ));
+    }
+    if spec
+        .max_runs_per_hour
+        .is_some_and(|n| !(1..=10_000).contains(&n))
+    {
+        return Err(invalid("max_runs_per_hour is 1-10000".into()));
+    }
+    if !(1..=100).contains(&spec.pause_after_failures) {
+        return Err(invalid("pause_after_failures is 1-100".into()));
     }
     template::check(&spec.template.prompt).map_err(|e| invalid(format!("prompt: {e}")))?;
     if let Some(title) = &spec.template.title {
@@ -35,10 +56,26 @@ pub fn check_trigger(
 ) -> Result<(), ApiError> {
     match spec {
         TriggerSpec::Webhook {
-            filters, headers, ..
+            filters,
+            headers,
+            idempotency,
+            ..
         } => {
             for f in filters {
                 hooks::check_filter(f).map_err(invalid)?;
+            }
+            match idempotency {
+                Some(IdempotencySource::Header { name }) if name.is_empty() || name.len() > 128 => {
+                    return Err(invalid(
+                        "an idempotency header's name is 1-128 characters".into(),
+                    ))
+                }
+                Some(IdempotencySource::Pointer { pointer }) if pointer.len() > 512 => {
+                    return Err(invalid(
+                        "an idempotency pointer is at most 512 characters".into(),
+                    ))
+                }
+                _ => {}
             }
             if let Some(h) = headers.iter().find(|h| {
                 h.is_empty()

@@ -29,6 +29,11 @@ impl Schedule {
         min_interval_minutes: u64,
         now_ms: u64,
     ) -> Result<Schedule, String> {
+        if !(9..=200).contains(&expression.len()) {
+            return Err(format!(
+                "`{expression}` is not a five-field cron expression"
+            ));
+        }
         let tz = Tz::from_str(timezone).map_err(|_| {
             format!("`{timezone}` is not an IANA time zone (such as Europe/London)")
         })?;
