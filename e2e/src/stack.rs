@@ -650,6 +650,26 @@ impl Stack {
             .unwrap_or_else(|e| panic!("the tick at {at_ms}: {e:?}"))
     }
 
+    /// Runs `sql` on the stack's D1 as its operator would (`wrangler d1 execute`), beside the
+    /// running Worker: for state no API makes (an expired sign-in, ten thousand schedules).
+    pub fn d1_execute(&self, sql: &str) {
+        let out = Command::new(wrangler_bin())
+            .args(["d1", "execute", "DB", "--local", "--persist-to"])
+            .arg(self.dir.join("wrangler"))
+            .arg("--command")
+            .arg(sql)
+            .current_dir(repo_root())
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .output()
+            .expect("wrangler d1 execute");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// A webhook delivery to trigger `trigger`: the status and the JSON answer.
     pub async fn deliver(
         &self,

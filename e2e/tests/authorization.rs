@@ -248,23 +248,10 @@ async fn every_route_by_every_kind_of_caller() {
     let viewer = stack.dev_login("vera").await;
     stack.dev_login("stranger").await;
     let expired = stack.dev_login("eve").await;
-    let status = std::process::Command::new(e2e::repo_root().join("node_modules/.bin/wrangler"))
-        .args(["d1", "execute", "DB", "--local", "--persist-to"])
-        .arg(stack.dir.join("wrangler"))
-        .arg("--command")
-        .arg(format!(
-            "UPDATE auth_sessions SET expires_at = 1 WHERE token_hash = '{}'",
-            hash_token(&expired)
-        ))
-        .current_dir(e2e::repo_root())
-        .env("WRANGLER_SEND_METRICS", "false")
-        .output()
-        .expect("wrangler d1 execute");
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    stack.d1_execute(&format!(
+        "UPDATE auth_sessions SET expires_at = 1 WHERE token_hash = '{}'",
+        hash_token(&expired)
+    ));
 
     let session = shared_session(&stack, &owner).await;
     let (_, no_scope) = key(&stack, &owner, json!([KEY_SCOPE])).await;

@@ -4,6 +4,7 @@
 mod gateway;
 mod model;
 mod slack;
+mod workflows;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -512,7 +513,7 @@ fn main() {
 async fn bench() {
     let stack = Stack::start(bench_options(true)).await;
     let mut rows = Vec::new();
-    // `BENCH_ONLY=relay` (or `startup`, `gateway`, `model`, `slack`) runs only those figures,
+    // `BENCH_ONLY=relay` (or `startup`, `gateway`, `model`, `slack`, `workflows`) runs only those figures,
     // while tuning them.
     let only = std::env::var("BENCH_ONLY").ok();
     let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
@@ -531,6 +532,9 @@ async fn bench() {
     }
     if runs("slack") {
         slack::slack(&stack, &mut rows).await;
+    }
+    if runs("workflows") {
+        workflows::workflows(&stack, &mut rows).await;
     }
 
     println!(
