@@ -84,6 +84,7 @@ fn Shell() -> impl IntoView {
             <nav>
                 <A href="/" exact=true>"Sessions"</A>
                 <A href="/new">"New session"</A>
+                <A href="/workflows">"Workflows"</A>
                 <A href="/settings">"Settings"</A>
             </nav>
             <div class="who">
@@ -98,6 +99,8 @@ fn Shell() -> impl IntoView {
             <Route path=path!("/settings") view=pages::settings::Settings/>
             <Route path=path!("/join") view=pages::join::Join/>
             <Route path=path!("/link/slack") view=pages::slack_link::SlackLink/>
+            <Route path=path!("/workflows") view=pages::workflows::Workflows/>
+            <Route path=path!("/workflows/:id") view=pages::workflow::WorkflowView/>
         </Routes>
     }
 }

@@ -409,3 +409,71 @@ async fn a_slack_identity_is_linked_only_once_confirmed_and_shown_in_settings() 
         .await;
     alice.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workflow_made_in_the_ui_runs_from_its_curl_and_its_session_streams() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let driver = Driver::start().await;
+    let b = driver.open(&stack.url(""), 1366, 860).await;
+    b.sign_in("wanda").await;
+    b.goto("/workflows").await;
+    b.type_into("#wf-name", "Triage").await;
+    b.type_into(
+        "#wf-prompt",
+        "\n@write triage.txt {{ payload.issue.number }}\n@say Triaged {{ payload.issue.title }}.",
+    )
+    .await;
+    // The editor renders the template against its sample payload, as a run would.
+    b.wait_text("[data-test=wf-preview]", "the rendered prompt", |t| {
+        t.contains("Triage issue #7: Crash on start") && t.contains("@say Triaged Crash on start.")
+    })
+    .await;
+    b.click("[data-test=wf-create]").await;
+    b.wait_text("[data-test=workflow-name]", "the workflow", |t| {
+        t == "Triage"
+    })
+    .await;
+    b.click("[data-test=add-webhook]").await;
+    let cmd = b
+        .wait_text("[data-test=trigger-curl]", "a curl", |t| t.contains("curl"))
+        .await;
+    let secret = b.value("[data-test=trigger-secret]").await;
+    assert!(
+        secret.starts_with("whsec_") && cmd.contains(&secret),
+        "{cmd}"
+    );
+    b.screenshot("10-workflow-trigger").await;
+
+    // The shown command, run as its reader would, is a signed delivery the Worker accepts.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&cmd)
+        .output()
+        .expect("sh");
+    let answer: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"));
+    assert_eq!(answer["status"], "queued", "{answer}");
+
+    // A turn of the real agent: longer than an element's usual wait, on a loaded machine.
+    let deadline = std::time::Instant::now() + e2e::TURN_TIMEOUT;
+    while !b
+        .exists("[data-test=executions] [data-status=succeeded]")
+        .await
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never succeeded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    b.click("[data-test=execution-session]").await;
+    let id = session_id(&b).await;
+    let transcript = wait_done(&b).await;
+    assert!(
+        transcript.contains("Triaged Crash on start."),
+        "{transcript}"
+    );
+    let file = std::fs::read_to_string(stack.workspace(&id).join("triage.txt")).unwrap();
+    assert_eq!(file.trim(), "7");
+    b.close().await;
+}

@@ -7,3 +7,5 @@ pub mod sessions;
 pub mod settings;
 pub mod sign_in;
 pub mod slack_link;
+pub mod workflow;
+pub mod workflows;
