@@ -610,6 +610,19 @@ async fn policies_queue_skip_and_pause() {
     let a = settled(&stack, &olivia, &a.execution_id, ExecutionStatus::Succeeded).await;
     assert_eq!(a.status, ExecutionStatus::Succeeded);
 
+    // An hourly limit: past it, runs are recorded as skipped, and why.
+    let mut limited = spec("Limited", "@say once", Concurrency::Allow);
+    limited.max_runs_per_hour = Some(1);
+    let limited = workflow(&stack, &olivia, &limited).await;
+    assert_eq!(
+        run(limited.id.clone(), None).await.status,
+        ExecutionStatus::Running
+    );
+    let over = run(limited.id.clone(), None).await;
+    assert_eq!(over.status, ExecutionStatus::Skipped);
+    let over = execution(&stack, &olivia, &over.execution_id).await;
+    assert!(over.reason.unwrap().contains("1 runs an hour"));
+
     // Failures in a row pause the workflow, saying why; enabling it again clears that.
     let mut failing = spec("Failing", "Needs {{ inputs.ticket }}", Concurrency::Allow);
     failing.pause_after_failures = 2;

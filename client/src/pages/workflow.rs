@@ -13,6 +13,7 @@ use agent_ops_protocol::ApiError;
 use leptos::prelude::*;
 use leptos_router::components::A;
 use leptos_router::hooks::use_params_map;
+use wasm_bindgen::JsCast;
 
 use crate::api;
 use crate::components::{ago, run, CopyField, ErrorBanner};
@@ -20,11 +21,21 @@ use crate::components::{ago, run, CopyField, ErrorBanner};
 const REFRESH: Duration = Duration::from_secs(3);
 const SAMPLE: &str = r#"{"issue": {"number": 7, "title": "Crash on start"}}"#;
 
-fn time(ms: u64) -> String {
-    js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64))
-        .to_iso_string()
-        .as_string()
-        .unwrap_or_default()
+/// A time as the browser writes it in `timezone` (a schedule's runs, in the schedule's zone).
+fn time_in(ms: u64, timezone: &str) -> String {
+    let options = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&options, &"timeZone".into(), &timezone.into());
+    let _ = js_sys::Reflect::set(&options, &"dateStyle".into(), &"medium".into());
+    let _ = js_sys::Reflect::set(&options, &"timeStyle".into(), &"short".into());
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    // Called so that a zone the browser does not know is an error here, not a thrown one.
+    js_sys::Reflect::get(&date, &"toLocaleString".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+        .and_then(|f| f.call2(&date, &"en-GB".into(), &options).ok())
+        .and_then(|v| v.as_string())
+        .map(|t| format!("{t} ({timezone})"))
+        .unwrap_or_else(|| String::from(date.to_iso_string()))
 }
 
 /// A shell command that delivers `SAMPLE` to the new trigger as its sender would.
@@ -233,11 +244,15 @@ fn Triggers(
                         TriggerSpec::Webhook { scheme, .. } => format!("webhook ({})", scheme.as_str()),
                         TriggerSpec::Schedule { cron, timezone } => format!("schedule {cron} ({timezone})"),
                     };
+                    let zone = match &t.spec {
+                        TriggerSpec::Schedule { timezone, .. } => timezone.clone(),
+                        TriggerSpec::Webhook { .. } => "UTC".into(),
+                    };
                     view! {
                         <li class="session-row">
                             <div class="main">
                                 <span class="title">{what}</span>
-                                <span class="meta">{t.url.clone().unwrap_or_else(|| t.next_runs.first().map(|n| format!("next: {}", time(*n))).unwrap_or_default())}</span>
+                                <span class="meta">{t.url.clone().unwrap_or_else(|| t.next_runs.first().map(|n| format!("next: {}", time_in(*n, &zone))).unwrap_or_default())}</span>
                             </div>
                         </li>
                     }
@@ -266,7 +281,10 @@ fn Triggers(
                     <input id="cron" bind:value=cron/>
                     <input id="timezone" bind:value=timezone/>
                     <p class="muted" data-test="next-runs">
-                        {move || cron_error.get().unwrap_or_else(|| next.get().into_iter().map(time).collect::<Vec<_>>().join(", "))}
+                        {move || cron_error.get().unwrap_or_else(|| {
+                            let zone = timezone.get();
+                            next.get().into_iter().map(|n| time_in(n, &zone)).collect::<Vec<_>>().join(", ")
+                        })}
                     </p>
                     <button class="primary" type="button" on:click=add_schedule>"Add schedule"</button>
                 </div>
