@@ -50,6 +50,12 @@ pub fn CopyField(value: String, test: &'static str) -> impl IntoView {
     }
 }
 
+/// A form field's text, trimmed; `None` when it is empty (an optional field left blank).
+pub fn optional(s: String) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
 /// "3 min ago" from milliseconds since the epoch.
 pub fn ago(ms: u64) -> String {
     let now = js_sys::Date::now() as u64;

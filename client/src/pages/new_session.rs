@@ -7,12 +7,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
 use crate::api;
-use crate::components::{run, ErrorBanner};
-
-fn optional(s: String) -> Option<String> {
-    let t = s.trim();
-    (!t.is_empty()).then(|| t.to_owned())
-}
+use crate::components::{optional, run, ErrorBanner};
 
 #[component]
 pub fn NewSession() -> impl IntoView {

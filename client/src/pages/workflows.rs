@@ -12,12 +12,7 @@ use leptos_router::components::A;
 use leptos_router::hooks::use_navigate;
 
 use crate::api;
-use crate::components::{ago, run, ErrorBanner};
-
-fn optional(s: String) -> Option<String> {
-    let t = s.trim();
-    (!t.is_empty()).then(|| t.to_owned())
-}
+use crate::components::{ago, optional, run, ErrorBanner};
 
 #[component]
 pub fn Workflows() -> impl IntoView {

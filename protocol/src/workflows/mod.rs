@@ -88,7 +88,7 @@ pub fn check_trigger(
             Ok(())
         }
         TriggerSpec::Schedule { cron, timezone } => {
-            schedule::Schedule::parse(cron, timezone, min_interval_minutes, now_ms)
+            schedule::Schedule::checked(cron, timezone, min_interval_minutes, now_ms)
                 .map(|_| ())
                 .map_err(invalid)
         }

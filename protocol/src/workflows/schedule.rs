@@ -21,14 +21,9 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// A schedule, or why the expression or the time zone is refused. Runs closer together than
-    /// `min_interval_minutes` anywhere in the sample are refused too.
-    pub fn parse(
-        expression: &str,
-        timezone: &str,
-        min_interval_minutes: u64,
-        now_ms: u64,
-    ) -> Result<Schedule, String> {
+    /// A schedule, or why the expression or the time zone is refused. Cheap: what the
+    /// scheduler and the trigger lists read a saved schedule with.
+    pub fn parse(expression: &str, timezone: &str) -> Result<Schedule, String> {
         if !(9..=200).contains(&expression.len()) {
             return Err(format!(
                 "`{expression}` is not a five-field cron expression"
@@ -42,7 +37,18 @@ impl Schedule {
             .build()
             .parse(expression)
             .map_err(|e| format!("`{expression}` is not a five-field cron expression: {e:?}"))?;
-        let schedule = Schedule { cron, tz };
+        Ok(Schedule { cron, tz })
+    }
+
+    /// A schedule as it may be saved: it parses, it runs, and no two of its runs in the sample
+    /// from `now_ms` are closer together than `min_interval_minutes`.
+    pub fn checked(
+        expression: &str,
+        timezone: &str,
+        min_interval_minutes: u64,
+        now_ms: u64,
+    ) -> Result<Schedule, String> {
+        let schedule = Schedule::parse(expression, timezone)?;
         let runs = schedule.next_runs(now_ms, INTERVAL_SAMPLE);
         if runs.is_empty() {
             return Err(format!("`{expression}` never runs"));
@@ -123,21 +129,21 @@ mod tests {
             "not cron",
             "",
         ] {
-            assert!(Schedule::parse(bad, "UTC", 1, NOW).is_err(), "{bad}");
+            assert!(Schedule::checked(bad, "UTC", 1, NOW).is_err(), "{bad}");
         }
-        assert!(Schedule::parse("0 9 * * *", "Mars/Olympus", 1, NOW).is_err());
+        assert!(Schedule::checked("0 9 * * *", "Mars/Olympus", 1, NOW).is_err());
         // Closer together than the minimum, even once a day.
-        let err = Schedule::parse("*/5 * * * *", "UTC", 15, NOW).unwrap_err();
+        let err = Schedule::checked("*/5 * * * *", "UTC", 15, NOW).unwrap_err();
         assert!(err.contains("15 minutes"), "{err}");
-        assert!(Schedule::parse("0,5 9 * * *", "UTC", 15, NOW).is_err());
-        assert!(Schedule::parse("*/15 * * * *", "UTC", 15, NOW).is_ok());
-        assert!(Schedule::parse("0 9 * * 1-5", "Europe/London", 15, NOW).is_ok());
+        assert!(Schedule::checked("0,5 9 * * *", "UTC", 15, NOW).is_err());
+        assert!(Schedule::checked("*/15 * * * *", "UTC", 15, NOW).is_ok());
+        assert!(Schedule::checked("0 9 * * 1-5", "Europe/London", 15, NOW).is_ok());
     }
 
     #[test]
     fn keeps_local_time_across_summer_time() {
         let london: Tz = "Europe/London".parse().unwrap();
-        let s = Schedule::parse("0 9 * * *", "Europe/London", 15, NOW).unwrap();
+        let s = Schedule::checked("0 9 * * *", "Europe/London", 15, NOW).unwrap();
         // The clocks go forward on 28 March 2027: 09:00 there is 09:00 UTC before, 08:00 after.
         let before = at(london, 2027, 3, 27, 12, 0);
         let runs = s.next_runs(before, 2);
@@ -150,11 +156,11 @@ mod tests {
         // A time the clocks skip runs once, at the first minute after the gap; a repeated
         // hour runs once.
         let ny: Tz = "America/New_York".parse().unwrap();
-        let gap = Schedule::parse("30 2 * * *", "America/New_York", 15, NOW).unwrap();
+        let gap = Schedule::checked("30 2 * * *", "America/New_York", 15, NOW).unwrap();
         let runs = gap.next_runs(at(ny, 2027, 3, 13, 12, 0), 2);
         assert_eq!(runs[0], at(Tz::UTC, 2027, 3, 14, 7, 0));
         assert_eq!(runs[1], at(Tz::UTC, 2027, 3, 15, 6, 30));
-        let twice = Schedule::parse("30 1 * * *", "America/New_York", 15, NOW).unwrap();
+        let twice = Schedule::checked("30 1 * * *", "America/New_York", 15, NOW).unwrap();
         let runs = twice.next_runs(at(ny, 2027, 11, 6, 12, 0), 2);
         assert_eq!(runs[1] - runs[0], 25 * 60 * MINUTE_MS);
     }

@@ -214,7 +214,7 @@ pub async fn preview(mut req: Request, env: &Env) -> Handled {
     }
     if let Some(cron) = &asked.cron {
         let tz = asked.timezone.clone().unwrap_or_else(|| "UTC".into());
-        match Schedule::parse(cron, &tz, min_interval_minutes(env), now) {
+        match Schedule::checked(cron, &tz, min_interval_minutes(env), now) {
             Ok(s) => out.next_runs = s.next_runs(now, 5),
             Err(why) => out.error = Some(why),
         }

@@ -35,7 +35,7 @@ pub fn min_interval_minutes(env: &Env) -> u64 {
 
 pub fn schedule_of(spec: &TriggerSpec) -> Option<Schedule> {
     match spec {
-        TriggerSpec::Schedule { cron, timezone } => Schedule::parse(cron, timezone, 0, 0).ok(),
+        TriggerSpec::Schedule { cron, timezone } => Schedule::parse(cron, timezone).ok(),
         TriggerSpec::Webhook { .. } => None,
     }
 }
