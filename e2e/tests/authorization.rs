@@ -178,6 +178,11 @@ fn request_for(route: RouteId, session: &str) -> (String, Option<Value>) {
         RouteId::ListExecutions => (format!("/api/workflows/{UNKNOWN}/executions"), None),
         RouteId::GetExecution => (format!("/api/executions/{UNKNOWN}"), None),
         RouteId::SchedulerTick => ("/api/admin/scheduler/tick".into(), Some(json!({}))),
+        RouteId::GetWorkflowSettings => ("/api/admin/workflows/settings".into(), None),
+        RouteId::PutWorkflowSettings => (
+            "/api/admin/workflows/settings".into(),
+            Some(json!({"min_interval_minutes": 15})),
+        ),
         RouteId::WebhookDelivery => (format!("/hooks/{UNKNOWN}"), Some(json!({}))),
     }
 }

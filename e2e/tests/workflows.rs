@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use agent_ops_protocol::access::Scope;
 use agent_ops_protocol::api::{
-    Concurrency, Execution, ExecutionStatus, NewKey, NoBody, PayloadFilter, PreviewRequest,
-    RunWorkflow, SessionTemplate, TriggerCreated, TriggerSpec, WebhookScheme, Workflow,
-    WorkflowSpec,
+    AuditAction, Concurrency, Execution, ExecutionStatus, NewKey, NoBody, PayloadFilter,
+    PreviewRequest, RunWorkflow, SessionTemplate, TriggerCreated, TriggerSpec, WebhookScheme,
+    Workflow, WorkflowSettings, WorkflowSpec,
 };
 use agent_ops_protocol::routes::endpoint;
 use agent_ops_protocol::slack::signature as slack_signature;
@@ -218,7 +218,7 @@ async fn webhooks_start_sessions_once_and_say_why_when_they_do_not() {
     refused(
         &stack.deliver(t, &[], body.clone()).await,
         401,
-        ErrorCode::MissingSignature,
+        ErrorCode::BadSignature,
     );
     let forged = sign("whsec_guess", body.as_bytes());
     refused(
@@ -226,7 +226,7 @@ async fn webhooks_start_sessions_once_and_say_why_when_they_do_not() {
             .deliver(t, &[(SIGNATURE_HEADER, &forged)], body.clone())
             .await,
         401,
-        ErrorCode::InvalidSignature,
+        ErrorCode::BadSignature,
     );
     let tampered = body.replace("42", "43");
     refused(
@@ -234,7 +234,7 @@ async fn webhooks_start_sessions_once_and_say_why_when_they_do_not() {
             .deliver(t, &[(SIGNATURE_HEADER, &sig)], tampered)
             .await,
         401,
-        ErrorCode::InvalidSignature,
+        ErrorCode::BadSignature,
     );
     refused(
         &stack
@@ -323,7 +323,7 @@ async fn webhooks_start_sessions_once_and_say_why_when_they_do_not() {
     refused(
         &stack.deliver(g, &gh_headers[..2], ping.clone()).await,
         401,
-        ErrorCode::MissingSignature,
+        ErrorCode::BadSignature,
     );
     // Our header is not GitHub's.
     refused(
@@ -335,7 +335,7 @@ async fn webhooks_start_sessions_once_and_say_why_when_they_do_not() {
             )
             .await,
         401,
-        ErrorCode::MissingSignature,
+        ErrorCode::BadSignature,
     );
     let gh_forged = sign(&secret, ping.as_bytes());
     refused(
@@ -351,7 +351,7 @@ async fn webhooks_start_sessions_once_and_say_why_when_they_do_not() {
             )
             .await,
         401,
-        ErrorCode::InvalidSignature,
+        ErrorCode::BadSignature,
     );
 
     // Slack's v0 scheme, with its window.
@@ -392,12 +392,12 @@ async fn webhooks_start_sessions_once_and_say_why_when_they_do_not() {
     refused(
         &send(slack_headers(&old_ts, &old_sig)).await,
         401,
-        ErrorCode::StaleSignature,
+        ErrorCode::BadSignature,
     );
     refused(
         &send(slack_headers(&ts, &old_sig)).await,
         401,
-        ErrorCode::InvalidSignature,
+        ErrorCode::BadSignature,
     );
 
     // Bearer: an API key of the owner's with `workflows:run`; no other.
@@ -418,14 +418,14 @@ async fn webhooks_start_sessions_once_and_say_why_when_they_do_not() {
     refused(
         &stack.deliver(b, &[], zen.clone()).await,
         401,
-        ErrorCode::Unauthorized,
+        ErrorCode::BadSignature,
     );
     refused(
         &stack
             .deliver(b, &[("authorization", "Bearer aok_nope")], zen.clone())
             .await,
         401,
-        ErrorCode::Unauthorized,
+        ErrorCode::BadSignature,
     );
     refused(
         &stack
@@ -668,7 +668,7 @@ const MARCH_27_10H: u64 = 1_806_141_600_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedules_fire_once_per_minute_they_match_in_their_time_zone() {
     let stack = Stack::start(StackOptions::default()).await;
-    stack.dev_login("root").await;
+    let root = stack.dev_login("root").await;
     let olivia = stack.dev_login("olivia").await;
     let wf = workflow(
         &stack,
@@ -701,6 +701,81 @@ async fn schedules_fire_once_per_minute_they_match_in_their_time_zone() {
             "{cron} {tz}"
         );
     }
+    // The shortest interval is the administrators' to set, and only theirs; a schedule is
+    // checked against the one in force when it is saved.
+    let default = stack
+        .api::<endpoint::GetWorkflowSettings>(&root, &[], &NoBody {})
+        .await
+        .unwrap();
+    assert_eq!(default.min_interval_minutes, 15, "wrangler.toml's default");
+    let hourly = WorkflowSettings {
+        min_interval_minutes: 60,
+    };
+    for asked in [&hourly, &default] {
+        let refused = stack
+            .api::<endpoint::PutWorkflowSettings>(&olivia, &[], asked)
+            .await;
+        assert_eq!(refused.unwrap_err().1.code, ErrorCode::Forbidden);
+    }
+    let refused = stack
+        .api::<endpoint::GetWorkflowSettings>(&olivia, &[], &NoBody {})
+        .await;
+    assert_eq!(refused.unwrap_err().1.code, ErrorCode::Forbidden);
+    let never = WorkflowSettings {
+        min_interval_minutes: 0,
+    };
+    let refused = stack
+        .api::<endpoint::PutWorkflowSettings>(&root, &[], &never)
+        .await;
+    assert_eq!(refused.unwrap_err().1.code, ErrorCode::InvalidBody);
+    let half_hourly = TriggerSpec::Schedule {
+        cron: "*/30 * * * *".into(),
+        timezone: "UTC".into(),
+    };
+    let check = |cron: &str| PreviewRequest {
+        cron: Some(cron.into()),
+        ..PreviewRequest::default()
+    };
+    let saved = stack
+        .api::<endpoint::PutWorkflowSettings>(&root, &[], &hourly)
+        .await
+        .unwrap();
+    assert_eq!(saved, hourly);
+    let refused = stack
+        .api::<endpoint::CreateTrigger>(&olivia, &[&wf.id], &half_hourly)
+        .await
+        .unwrap_err()
+        .1;
+    assert_eq!(refused.code, ErrorCode::InvalidBody);
+    assert!(
+        refused.message.contains("60 minutes"),
+        "{}",
+        refused.message
+    );
+    let previewed = stack
+        .api::<endpoint::PreviewWorkflow>(&olivia, &[], &check("*/30 * * * *"))
+        .await
+        .unwrap();
+    assert!(previewed.error.is_some_and(|e| e.contains("60 minutes")));
+    stack
+        .api::<endpoint::PutWorkflowSettings>(&root, &[], &default)
+        .await
+        .unwrap();
+    let previewed = stack
+        .api::<endpoint::PreviewWorkflow>(&olivia, &[], &check("*/30 * * * *"))
+        .await
+        .unwrap();
+    assert_eq!(previewed.error, None);
+    let audit = stack
+        .api::<endpoint::ListAudit>(&root, &[], &NoBody {})
+        .await
+        .unwrap();
+    assert!(audit
+        .entries
+        .iter()
+        .any(|e| e.action == AuditAction::WorkflowSettingsChanged
+            && e.detail.as_deref() == Some("min_interval_minutes=60")));
+
     let preview = stack
         .api::<endpoint::PreviewWorkflow>(
             &olivia,

@@ -41,6 +41,9 @@ pub enum ErrorCode {
     InvalidSignature,
     /// The signature's timestamp is too far from now (a replay, or a clock far off).
     StaleSignature,
+    /// A workflow's webhook delivery is not its sender's: its signature is missing, malformed,
+    /// wrong or stale, or its bearer key is not valid. The message says which.
+    BadSignature,
     /// The feature is not set up on this deployment (say, no Slack signing secret).
     NotConfigured,
     /// The workflow is disabled (or paused itself): it starts nothing until it is enabled.
@@ -50,7 +53,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order declared: the OpenAPI document lists them by HTTP status.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::NotFound,
@@ -73,6 +76,7 @@ impl ErrorCode {
         Self::MissingSignature,
         Self::InvalidSignature,
         Self::StaleSignature,
+        Self::BadSignature,
         Self::NotConfigured,
         Self::WorkflowDisabled,
         Self::Internal,
@@ -102,6 +106,7 @@ impl ErrorCode {
             Self::MissingSignature => "missing_signature",
             Self::InvalidSignature => "invalid_signature",
             Self::StaleSignature => "stale_signature",
+            Self::BadSignature => "bad_signature",
             Self::NotConfigured => "not_configured",
             Self::WorkflowDisabled => "workflow_disabled",
             Self::Internal => "internal",
@@ -114,7 +119,8 @@ impl ErrorCode {
             | Self::InvalidToken
             | Self::MissingSignature
             | Self::InvalidSignature
-            | Self::StaleSignature => 401,
+            | Self::StaleSignature
+            | Self::BadSignature => 401,
             Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::InvalidBody

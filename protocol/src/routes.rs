@@ -187,6 +187,8 @@ route_table! {
     GetExecution => ("GET", "/api/executions/{id}", Need::Scope(WorkflowsRead)) NoBody => 200 Execution,
     // The scheduler's minute, for deployments without Cloudflare's cron trigger (and tests).
     SchedulerTick => ("POST", "/api/admin/scheduler/tick", Need::Scope(Admin)) SchedulerTick => 200 SchedulerTicked,
+    GetWorkflowSettings => ("GET", "/api/admin/workflows/settings", Need::Scope(Admin)) NoBody => 200 WorkflowSettings,
+    PutWorkflowSettings => ("PUT", "/api/admin/workflows/settings", Need::Scope(Admin)) WorkflowSettings => 200 WorkflowSettings,
     // A delivery is answered once its execution is committed: 202 new, 200 the same again.
     WebhookDelivery => ("POST", "/hooks/{trigger}", Need::Webhook) NotJson => 202 | 200 ExecutionAccepted,
     ListKeys => ("GET", "/api/keys", Need::Scope(SessionsRead)) NoBody => 200 KeyList,

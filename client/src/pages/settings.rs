@@ -1,11 +1,11 @@
 //! Settings: profile, API keys (created, shown once, revoked), stored provider credentials
-//! (write-only: the API never returns a secret, so neither does this page) and the Slack
-//! identities that act as you.
+//! (write-only: the API never returns a secret, so neither does this page), the Slack
+//! identities that act as you, and (administrators) the rules every workflow follows.
 
 use agent_ops_protocol::access::{OrgRole, Scope};
 use agent_ops_protocol::api::{
     CredentialList, KeyInfo, NewKey, PutCredential, SlackIdentities, SlackWorkspace,
-    CREDENTIAL_KINDS,
+    WorkflowSettings, CREDENTIAL_KINDS,
 };
 use agent_ops_protocol::routes::endpoint;
 use agent_ops_protocol::ApiError;
@@ -34,7 +34,49 @@ pub fn Settings() -> impl IntoView {
             <ApiKeys/>
             <Credentials/>
             <Slack/>
+            <Show when=move || me.get().is_some_and(|m| m.role == OrgRole::Admin)>
+                <WorkflowRules/>
+            </Show>
         </main>
+    }
+}
+
+/// The shortest interval a schedule may run at: checked when a schedule is saved.
+#[component]
+fn WorkflowRules() -> impl IntoView {
+    let minutes = RwSignal::new(String::new());
+    let saved = RwSignal::new(false);
+    let error = RwSignal::new(None::<ApiError>);
+    run(error, async move {
+        let rules = api::fetch::<endpoint::GetWorkflowSettings>(&[]).await?;
+        minutes.set(rules.min_interval_minutes.to_string());
+        Ok(())
+    });
+    let save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        saved.set(false);
+        run(error, async move {
+            let asked = WorkflowSettings {
+                min_interval_minutes: minutes.get_untracked().trim().parse().unwrap_or(0),
+            };
+            api::call::<endpoint::PutWorkflowSettings>(&[], &asked).await?;
+            saved.set(true);
+            Ok(())
+        })
+    };
+    view! {
+        <section class="card" data-test="workflow-rules">
+            <h2>"Workflows"</h2>
+            <ErrorBanner error=error/>
+            <form class="row" on:submit=save>
+                <label>"Shortest schedule interval (minutes) "
+                    <input type="number" min="1" max="1440" bind:value=minutes data-test="min-interval"/>
+                </label>
+                <button class="primary" type="submit">"Save"</button>
+                <Show when=move || saved.get()><span class="muted">" Saved."</span></Show>
+            </form>
+            <p class="muted">"A schedule that runs more often is refused when it is saved; schedules saved before keep running."</p>
+        </section>
     }
 }
 

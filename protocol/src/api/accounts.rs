@@ -228,6 +228,7 @@ pub enum AuditAction {
     TriggerDeleted,
     /// A workflow started a session for its owner (the detail names the workflow and run).
     WorkflowRan,
+    WorkflowSettingsChanged,
 }
 
 impl AuditAction {
@@ -254,6 +255,7 @@ impl AuditAction {
             Self::TriggerCreated => "trigger_created",
             Self::TriggerDeleted => "trigger_deleted",
             Self::WorkflowRan => "workflow_ran",
+            Self::WorkflowSettingsChanged => "workflow_settings_changed",
             Self::SessionTerminated => "session_terminated",
         }
     }

@@ -324,12 +324,40 @@ pub struct SchedulerTick {
     pub at_ms: Option<u64>,
 }
 
-/// What a tick did: the schedules it fired and the stranded runs it moved on.
+/// What a tick did: the schedules it fired, the stranded runs it moved on, and the rows D1
+/// read to find them (what a tick costs, however many schedules are stored).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SchedulerTicked {
     pub fired: u32,
     pub swept: u32,
+    pub rows_read: u64,
+}
+
+/// `/api/admin/workflows/settings`: the deployment's rules for every workflow, which its
+/// administrators set. A schedule is checked against them when it is saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowSettings {
+    /// The shortest interval between two runs of a schedule, in minutes.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1, max = 1440)))]
+    pub min_interval_minutes: u32,
+}
+
+impl WorkflowSettings {
+    pub const MAX_INTERVAL_MINUTES: u32 = 24 * 60;
+
+    pub fn check(&self) -> Result<(), String> {
+        if (1..=Self::MAX_INTERVAL_MINUTES).contains(&self.min_interval_minutes) {
+            Ok(())
+        } else {
+            Err(format!(
+                "min_interval_minutes is from 1 to {} (a day)",
+                Self::MAX_INTERVAL_MINUTES
+            ))
+        }
+    }
 }
 
 /// `POST /api/workflows/preview`: a template rendered against a sample, and a schedule's next

@@ -26,7 +26,7 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 
 /// Whether a delivery was signed with `secret` by `scheme`'s rule. `header` reads a request
 /// header by its lower-case name. A `bearer` delivery is the Worker's to check (it is an API
-/// key, not a signature).
+/// key, not a signature). Every refusal is `bad_signature`, its message saying what was wrong.
 pub fn verify(
     scheme: WebhookScheme,
     secret: &str,
@@ -34,13 +34,13 @@ pub fn verify(
     body: &[u8],
     now_secs: u64,
 ) -> Result<(), ApiError> {
+    let refused = |why: String| ApiError::new(ErrorCode::BadSignature, why);
     let name = match scheme {
         WebhookScheme::HmacSha256 => SIGNATURE_HEADER,
         WebhookScheme::Github => {
             if header(GITHUB_EVENT_HEADER).is_none() || header(GITHUB_DELIVERY_HEADER).is_none() {
-                return Err(ApiError::new(
-                    ErrorCode::MissingSignature,
-                    "a GitHub delivery carries X-GitHub-Event and X-GitHub-Delivery",
+                return Err(refused(
+                    "a GitHub delivery carries X-GitHub-Event and X-GitHub-Delivery".into(),
                 ));
             }
             GITHUB_SIGNATURE_HEADER
@@ -53,7 +53,8 @@ pub fn verify(
                 header(SIGNATURE_HEADER).as_deref(),
                 body,
                 now_secs,
-            );
+            )
+            .map_err(|e| refused(e.message));
         }
         WebhookScheme::Bearer => {
             return Err(ApiError::new(
@@ -63,16 +64,12 @@ pub fn verify(
         }
     };
     let Some(sent) = header(name).filter(|s| s.starts_with("sha256=")) else {
-        return Err(ApiError::new(
-            ErrorCode::MissingSignature,
-            format!("this trigger's deliveries carry {name}: sha256=<hex HMAC-SHA256 of the body>"),
-        ));
+        return Err(refused(format!(
+            "this trigger's deliveries carry {name}: sha256=<hex HMAC-SHA256 of the body>"
+        )));
     };
     if !ct_eq(sign(secret, body).as_bytes(), sent.as_bytes()) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidSignature,
-            format!("{name} does not match the body"),
-        ));
+        return Err(refused(format!("{name} does not match the body")));
     }
     Ok(())
 }
@@ -164,8 +161,23 @@ mod tests {
         move |name| map.get(name).cloned()
     }
 
-    fn code(r: Result<(), ApiError>) -> Option<ErrorCode> {
-        r.err().map(|e| e.code)
+    /// Why a delivery was refused, each refusal being `bad_signature`.
+    fn refusal(r: Result<(), ApiError>) -> Option<String> {
+        r.err().map(|e| {
+            assert_eq!(e.code, ErrorCode::BadSignature, "{}", e.message);
+            e.message
+        })
+    }
+
+    const MISSING: Option<&str> = Some("carr");
+    const WRONG: Option<&str> = Some("does not match");
+
+    fn why(r: Option<String>, expected: Option<&str>) {
+        match (r, expected) {
+            (None, None) => {}
+            (Some(got), Some(part)) => assert!(got.contains(part), "{got}"),
+            (got, expected) => panic!("refused with {got:?}, expected {expected:?}"),
+        }
     }
 
     #[test]
@@ -173,7 +185,7 @@ mod tests {
         let body = br#"{"a":1}"#;
         let good = sign("s3cret", body);
         let hmac = |h: &[(&str, &str)]| {
-            code(verify(
+            refusal(verify(
                 WebhookScheme::HmacSha256,
                 "s3cret",
                 headers(h),
@@ -181,39 +193,55 @@ mod tests {
                 0,
             ))
         };
-        assert_eq!(hmac(&[(SIGNATURE_HEADER, &good)]), None);
-        assert_eq!(hmac(&[]), Some(ErrorCode::MissingSignature));
-        assert_eq!(
-            hmac(&[(SIGNATURE_HEADER, &good[7..])]),
-            Some(ErrorCode::MissingSignature)
-        );
+        why(hmac(&[(SIGNATURE_HEADER, &good)]), None);
+        why(hmac(&[]), MISSING);
+        why(hmac(&[(SIGNATURE_HEADER, &good[7..])]), MISSING);
         let other = sign("other", body);
-        assert_eq!(
-            hmac(&[(SIGNATURE_HEADER, &other)]),
-            Some(ErrorCode::InvalidSignature)
-        );
+        why(hmac(&[(SIGNATURE_HEADER, &other)]), WRONG);
         // GitHub's header, not ours, and its event and delivery ids with it.
-        assert_eq!(
-            hmac(&[(GITHUB_SIGNATURE_HEADER, &good)]),
-            Some(ErrorCode::MissingSignature)
-        );
-        let gh =
-            |h: &[(&str, &str)]| code(verify(WebhookScheme::Github, "s3cret", headers(h), body, 0));
+        why(hmac(&[(GITHUB_SIGNATURE_HEADER, &good)]), MISSING);
+        let gh = |h: &[(&str, &str)]| {
+            refusal(verify(WebhookScheme::Github, "s3cret", headers(h), body, 0))
+        };
         let full = [
             (GITHUB_SIGNATURE_HEADER, good.as_str()),
             (GITHUB_EVENT_HEADER, "push"),
             (GITHUB_DELIVERY_HEADER, "d-1"),
         ];
-        assert_eq!(gh(&full), None);
-        assert_eq!(gh(&full[..2]), Some(ErrorCode::MissingSignature));
+        why(gh(&full), None);
+        why(gh(&full[..2]), MISSING);
         let tampered = sign("s3cret", br#"{"a":2}"#);
-        assert_eq!(
+        why(
             gh(&[
                 (GITHUB_SIGNATURE_HEADER, &tampered),
                 (GITHUB_EVENT_HEADER, "push"),
                 (GITHUB_DELIVERY_HEADER, "d-1"),
             ]),
-            Some(ErrorCode::InvalidSignature)
+            WRONG,
+        );
+        // Slack's scheme: its own refusals, under the webhook's one code.
+        let slack = |h: &[(&str, &str)]| {
+            refusal(verify(
+                WebhookScheme::Slack,
+                "s3cret",
+                headers(h),
+                body,
+                1_000,
+            ))
+        };
+        use crate::slack::signature::{
+            self as slack_sig, SIGNATURE_HEADER as SL, TIMESTAMP_HEADER as TS,
+        };
+        let signed = slack_sig::sign("s3cret", "1000", body);
+        why(slack(&[(TS, "1000"), (SL, &signed)]), None);
+        why(slack(&[(TS, "1000")]), Some("X-Slack-Signature"));
+        why(
+            slack(&[(TS, "1000"), (SL, &slack_sig::sign("x", "1000", body))]),
+            Some("does not match"),
+        );
+        why(
+            slack(&[(TS, "100"), (SL, &slack_sig::sign("s3cret", "100", body))]),
+            Some("from now"),
         );
     }
 

@@ -9,6 +9,7 @@ pub mod login_sessions;
 pub mod members;
 pub mod oauth_states;
 pub mod sessions;
+pub mod settings;
 pub mod share_links;
 pub mod slack;
 pub mod users;
@@ -38,7 +39,21 @@ impl Db {
     }
 
     async fn all<T: DeserializeOwned>(&self, sql: &str, params: &[JsValue]) -> Result<Vec<T>> {
-        self.statement(sql, params)?.all().await?.results()
+        Ok(self.all_read(sql, params).await?.rows)
+    }
+
+    /// The rows, and how many rows D1 read to find them (what a scan costs).
+    async fn all_read<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: &[JsValue],
+    ) -> Result<Read<T>> {
+        let result = self.statement(sql, params)?.all().await?;
+        let rows_read = result.meta()?.and_then(|m| m.rows_read).unwrap_or(0) as u64;
+        Ok(Read {
+            rows: result.results()?,
+            rows_read,
+        })
     }
 
     /// Runs writes as one transaction: all of them land, or none does.
@@ -57,6 +72,12 @@ impl Db {
         let result = self.statement(sql, params)?.run().await?;
         Ok(result.meta()?.and_then(|m| m.changes).unwrap_or(0) > 0)
     }
+}
+
+/// A query's rows, with what finding them cost.
+pub struct Read<T> {
+    pub rows: Vec<T>,
+    pub rows_read: u64,
 }
 
 fn text(s: &str) -> JsValue {

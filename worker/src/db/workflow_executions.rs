@@ -6,7 +6,7 @@ use agent_ops_protocol::api::{Concurrency, Execution, ExecutionStatus, TriggerKi
 use serde::Deserialize;
 use worker::Result;
 
-use super::{flag, num, opt_num, opt_text, text, Db};
+use super::{flag, num, opt_num, opt_text, text, Db, Read};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ExecutionRow {
@@ -230,8 +230,8 @@ pub async fn first_queued(db: &Db, workflow_id: &str) -> Result<Option<Execution
 
 /// Executions left queued since before `before` (their start was lost: the isolate stopped),
 /// and those running since before it without a session: each workflow's oldest.
-pub async fn stranded(db: &Db, before: u64, limit: u64) -> Result<Vec<ExecutionRow>> {
-    db.all(
+pub async fn stranded(db: &Db, before: u64, limit: u64) -> Result<Read<ExecutionRow>> {
+    db.all_read(
         &format!(
             "SELECT {COLUMNS} FROM workflow_executions e WHERE \
              (e.status = 'queued' AND e.created_at < ?1) OR \

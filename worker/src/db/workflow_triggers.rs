@@ -5,7 +5,7 @@ use agent_ops_protocol::api::TriggerSpec;
 use serde::Deserialize;
 use worker::Result;
 
-use super::{flag, json_text, num, opt_num, text, Db};
+use super::{flag, json_text, num, opt_num, text, Db, Read};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct TriggerRow {
@@ -79,8 +79,8 @@ pub async fn webhook(db: &Db, id: &str) -> Result<Option<HookTarget>> {
 }
 
 /// The schedules due by `until` of enabled workflows, soonest first, at most `limit`.
-pub async fn due(db: &Db, until: u64, limit: u64) -> Result<Vec<TriggerRow>> {
-    db.all(
+pub async fn due(db: &Db, until: u64, limit: u64) -> Result<Read<TriggerRow>> {
+    db.all_read(
         &format!(
             "SELECT {COLUMNS} FROM workflow_triggers t JOIN workflows w ON w.id = t.workflow_id \
              WHERE t.next_run_at <= ?1 AND w.enabled = 1 ORDER BY t.next_run_at LIMIT ?2"

@@ -239,6 +239,8 @@ async fn signed_in(
         RouteId::DeleteOrgCredential => credentials::delete(env, user, ORG, param).await,
         RouteId::RotateVault => credentials::rotate(env).await,
         RouteId::SchedulerTick => crate::workflows::scheduler::tick_now(req, env).await,
+        RouteId::GetWorkflowSettings => crate::workflows::settings::get(env).await,
+        RouteId::PutWorkflowSettings => crate::workflows::settings::put(req, env, user).await,
         RouteId::ListAudit => audit::list(&Db::of(env)?).await,
         RouteId::CreateInvite => invites::create(req, env, user).await,
         RouteId::AcceptInvite => invites::accept(req, env, user).await,

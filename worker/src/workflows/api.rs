@@ -16,7 +16,8 @@ use serde_json::Map;
 use worker::{Env, Request};
 
 use super::runs::{self, Start};
-use super::triggers::{forget_secret, min_interval_minutes, schedule_of};
+use super::settings;
+use super::triggers::{forget_secret, schedule_of};
 use crate::api::{audit, sessions as sessions_api};
 use crate::db::workflow_executions as executions;
 use crate::db::workflow_triggers;
@@ -214,7 +215,8 @@ pub async fn preview(mut req: Request, env: &Env) -> Handled {
     }
     if let Some(cron) = &asked.cron {
         let tz = asked.timezone.clone().unwrap_or_else(|| "UTC".into());
-        match Schedule::checked(cron, &tz, min_interval_minutes(env), now) {
+        let rules = settings::current(env, &Db::of(env)?).await?;
+        match Schedule::checked(cron, &tz, rules.min_interval_minutes.into(), now) {
             Ok(s) => out.next_runs = s.next_runs(now, 5),
             Err(why) => out.error = Some(why),
         }

@@ -124,14 +124,18 @@ pub async fn deliver(mut req: Request, env: &Env, ctx: &Context, trigger_id: &st
 async fn check_bearer(req: &Request, env: &Env, owner_id: &str) -> Handled<()> {
     if auth::bearer_token(req).is_none() {
         return Err(ApiError::new(
-            ErrorCode::Unauthorized,
+            ErrorCode::BadSignature,
             "this trigger's deliveries carry Authorization: Bearer <API key with workflows:run>",
         )
         .into());
     }
     let who = auth::authenticate(req, env)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "the key is not valid"))?;
+        .await
+        .map_err(|e| match e.code {
+            ErrorCode::Unauthorized => ApiError::new(ErrorCode::BadSignature, e.message),
+            _ => e,
+        })?
+        .ok_or_else(|| ApiError::new(ErrorCode::BadSignature, "the key is not valid"))?;
     if !who.caller.scopes.contains(&Scope::WorkflowsRun) {
         return Err(ApiError::new(
             ErrorCode::Forbidden,

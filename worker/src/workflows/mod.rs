@@ -6,4 +6,5 @@ pub mod api;
 pub mod hooks;
 pub mod runs;
 pub mod scheduler;
+pub mod settings;
 pub mod triggers;

@@ -16,7 +16,7 @@ use worker::{Env, Request};
 
 use super::runs::{self, Start};
 use super::triggers::schedule_of;
-use crate::db::workflow_executions as executions;
+use crate::db::workflow_executions::{self as executions, ExecutionRow};
 use crate::db::workflow_triggers::{self, TriggerRow};
 use crate::db::{workflows, Db};
 use crate::edge::config::is_development;
@@ -31,16 +31,21 @@ pub async fn tick(env: &Env, at_ms: u64) -> Handled<SchedulerTicked> {
     let db = Db::of(env)?;
     let minute = at_ms - at_ms % MINUTE_MS;
     let due = workflow_triggers::due(&db, minute + MINUTE_MS - 1, PER_TICK).await?;
-    let fired = futures::future::join_all(due.iter().map(|t| fire(env, &db, t, at_ms))).await;
-    let mut ticked = SchedulerTicked::default();
-    for (t, result) in due.iter().zip(fired) {
+    let fired = futures::future::join_all(due.rows.iter().map(|t| fire(env, &db, t, at_ms))).await;
+    let mut ticked = SchedulerTicked {
+        rows_read: due.rows_read,
+        ..SchedulerTicked::default()
+    };
+    for (t, result) in due.rows.iter().zip(fired) {
         match result {
             Ok(made) => ticked.fired += u32::from(made),
             Err(e) => worker::console_error!("schedule {}: {e:?}", t.id),
         }
     }
     // Stranded is judged by the clock, not the tick's time (which tests set to other days).
-    ticked.swept = sweep(env, &db, now_ms()).await?;
+    let stranded = executions::stranded(&db, now_ms().saturating_sub(STRANDED_MS), 50).await?;
+    ticked.rows_read += stranded.rows_read;
+    ticked.swept = sweep(env, &db, &stranded.rows).await?;
     Ok(ticked)
 }
 
@@ -97,9 +102,8 @@ async fn fire(env: &Env, db: &Db, trigger: &TriggerRow, at_ms: u64) -> Handled<b
 
 /// Runs left queued (or claimed without a session) by an isolate that stopped: each is moved
 /// on again, or ended when it claimed and never started.
-async fn sweep(env: &Env, db: &Db, now: u64) -> Handled<u32> {
-    let stranded = executions::stranded(db, now.saturating_sub(STRANDED_MS), 50).await?;
-    for run in &stranded {
+async fn sweep(env: &Env, db: &Db, stranded: &[ExecutionRow]) -> Handled<u32> {
+    for run in stranded {
         match run.status {
             ExecutionStatus::Queued => runs::advance(env, run).await?,
             _ => {

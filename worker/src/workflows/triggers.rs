@@ -16,22 +16,16 @@ use crate::db::workflow_triggers::{self, TriggerRow};
 use crate::db::workflows::WorkflowRow;
 use crate::db::{credentials, Db};
 use crate::edge::auth::Principal;
-use crate::edge::config::var;
 use crate::edge::http::{
     answer, answer_with, body, no_content, now_ms, random_hex, random_id, Handled,
 };
 use crate::vault;
 
+use super::settings;
+
 /// The kind a webhook's secret is sealed as, under owner `trigger:<id>`.
 pub const SECRET_KIND: &str = "webhook_secret";
 const NEXT_RUNS: usize = 5;
-
-/// The shortest interval a schedule may run at, set by the deployment's administrator.
-pub fn min_interval_minutes(env: &Env) -> u64 {
-    var(env, "WORKFLOW_MIN_INTERVAL_MINUTES")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(15)
-}
 
 pub fn schedule_of(spec: &TriggerSpec) -> Option<Schedule> {
     match spec {
@@ -77,8 +71,9 @@ pub async fn list(env: &Env, wf: &WorkflowRow) -> Handled {
 pub async fn create(mut req: Request, env: &Env, user: &Principal, wf: &WorkflowRow) -> Handled {
     let spec = body::<endpoint::CreateTrigger>(&mut req, 16 * 1024).await?;
     let now = now_ms();
-    check_trigger(&spec, min_interval_minutes(env), now)?;
     let db = Db::of(env)?;
+    let rules = settings::current(env, &db).await?;
+    check_trigger(&spec, rules.min_interval_minutes.into(), now)?;
     let row = TriggerRow {
         id: random_id(),
         workflow_id: wf.id.clone(),
