@@ -53,8 +53,8 @@ struct Inner {
     calls: Vec<Call>,
     /// Every message, by channel, oldest first.
     messages: HashMap<String, Vec<Message>>,
-    /// What each `response_url` was sent.
-    responses: Vec<Value>,
+    /// What each `response_url` (by its id) was sent, oldest first.
+    responses: HashMap<String, Vec<Value>>,
     next_ts: u64,
     /// The next this many calls of a method are refused with 429 and this `Retry-After`.
     throttled: HashMap<String, (u32, u64)>,
@@ -130,8 +130,11 @@ impl SlackStandIn {
             .collect()
     }
 
-    pub fn responses(&self) -> Vec<Value> {
-        self.inner.lock().expect("lock").responses.clone()
+    /// What the `response_url` `url` was sent, oldest first.
+    pub fn responses_to(&self, url: &str) -> Vec<Value> {
+        let id = url.rsplit('/').next().unwrap_or_default();
+        let inner = self.inner.lock().expect("lock");
+        inner.responses.get(id).cloned().unwrap_or_default()
     }
 
     /// The messages of `channel` for which `pred` holds, oldest first.
@@ -527,9 +530,26 @@ async fn history(
     read_answer(messages, args.include_all_metadata)
 }
 
-async fn hook(State(slack): State<SlackStandIn>, body: Bytes) -> Response {
-    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    slack.inner.lock().expect("lock").responses.push(value);
+/// A `response_url`: a message (`text`, and `response_type` `ephemeral` or `in_channel`), at
+/// most five to one URL, as Slack takes them.
+async fn hook(State(slack): State<SlackStandIn>, Path(id): Path<String>, body: Bytes) -> Response {
+    let Ok(value) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "invalid_payload").into_response();
+    };
+    let shaped = value["text"].as_str().is_some_and(|t| !t.is_empty())
+        && matches!(
+            value["response_type"].as_str(),
+            None | Some("ephemeral" | "in_channel")
+        );
+    if !shaped {
+        return (StatusCode::BAD_REQUEST, "no_text").into_response();
+    }
+    let mut inner = slack.inner.lock().expect("lock");
+    let sent = inner.responses.entry(id).or_default();
+    if sent.len() >= 5 {
+        return (StatusCode::NOT_FOUND, "used_url").into_response();
+    }
+    sent.push(value);
     StatusCode::OK.into_response()
 }
 
@@ -580,8 +600,37 @@ impl crate::Stack {
         self.slack_signed_command(&body).await
     }
 
-    /// Posts a slash command's form, signed now.
+    /// Posts a slash command's form, signed now: what the person is answered. That is the
+    /// acknowledgement itself for what needs only its text (`help`, the usage), else the
+    /// message the platform sends the command's `response_url` after acknowledging it.
     pub async fn slack_signed_command(&self, body: &str) -> (u16, Value) {
+        let form: HashMap<String, String> = serde_urlencoded::from_str(body).expect("a form");
+        let url = form.get("response_url").cloned().unwrap_or_default();
+        let before = self.slack.responses_to(&url).len();
+        let ack = self.slack_command_ack(body).await;
+        let immediate = matches!(
+            agent_ops_protocol::slack::command::parse(&form["text"]),
+            Err(_) | Ok(agent_ops_protocol::slack::command::SlashCommand::Help)
+        );
+        if ack.0 != 200 || immediate {
+            return ack;
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(answer) = self.slack.responses_to(&url).get(before) {
+                return (200, answer.clone());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no answer on the response_url after {}",
+                ack.1
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Posts a slash command's form, signed now: Slack's acknowledgement alone.
+    pub async fn slack_command_ack(&self, body: &str) -> (u16, Value) {
         let headers = self.slack.signed(body, now_secs());
         self.slack_post(
             "/slack/commands",

@@ -91,7 +91,7 @@ fn updates_are_paced(stack: &Stack) {
 async fn only_requests_signed_by_slack_are_served() {
     let stack = Stack::start(StackOptions::default()).await;
     let body =
-        "team_id=T0AGENTOPS&channel_id=C1&user_id=U1&command=%2Fagent-ops&text=help&response_url=x";
+        "team_id=T0AGENTOPS&channel_id=C1&user_id=U1&command=%2Fagent-ops&text=list&response_url=x";
     let form = "application/x-www-form-urlencoded";
     let now = now_secs();
     let post = |headers: Vec<(&'static str, String)>, body: &'static str| {
@@ -227,6 +227,23 @@ async fn slash_commands_act_as_the_linked_account_with_its_roles() {
     assert!(say("U0ALICE", "list".into())
         .await
         .contains("no active sessions"));
+    // Acknowledged at once, before any work; the answer follows on the command's response_url.
+    let body = stack.slack_command_body("U0ALICE", "C0GENERAL", "list");
+    let ack = text(stack.slack_command_ack(&body).await);
+    assert!(ack.starts_with("Looking up"), "{ack}");
+    // A response_url that is not Slack's is never posted to: that command is done at once and
+    // answered in the acknowledgement.
+    let mut form: Vec<(String, String)> = serde_urlencoded::from_str(&body).unwrap();
+    for (name, value) in &mut form {
+        if name == "response_url" {
+            *value = "http://127.0.0.1:9/hooks/elsewhere".into();
+        } else if name == "trigger_id" {
+            value.push_str(".foreign");
+        }
+    }
+    let foreign = serde_urlencoded::to_string(&form).unwrap();
+    let answered = text(stack.slack_command_ack(&foreign).await);
+    assert!(answered.contains("no active sessions"), "{answered}");
 
     let started = say(
         "U0ALICE",
@@ -235,8 +252,9 @@ async fn slash_commands_act_as_the_linked_account_with_its_roles() {
     .await;
     assert!(started.starts_with("Started"), "{started}");
     // The same command again, signed anew (a replay within the signature's window): not run.
-    let replayed = stack.slack_command_body("U0ALICE", "C0GENERAL", "help");
-    assert!(text(stack.slack_signed_command(&replayed).await).contains("*Usage:*"));
+    let replayed = stack.slack_command_body("U0ALICE", "C0GENERAL", "list");
+    let first = text(stack.slack_signed_command(&replayed).await);
+    assert!(first.contains("Your active sessions"), "{first}");
     let again = text(stack.slack_signed_command(&replayed).await);
     assert!(again.contains("already done"), "{again}");
     let id = started
@@ -303,6 +321,23 @@ async fn slash_commands_act_as_the_linked_account_with_its_roles() {
     assert!(say("U0ALICE", "list".into())
         .await
         .contains("no active sessions"));
+    // Acknowledged at once, before any work; the answer follows on the command's response_url.
+    let body = stack.slack_command_body("U0ALICE", "C0GENERAL", "list");
+    let ack = text(stack.slack_command_ack(&body).await);
+    assert!(ack.starts_with("Looking up"), "{ack}");
+    // A response_url that is not Slack's is never posted to: that command is done at once and
+    // answered in the acknowledgement.
+    let mut form: Vec<(String, String)> = serde_urlencoded::from_str(&body).unwrap();
+    for (name, value) in &mut form {
+        if name == "response_url" {
+            *value = "http://127.0.0.1:9/hooks/elsewhere".into();
+        } else if name == "trigger_id" {
+            value.push_str(".foreign");
+        }
+    }
+    let foreign = serde_urlencoded::to_string(&form).unwrap();
+    let answered = text(stack.slack_command_ack(&foreign).await);
+    assert!(answered.contains("no active sessions"), "{answered}");
     updates_are_paced(&stack);
 
     // Unlinked, Bob is offered a link again.
@@ -689,7 +724,7 @@ async fn a_workspace_installs_the_app_and_uninstalling_forgets_its_token() {
     assert_eq!(bad.unwrap_err().1.code.as_str(), "invalid_body");
     let answer = |channel: &'static str| {
         let stack = &stack;
-        async move { text(stack.slack_command("U0NEW", channel, "help").await) }
+        async move { text(stack.slack_command("U0NEW", channel, "list").await) }
     };
     assert!(answer("C0GENERAL")
         .await

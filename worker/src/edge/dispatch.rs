@@ -326,7 +326,7 @@ async fn public(
         RouteId::RunnerSocket => streams::runner(&req, env, param(0)).await,
         RouteId::RunnerModel => model_proxy::call(req, env, param(0), param(1)).await,
         RouteId::SlackCommands | RouteId::SlackEvents | RouteId::SlackInteractivity => {
-            slack::serve(route, req, env).await
+            slack::serve(route, req, env, ctx).await
         }
         RouteId::SlackOauthCallback => slack::install::callback(req, env).await,
         RouteId::WebhookDelivery => crate::workflows::hooks::deliver(req, env, ctx, param(0)).await,

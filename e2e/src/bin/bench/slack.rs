@@ -2,6 +2,7 @@
 //! the Worker's health-check floor; and how soon a message in a session's thread is a queued
 //! prompt, beside the same prompt posted to the API.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use agent_ops_protocol::EventBody;
@@ -20,55 +21,73 @@ fn ms(started: Instant) -> f64 {
 pub async fn slack(stack: &Stack, rows: &mut Vec<Row>) {
     let alice = stack.dev_login("bench-slack").await;
     stack.slack_link(&alice, "U0BENCH").await;
-    let (mut help, mut list, mut floor) = (Vec::new(), Vec::new(), Vec::new());
-    // Interleaved, so all three see the same moments of a noisy machine.
+    let (mut help, mut ack, mut answered, mut floor) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Interleaved, so all of them see the same moments of a noisy machine.
     for i in 0..COMMANDS + 20 {
         let started = Instant::now();
         let (status, _) = stack.slack_command("U0BENCH", "C0BENCH", "help").await;
         let h = ms(started);
         assert_eq!(status, 200);
+        // `list` has work to do: acknowledged at once, answered on its response_url after.
+        let body = stack.slack_command_body("U0BENCH", "C0BENCH", "list");
+        let form: HashMap<String, String> = serde_urlencoded::from_str(&body).unwrap();
+        let url = &form["response_url"];
         let started = Instant::now();
-        let (status, _) = stack.slack_command("U0BENCH", "C0BENCH", "list").await;
-        let l = ms(started);
+        let (status, _) = stack.slack_command_ack(&body).await;
+        let a = ms(started);
         assert_eq!(status, 200);
+        while stack.slack.responses_to(url).is_empty() {
+            assert!(started.elapsed() < Duration::from_secs(30), "no answer");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let l = ms(started);
         let started = Instant::now();
         stack.http().get(stack.url("/health")).send().await.unwrap();
         let f = ms(started);
         if i >= 20 {
             help.push(h);
-            list.push(l);
+            ack.push(a);
+            answered.push(l);
             floor.push(f);
         }
     }
-    for v in [&mut help, &mut list, &mut floor] {
+    for v in [&mut help, &mut ack, &mut answered, &mut floor] {
         v.sort_by(f64::total_cmp);
     }
-    let (h50, f50) = (pct(&help, 0.5), pct(&floor, 0.5));
+    let (a50, f50) = (pct(&ack, 0.5), pct(&floor, 0.5));
     rows.push(Row {
-        name: "slash command acknowledged, p50".into(),
-        value: h50,
+        name: "slash command `list` acknowledged, p50".into(),
+        value: a50,
         baseline_name: "the Worker's health check, p50",
         baseline: f50,
         unit: "ms",
         target: "<= 1.5x baseline".into(),
-        ok: h50 <= 1.5 * f50,
+        ok: a50 <= 1.5 * f50,
     });
-    rows.push(Row::reported(
-        "slash command `list` answered, p50",
-        pct(&list, 0.5),
-        "the Worker's health check, p50",
-        f50,
-        "ms",
-    ));
     rows.push(Row {
-        name: "slash command acknowledged, p99".into(),
-        value: pct(&help, 0.99),
+        name: "slash command `list` acknowledged, p99".into(),
+        value: pct(&ack, 0.99),
         baseline_name: "the Worker's health check, p99",
         baseline: pct(&floor, 0.99),
         unit: "ms",
         target: "< 3000 ms (Slack's limit)".into(),
-        ok: pct(&help, 0.99) < 3000.0,
+        ok: pct(&ack, 0.99) < 3000.0,
     });
+    rows.push(Row::reported(
+        "slash command `help` answered in the acknowledgement, p50",
+        pct(&help, 0.5),
+        "the Worker's health check, p50",
+        f50,
+        "ms",
+    ));
+    rows.push(Row::reported(
+        "slash command `list` answered on its response_url, p50",
+        pct(&answered, 0.5),
+        "the Worker's health check, p50",
+        f50,
+        "ms",
+    ));
 
     // A session bound to a thread, and its prompts from the thread and from the API.
     let asked = stack

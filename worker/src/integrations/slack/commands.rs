@@ -1,14 +1,15 @@
-//! `/agent-ops ...`: answered within Slack's 3 s with what happened, shown to the caller alone;
-//! a new session also gets a message in the channel whose thread is the session's. When the work
-//! took longer than Slack waits, the answer goes to the command's `response_url` too, so
-//! nothing depends on the first reply arriving.
+//! `/agent-ops ...`: acknowledged at once, before any I/O, as Slack asks (within 3 s, and
+//! nothing depends on that reply arriving). What needs only its text (`help`, the usage) is
+//! answered in the acknowledgement; the rest is done after it (`Context::wait_until`) and
+//! answered on the command's `response_url`, shown to the caller alone. A new session also
+//! gets a message in the channel whose thread is the session's.
 
 use agent_ops_protocol::api::{SessionInfo, SlackCommandReply};
 use agent_ops_protocol::feed::FeedTarget;
 use agent_ops_protocol::routes::endpoint;
 use agent_ops_protocol::slack::command::{parse, SlashCommand, USAGE};
 use agent_ops_protocol::slack::wire::{PostMessage, SlashCommandForm, UpdateMessage};
-use worker::Env;
+use worker::{Context, Env};
 
 use super::people::{self, sentence};
 use super::{link, session_url, web};
@@ -17,22 +18,57 @@ use crate::edge::auth::Principal;
 use crate::edge::config::var;
 use crate::edge::http::{answer, now_ms, Handled};
 
-/// Past this, Slack has shown the person a timeout: the answer goes to `response_url` as well.
-const SLACK_WAITS_MS: u64 = 2500;
-
-pub async fn handle(env: &Env, body: &[u8]) -> Handled {
-    let started = now_ms();
+pub async fn handle(env: &Env, ctx: &Context, body: &[u8]) -> Handled {
     let Ok(form) = serde_urlencoded::from_bytes::<SlashCommandForm>(body) else {
         return reply("That command could not be read (`invalid_body`).".into());
     };
+    let command = match parse(&form.text) {
+        Err(usage) => return reply(usage),
+        Ok(SlashCommand::Help) => return reply(USAGE.to_owned()),
+        Ok(command) => command,
+    };
+    // Only a URL of Slack's own is answered later; a command that names another is done now,
+    // within Slack's wait, and answered in the reply.
+    if !from_slack(env, &form.response_url) {
+        return reply(work(env, &form, command).await.unwrap_or_else(sentence));
+    }
+    let ack = acknowledgement(&command);
+    let env = env.clone();
+    ctx.wait_until(async move {
+        let text = work(&env, &form, command).await.unwrap_or_else(sentence);
+        if let Err(e) = web::respond(&form.response_url, text).await {
+            worker::console_error!("slack response_url: {e}");
+        }
+    });
+    reply(ack)
+}
+
+/// What the caller sees until the answer comes.
+fn acknowledgement(command: &SlashCommand) -> String {
+    match command {
+        SlashCommand::New(new) => {
+            format!(
+                "Starting *{}* …",
+                new.title.as_deref().unwrap_or("a session")
+            )
+        }
+        SlashCommand::Stop { session } => format!("Stopping the running turn of `{session}` …"),
+        SlashCommand::End { session } => format!("Ending `{session}` …"),
+        SlashCommand::Status { session } => format!("Looking up `{session}` …"),
+        SlashCommand::List | SlashCommand::Help => "Looking up your sessions …".into(),
+    }
+}
+
+/// The command, done as the linked person, in a channel the app may work in, once.
+async fn work(env: &Env, form: &SlashCommandForm, command: SlashCommand) -> Handled<String> {
     // Slack never sends a command twice; the same one again is a replay within the signature's
-    // window, and runs no second time. The claim and the two reads go together: Slack waits.
+    // window, and runs no second time.
     let db = Db::of(env)?;
     let claim = async {
         match &form.trigger_id {
             Some(trigger) => {
                 let claim = format!("command:{trigger}");
-                slack::claim_event(&db, &claim, started, u64::MAX).await
+                slack::claim_event(&db, &claim, now_ms(), u64::MAX).await
             }
             None => Ok(true),
         }
@@ -43,25 +79,15 @@ pub async fn handle(env: &Env, body: &[u8]) -> Handled {
         people::linked(env, &form.team_id, &form.user_id),
     );
     if !fresh? {
-        return reply("That command was already done (`conflict`).".into());
+        return Ok("That command was already done (`conflict`).".into());
     }
-    let allowed = allowed?;
-    let text = match person? {
-        _ if !allowed => "Agent Ops does not work in this channel; an administrator can enable \
-            it in Settings (`forbidden`)."
+    Ok(match person? {
+        _ if !allowed? => "Agent Ops does not work in this channel; an administrator can \
+            enable it in Settings (`forbidden`)."
             .into(),
         None => link::offer(env, &form.team_id, &form.user_id).await?,
-        Some(person) => match parse(&form.text) {
-            Err(usage) => usage,
-            Ok(command) => run(env, &person, &form, command).await,
-        },
-    };
-    if now_ms() - started > SLACK_WAITS_MS && from_slack(env, &form.response_url) {
-        if let Err(e) = web::respond(&form.response_url, text.clone()).await {
-            worker::console_error!("slack response_url: {e}");
-        }
-    }
-    reply(text)
+        Some(person) => run(env, &person, form, command).await,
+    })
 }
 
 fn reply(text: String) -> Handled {

@@ -15,7 +15,7 @@ use agent_ops_protocol::api::NoContent;
 use agent_ops_protocol::routes::{endpoint, RouteId};
 use agent_ops_protocol::slack::signature::{self, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use agent_ops_protocol::{ApiError, ErrorCode};
-use worker::{Env, Request};
+use worker::{Context, Env, Request};
 
 use crate::edge::config::{secret, var};
 use crate::edge::http::{answer, now_ms, Handled};
@@ -30,7 +30,7 @@ pub fn session_url(env: &Env, id: &str) -> String {
 }
 
 /// A Slack route's request: verified, then handed to its handler.
-pub async fn serve(route: RouteId, mut req: Request, env: &Env) -> Handled {
+pub async fn serve(route: RouteId, mut req: Request, env: &Env, ctx: &Context) -> Handled {
     let Some(signing_secret) = secret(env, "SLACK_SIGNING_SECRET") else {
         return Err(not_configured().into());
     };
@@ -51,7 +51,7 @@ pub async fn serve(route: RouteId, mut req: Request, env: &Env) -> Handled {
         now_ms() / 1000,
     )?;
     match route {
-        RouteId::SlackCommands => commands::handle(env, &body).await,
+        RouteId::SlackCommands => commands::handle(env, ctx, &body).await,
         RouteId::SlackEvents => events::handle(env, &body).await,
         // Verified, and nothing is offered yet that a button could press.
         _ => answer::<endpoint::SlackInteractivity>(&NoContent),
