@@ -233,9 +233,9 @@ pub async fn first_queued(db: &Db, workflow_id: &str) -> Result<Option<Execution
 pub async fn stranded(db: &Db, before: u64, limit: u64) -> Result<Read<ExecutionRow>> {
     db.all_read(
         &format!(
-            "SELECT {COLUMNS} FROM workflow_executions e WHERE \
-             (e.status = 'queued' AND e.created_at < ?1) OR \
-             (e.status = 'running' AND e.session_id IS NULL AND e.started_at < ?1) \
+            "SELECT {COLUMNS} FROM workflow_executions e WHERE e.status IN ('queued', 'running') AND \
+             ((e.status = 'queued' AND e.created_at < ?1) OR \
+             (e.status = 'running' AND e.session_id IS NULL AND e.started_at < ?1)) \
              ORDER BY e.created_at LIMIT ?2"
         ),
         &[num(before), num(limit)],

@@ -513,10 +513,13 @@ fn main() {
 async fn bench() {
     let stack = Stack::start(bench_options(true)).await;
     let mut rows = Vec::new();
-    // `BENCH_ONLY=relay` (or `startup`, `gateway`, `model`, `slack`, `workflows`) runs only those figures,
-    // while tuning them.
+    // `BENCH_ONLY=relay` (or `startup`, `gateway`, `model`, `slack`, `workflows`, or several
+    // separated by commas) runs only those figures, while tuning them.
     let only = std::env::var("BENCH_ONLY").ok();
-    let runs = |part: &str| only.as_deref().is_none_or(|o| o == part);
+    let runs = |part: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p == part))
+    };
     if runs("startup") {
         startup_and_memory(&stack, &mut rows).await;
     }
