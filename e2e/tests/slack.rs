@@ -321,23 +321,6 @@ async fn slash_commands_act_as_the_linked_account_with_its_roles() {
     assert!(say("U0ALICE", "list".into())
         .await
         .contains("no active sessions"));
-    // Acknowledged at once, before any work; the answer follows on the command's response_url.
-    let body = stack.slack_command_body("U0ALICE", "C0GENERAL", "list");
-    let ack = text(stack.slack_command_ack(&body).await);
-    assert!(ack.starts_with("Looking up"), "{ack}");
-    // A response_url that is not Slack's is never posted to: that command is done at once and
-    // answered in the acknowledgement.
-    let mut form: Vec<(String, String)> = serde_urlencoded::from_str(&body).unwrap();
-    for (name, value) in &mut form {
-        if name == "response_url" {
-            *value = "http://127.0.0.1:9/hooks/elsewhere".into();
-        } else if name == "trigger_id" {
-            value.push_str(".foreign");
-        }
-    }
-    let foreign = serde_urlencoded::to_string(&form).unwrap();
-    let answered = text(stack.slack_command_ack(&foreign).await);
-    assert!(answered.contains("no active sessions"), "{answered}");
     updates_are_paced(&stack);
 
     // Unlinked, Bob is offered a link again.
