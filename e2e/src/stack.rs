@@ -785,12 +785,29 @@ impl Stack {
     }
 
     pub fn workspace(&self, id: &str) -> PathBuf {
-        self.dir.join("sandboxes").join(id).join("workspace")
+        self.sandbox_dir(id).join("workspace")
+    }
+
+    /// The name of session `id`'s sandbox on the host: the session's id, or the warm sandbox's
+    /// it took, which the session's directory links to (the link stays after its files go).
+    pub fn sandbox_name(&self, id: &str) -> String {
+        std::fs::read_link(self.dir.join("sandboxes").join(id))
+            .ok()
+            .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| id.to_owned())
+    }
+
+    /// Session `id`'s directory, as the provider (and its processes) name it.
+    pub fn sandbox_dir(&self, id: &str) -> PathBuf {
+        let root = self.dir.join("sandboxes");
+        std::fs::canonicalize(&root)
+            .unwrap_or(root)
+            .join(self.sandbox_name(id))
     }
 
     /// The session's `$HOME` in its sandbox, as the host sees it.
     pub fn home(&self, id: &str) -> PathBuf {
-        self.dir.join("sandboxes").join(id).join("home")
+        self.sandbox_dir(id).join("home")
     }
 
     /// This session's runner process (not bubblewrap, not the agent).
@@ -803,11 +820,14 @@ impl Stack {
             .collect()
     }
 
-    /// Every process of a session's sandbox (they all inherit its session id).
+    /// Every process of a session's sandbox: they all inherit its workspace's path (a warm
+    /// sandbox's runner started before it knew its session, so that is how its processes tell).
     pub fn sandbox_procs(&self, id: &str) -> Vec<crate::procs::Proc> {
+        let workspace = self.workspace(id);
+        let workspace = workspace.to_string_lossy();
         crate::procs::all()
             .into_iter()
-            .filter(|p| p.env("AGENT_OPS_SESSION_ID").as_deref() == Some(id))
+            .filter(|p| p.env("AGENT_OPS_WORKSPACE").as_deref() == Some(&*workspace))
             .collect()
     }
 

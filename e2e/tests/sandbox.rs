@@ -47,7 +47,7 @@ async fn sandboxes_are_isolated_logged_and_killed_on_terminate() {
         .and_then(|p| p.split('/').next())
         .unwrap();
     let probe = format!(
-        "@bash ls {root}; cat {root}/{a}/workspace/secret-a.txt 2>&1; touch /usr/agent-ops-probe 2>&1; \
+        "@bash ls -a {root}; cat {root}/{a}/workspace/secret-a.txt 2>&1; touch /usr/agent-ops-probe 2>&1; \
          cat {wrangler}/x 2>&1; ls {wrangler} | wc -l; env | grep -c AGENT_OPS_RUNNER_TOKEN; \
          cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' \
          | grep -c -E 'AGENT_OPS_(RUNNER_TOKEN|PANEL_KEY)='; \
@@ -73,13 +73,16 @@ async fn sandboxes_are_isolated_logged_and_killed_on_terminate() {
         .lines()
         .take_while(|l| !l.contains("No such file"))
         .collect();
+    let (own, other) = (stack.sandbox_name(&b.id), stack.sandbox_name(&a.id));
     assert!(
-        listing.contains(&b.id.as_str()),
-        "a sandbox sees its own directory: {out}"
+        listing.contains(&own.as_str()),
+        "a sandbox sees its own directory ({own}): {out}"
     );
     assert!(
-        !listing.iter().any(|l| l.contains(&a.id)),
-        "a sandbox cannot see another session: {out}"
+        !listing
+            .iter()
+            .any(|l| l.contains(&a.id) || l.contains(&other)),
+        "a sandbox cannot see another session ({other}): {out}"
     );
     assert!(!out.contains("top secret"));
     assert!(
@@ -344,8 +347,8 @@ async fn the_worker_calls_the_model_for_the_runner_with_the_key_only_it_holds() 
     assert_eq!(body["code"], "session_terminated");
 }
 
-/// What a session's sandbox holds on the host: the processes that name it (bubblewrap, the
-/// runner, pasta) and its cgroups.
+/// What the sandbox `id` names (see `Stack::sandbox_name`) holds on the host: the processes that
+/// name it (bubblewrap, the runner, pasta) and its cgroups.
 fn held_for(id: &str) -> Vec<String> {
     let mut held: Vec<String> = e2e::procs::all()
         .into_iter()
@@ -392,14 +395,15 @@ async fn until_nothing_held(id: &str, what: &str) {
 async fn exited_and_terminated_sandboxes_are_reaped() {
     let stack = Stack::start(StackOptions::default()).await;
     let exits = stack.create_session(None).await.id;
-    let held = held_for(&exits);
+    let exits_sandbox = stack.sandbox_name(&exits);
+    let held = held_for(&exits_sandbox);
     assert!(
         held.iter().any(|h| h.starts_with("process"))
             && held.iter().any(|h| h.starts_with("cgroup")),
         "a running sandbox holds processes and groups: {held:#?}"
     );
     stack.kill_runner(&exits);
-    until_nothing_held(&exits, "an exited sandbox").await;
+    until_nothing_held(&exits_sandbox, "an exited sandbox").await;
 
     let ends = stack
         .create_session(Some("@write notes.txt kept until the end\n@say written"))
@@ -409,7 +413,7 @@ async fn exited_and_terminated_sandboxes_are_reaped() {
     let dir = stack.dir.join("sandboxes").join(&ends);
     assert!(dir.join("workspace/notes.txt").exists());
     stack.terminate_session(&ends).await;
-    until_nothing_held(&ends, "a terminated sandbox").await;
+    until_nothing_held(&stack.sandbox_name(&ends), "a terminated sandbox").await;
     for gone in ["workspace", "home", "state"] {
         assert!(!dir.join(gone).exists(), "{gone} is removed");
     }
@@ -478,7 +482,9 @@ async fn a_sandbox_fills_only_its_own_disk() {
         .unwrap_or_else(|| panic!("{out}"));
     assert!(size < 64 << 20, "wrote {size} bytes on a 64 MiB disk");
     assert!(out.contains("wrote-after"), "the space came back: {out}");
-    let image = stack.dir.join(format!("sandboxes/.disks/{id}.img"));
+    let image = stack
+        .dir
+        .join(format!("sandboxes/.disks/{}.img", stack.sandbox_name(&id)));
     let on_host = std::fs::metadata(&image).expect("the session's disk");
     assert!(
         on_host.blocks() * 512 <= 72 << 20,

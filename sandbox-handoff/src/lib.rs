@@ -1,11 +1,14 @@
 //! What a provider hands the runner it starts, written by one and read by the other: the two
 //! sides of a trust boundary, so neither binary carries the other's code, only this.
 //!
-//! - The runner's credentials (the runner token and the panel key) travel through a pipe whose
-//!   read end the runner inherits, not its environment. That matters where something else runs
-//!   first in the sandbox and keeps the environment it was started with: bubblewrap's init is
-//!   the sandbox's pid 1, and any process there could read its `/proc/1/environ`. (An OCI
-//!   runtime's only way is the environment; the runner reads either once.)
+//! - The runner's assignment (which session it serves, where its Worker is, its model and
+//!   repository) and its credentials (the runner token and the panel key) travel through a pipe
+//!   whose read end the runner inherits, not its environment. For the credentials that matters
+//!   where something else runs first in the sandbox and keeps the environment it was started
+//!   with: bubblewrap's init is the sandbox's pid 1, and any process there could read its
+//!   `/proc/1/environ`. For the assignment it lets a sandbox start before its session exists (a
+//!   warm one): the runner waits on the pipe, and the session's create only writes to it. (An
+//!   OCI runtime's only way is the environment; the runner reads either once.)
 //! - The ways out to the host: which of the URLs a sandbox is given reach the host's loopback,
 //!   so the provider opens exactly those ports and the runner tells them from the apps it reports.
 
@@ -15,36 +18,52 @@ use std::net::IpAddr;
 /// The environment variables that carry a credential (each read by the runner's arguments).
 pub const CREDENTIAL_NAMES: [&str; 2] = ["AGENT_OPS_RUNNER_TOKEN", "AGENT_OPS_PANEL_KEY"];
 
-/// The descriptor of the pipe a provider writes the credentials to (see [`encode_credentials`]).
-pub const CREDENTIALS_FD_ENV: &str = "AGENT_OPS_CREDENTIALS_FD";
+/// The environment variables that say which session a runner serves, and how.
+pub const SESSION_NAMES: [&str; 5] = [
+    "AGENT_OPS_SESSION_ID",
+    "AGENT_OPS_CONTROL_URL",
+    "AGENT_OPS_MODEL",
+    "AGENT_OPS_REPO",
+    "AGENT_OPS_BRANCH",
+];
 
-/// What a provider writes to the pipe: one JSON object of credential names to values, so a
-/// value may hold any character. Small enough to fit a pipe's buffer whole (a page is the least
-/// a pipe holds), so the provider writes it before the runner starts and never waits on it.
-pub fn encode_credentials(credentials: &BTreeMap<&str, &str>) -> Result<Vec<u8>, String> {
-    if let Some(name) = credentials.keys().find(|n| !CREDENTIAL_NAMES.contains(n)) {
-        return Err(format!("{name} is not a runner credential"));
+/// The descriptor of the pipe a provider writes the assignment to (see [`encode_assignment`]).
+pub const ASSIGNMENT_FD_ENV: &str = "AGENT_OPS_ASSIGNMENT_FD";
+
+/// The most the pipe carries: what a pipe holds whole however small the host makes it (a
+/// page), so the provider writes it at any moment, before or after the runner starts, and
+/// never waits on it.
+pub const MAX_ASSIGNMENT_BYTES: usize = 4096;
+
+fn handed(name: &str) -> bool {
+    CREDENTIAL_NAMES.contains(&name) || SESSION_NAMES.contains(&name)
+}
+
+/// What a provider writes to the pipe: one JSON object of variable names to values, so a
+/// value may hold any character.
+pub fn encode_assignment(values: &BTreeMap<&str, &str>) -> Result<Vec<u8>, String> {
+    if let Some(name) = values.keys().find(|n| !handed(n)) {
+        return Err(format!("{name} is not handed to a runner"));
     }
-    let bytes = serde_json::to_vec(credentials).map_err(|e| e.to_string())?;
-    if bytes.len() > 4096 {
-        return Err("the runner's credentials exceed 4096 bytes".into());
+    let bytes = serde_json::to_vec(values).map_err(|e| e.to_string())?;
+    if bytes.len() > MAX_ASSIGNMENT_BYTES {
+        return Err(format!(
+            "the runner's assignment exceeds {MAX_ASSIGNMENT_BYTES} bytes"
+        ));
     }
     Ok(bytes)
 }
 
-/// Reads what [`encode_credentials`] wrote. Only credentials: the pipe sets nothing else in the
-/// runner.
-pub fn decode_credentials(bytes: &[u8]) -> Result<BTreeMap<String, String>, String> {
-    let credentials: BTreeMap<String, String> =
-        serde_json::from_slice(bytes).map_err(|e| format!("{CREDENTIALS_FD_ENV}: {e}"))?;
-    match credentials
-        .keys()
-        .find(|n| !CREDENTIAL_NAMES.contains(&n.as_str()))
-    {
+/// Reads what [`encode_assignment`] wrote. Only the assignment and the credentials: the pipe
+/// sets nothing else in the runner.
+pub fn decode_assignment(bytes: &[u8]) -> Result<BTreeMap<String, String>, String> {
+    let values: BTreeMap<String, String> =
+        serde_json::from_slice(bytes).map_err(|e| format!("{ASSIGNMENT_FD_ENV}: {e}"))?;
+    match values.keys().find(|n| !handed(n)) {
         Some(name) => Err(format!(
-            "{CREDENTIALS_FD_ENV}: {name} is not a runner credential"
+            "{ASSIGNMENT_FD_ENV}: {name} is not handed to a runner"
         )),
-        None => Ok(credentials),
+        None => Ok(values),
     }
 }
 
@@ -75,35 +94,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credentials_round_trip_with_any_character() {
+    fn an_assignment_round_trips_with_any_character() {
         let sent = BTreeMap::from([
             ("AGENT_OPS_RUNNER_TOKEN", "ab\ncd=\"ef\0"),
             ("AGENT_OPS_PANEL_KEY", "00ff"),
+            ("AGENT_OPS_SESSION_ID", "s1"),
         ]);
-        let got = decode_credentials(&encode_credentials(&sent).unwrap()).unwrap();
-        assert_eq!(got.len(), 2);
+        let got = decode_assignment(&encode_assignment(&sent).unwrap()).unwrap();
+        assert_eq!(got.len(), 3);
         assert_eq!(got["AGENT_OPS_RUNNER_TOKEN"], "ab\ncd=\"ef\0");
     }
 
     #[test]
-    fn the_pipe_carries_credentials_and_nothing_else() {
+    fn the_pipe_carries_the_assignment_and_nothing_else() {
         let other = BTreeMap::from([("LD_PRELOAD", "/tmp/x.so")]);
-        assert!(encode_credentials(&other)
+        assert!(encode_assignment(&other)
             .unwrap_err()
             .contains("LD_PRELOAD"));
-        let err = decode_credentials(br#"{"LD_PRELOAD":"/tmp/x.so"}"#).unwrap_err();
-        assert!(
-            err.contains("LD_PRELOAD is not a runner credential"),
-            "{err}"
-        );
-        assert!(decode_credentials(b"AGENT_OPS_RUNNER_TOKEN=x").is_err());
+        for smuggled in ["LD_PRELOAD", "PATH", "AGENT_OPS_WORKSPACE"] {
+            let err =
+                decode_assignment(format!(r#"{{"{smuggled}":"/tmp/x"}}"#).as_bytes()).unwrap_err();
+            assert!(
+                err.contains(&format!("{smuggled} is not handed to a runner")),
+                "{err}"
+            );
+        }
+        assert!(decode_assignment(b"AGENT_OPS_RUNNER_TOKEN=x").is_err());
     }
 
     #[test]
-    fn credentials_fit_a_pipe_whole() {
+    fn an_assignment_fits_a_pipe_whole() {
         let huge = "k".repeat(5000);
         let sent = BTreeMap::from([("AGENT_OPS_RUNNER_TOKEN", huge.as_str())]);
-        assert!(encode_credentials(&sent).unwrap_err().contains("4096"));
+        assert!(encode_assignment(&sent).unwrap_err().contains("4096"));
     }
 
     #[test]

@@ -88,14 +88,19 @@ impl Disks {
     /// Unmounts `session`'s disk and deletes it, with its empty mount point.
     pub async fn destroy(&self, session: &str, dir: &Path) -> std::io::Result<()> {
         Disks::detach(dir).await?;
-        match std::fs::remove_file(self.image(session)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
+        self.forget(session)?;
         std::fs::remove_dir(dir).or_else(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Ok(()),
             _ => Err(e),
         })
+    }
+
+    /// Deletes `name`'s disk, which is mounted nowhere.
+    pub fn forget(&self, name: &str) -> std::io::Result<()> {
+        match std::fs::remove_file(self.image(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Detaches the disks a provider that was killed left mounted under `root`.

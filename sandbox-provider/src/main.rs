@@ -11,6 +11,7 @@ mod network;
 mod panels;
 mod repos;
 mod sandbox;
+mod warm;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,7 +32,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tokio::sync::Mutex;
 
-use sandbox::{Sandbox, SpawnConfig};
+use sandbox::{Layout, Sandbox, SpawnConfig};
 
 #[derive(clap::Parser, Clone)]
 #[command(version, about)]
@@ -111,6 +112,10 @@ struct Args {
     /// Certificates (PEM) of a private authority the runners trust for the Worker's TLS.
     #[arg(long, env = "AGENT_OPS_CA_FILE")]
     ca_file: Option<PathBuf>,
+    /// Sandboxes kept started ahead of any session, so a session's create only hands one its
+    /// assignment (see `warm`). 0 starts every sandbox when its session asks.
+    #[arg(long, env = "AGENT_OPS_WARM_SANDBOXES", default_value_t = 2)]
+    warm: usize,
 }
 
 struct Host {
@@ -126,6 +131,7 @@ struct Host {
     limits: limits::Limits,
     runner_bin: PathBuf,
     sandboxes: Mutex<HashMap<String, Sandbox>>,
+    warm: warm::Warm,
     /// The nonces of the requests it has accepted.
     nonces: std::sync::Mutex<NonceLedger>,
 }
@@ -220,6 +226,10 @@ async fn create(
         Ok(repo) => repo,
         Err(e) => return err(e.code, e.message),
     };
+    let assignment = match sandbox::assignment(&req) {
+        Ok(a) => a,
+        Err(e) => return err(ErrorCode::InvalidBody, e),
+    };
     let mut sandboxes = host.sandboxes.lock().await;
     if let Some(existing) = sandboxes.get_mut(&req.session_id) {
         // Creating twice is idempotent while the first is alive.
@@ -228,16 +238,59 @@ async fn create(
             return (StatusCode::OK, Json(existing.info(&req.session_id))).into_response();
         }
     }
+    let started = std::time::Instant::now();
+    // A session's first run takes a warm sandbox, unless it needs a repository mounted.
+    let first_run = std::fs::symlink_metadata(host.args.root.join(&req.session_id)).is_err();
+    if first_run && repo.is_none() {
+        if let Some(mut sb) = host.warm.take().await {
+            match sb
+                .layout
+                .claim(&req.session_id)
+                .and_then(|()| sb.assign(&assignment))
+            {
+                Ok(()) => return started_answer(&mut sandboxes, &req, sb, started, "warm"),
+                Err(e) => {
+                    tracing::warn!("warm sandbox {} not taken: {e}", sb.layout.name);
+                    warm::discard(sb, host.disks.as_ref()).await;
+                }
+            }
+        }
+    }
+    let layout = Layout::of_session(&host.args.root, &req.session_id);
     // A root provider gives each sandbox a uid of its own (see `identity`).
-    let uid = rustix::process::geteuid().is_root().then(|| {
-        let taken: Vec<u32> = sandboxes
-            .iter()
-            .filter(|(id, sb)| *id != &req.session_id && sb.child.is_some())
-            .filter_map(|(_, sb)| sb.uid)
-            .collect();
-        identity::pick_uid(&req.session_id, host.args.sandbox_uid_base, &taken)
-    });
-    let cfg = SpawnConfig {
+    let uid = match rustix::process::geteuid().is_root() {
+        true => {
+            let mut taken: Vec<u32> = sandboxes
+                .iter()
+                .filter(|(id, sb)| *id != &req.session_id && sb.child.is_some())
+                .filter_map(|(_, sb)| sb.uid)
+                .collect();
+            taken.extend(host.warm.uids().await);
+            Some(identity::pick_uid(
+                &layout.name,
+                host.args.sandbox_uid_base,
+                &taken,
+            ))
+        }
+        false => None,
+    };
+    let cfg = spawn_config(&host, uid, repo.as_deref());
+    let spawned = Sandbox::spawn(layout, &cfg).await;
+    match spawned.and_then(|mut sb| sb.assign(&assignment).map(|()| sb)) {
+        Ok(sb) => started_answer(&mut sandboxes, &req, sb, started, "cold"),
+        Err(e) => err(
+            ErrorCode::ProviderError,
+            format!("could not start the sandbox: {e}"),
+        ),
+    }
+}
+
+fn spawn_config<'a>(
+    host: &'a Host,
+    uid: Option<u32>,
+    local_repo: Option<&'a std::path::Path>,
+) -> SpawnConfig<'a> {
+    SpawnConfig {
         tools: &host.tools,
         panels: &host.panels,
         runner_bin: &host.runner_bin,
@@ -246,26 +299,69 @@ async fn create(
         backend: &host.backend,
         limits: host.limits,
         hidden: &host.args.hidden,
-        local_repo: repo.as_deref(),
+        local_repo,
         outbound: &host.args.allow_ports,
         heartbeat_ms: host.args.heartbeat_ms,
         ca_file: host.args.ca_file.as_deref(),
         uid,
         disks: host.disks.as_ref(),
-    };
-    let started = std::time::Instant::now();
-    match Sandbox::spawn(&host.args.root, &req, &cfg).await {
-        Ok(sb) => {
-            let info = sb.info(&req.session_id);
-            let ms = started.elapsed().as_millis();
-            tracing::info!(session = %req.session_id, ms, "sandbox started");
-            sandboxes.insert(req.session_id.clone(), sb);
-            (StatusCode::CREATED, Json(info)).into_response()
+    }
+}
+
+/// The session's sandbox is running its runner: kept, and answered with.
+fn started_answer(
+    sandboxes: &mut HashMap<String, Sandbox>,
+    req: &CreateSandbox,
+    sb: Sandbox,
+    started: std::time::Instant,
+    how: &str,
+) -> Response {
+    let info = sb.info(&req.session_id);
+    let ms = started.elapsed().as_millis();
+    tracing::info!(session = %req.session_id, ms, how, "sandbox started");
+    sandboxes.insert(req.session_id.clone(), sb);
+    (StatusCode::CREATED, Json(info)).into_response()
+}
+
+const REFILL_AFTER: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Keeps `--warm` sandboxes ready, starting one whenever one is taken or lost.
+async fn keep_warm(host: Shared) {
+    loop {
+        let reserved = {
+            let sandboxes = host.sandboxes.lock().await;
+            let live: Vec<u32> = sandboxes
+                .values()
+                .filter(|sb| sb.child.is_some())
+                .filter_map(|sb| sb.uid)
+                .collect();
+            let root = rustix::process::geteuid().is_root();
+            let base = host.args.sandbox_uid_base;
+            host.warm
+                .reserve(|name, warm| {
+                    root.then(|| {
+                        let taken: Vec<u32> = live.iter().chain(warm).copied().collect();
+                        identity::pick_uid(name, base, &taken)
+                    })
+                })
+                .await
+        };
+        let Some((name, uid)) = reserved else {
+            host.warm.wanted().await;
+            // After the session that took one has started: the two cores are its runner's
+            // and its agent's for that moment, not a replacement's.
+            tokio::time::sleep(REFILL_AFTER).await;
+            continue;
+        };
+        let cfg = spawn_config(&host, uid, None);
+        match Sandbox::spawn(Layout::new(&host.args.root, &name), &cfg).await {
+            Ok(sb) => host.warm.started(uid, Some(sb)).await,
+            Err(e) => {
+                tracing::warn!("a warm sandbox did not start: {e}");
+                host.warm.started(uid, None).await;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
         }
-        Err(e) => err(
-            ErrorCode::ProviderError,
-            format!("could not start the sandbox: {e}"),
-        ),
     }
 }
 
@@ -357,6 +453,7 @@ async fn reap(host: Shared) {
         for sb in host.sandboxes.lock().await.values_mut() {
             sb.poll().await;
         }
+        host.warm.poll(host.disks.as_ref()).await;
     }
 }
 
@@ -409,7 +506,9 @@ async fn serve(args: Args) -> Result<(), String> {
             None
         }
     };
+    warm::sweep(&root, disks.as_ref());
     let host = Arc::new(Host {
+        warm: warm::Warm::new(args.warm),
         disks,
         tools,
         panels: offered,
@@ -440,6 +539,7 @@ async fn serve(args: Args) -> Result<(), String> {
         .route("/v1/sandboxes/{id}", get(inspect).delete(terminate))
         .with_state(host.clone());
     tokio::spawn(reap(host.clone()));
+    tokio::spawn(keep_warm(host.clone()));
     tracing::info!(
         "sandbox provider listening on http://{}",
         listener.local_addr().map_err(|e| e.to_string())?
@@ -448,7 +548,9 @@ async fn serve(args: Args) -> Result<(), String> {
         .with_graceful_shutdown(stop_signal())
         .await
         .map_err(|e| e.to_string())?;
-    // The sandboxes die with the provider anyway; their disks are to be let go of too.
+    // The sandboxes die with the provider anyway; their disks are to be let go of too, and no
+    // warm one outlives it.
+    host.warm.drain(host.disks.as_ref()).await;
     for sb in host.sandboxes.lock().await.values_mut() {
         sb.stop().await;
         if let Err(e) = disk::Disks::detach(&sb.layout.session_dir).await {

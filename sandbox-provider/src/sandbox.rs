@@ -20,7 +20,9 @@ use super::mounts::Mount;
 
 #[derive(Debug, Clone)]
 pub struct Layout {
-    pub session: String,
+    /// The sandbox's name: its session's id, or a warm sandbox's own (see `warm`), which it
+    /// keeps for the session that takes it.
+    pub name: String,
     /// Where every session's directory lives (hidden from all sandboxes but their own).
     pub root: PathBuf,
     pub session_dir: PathBuf,
@@ -31,17 +33,17 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn new(root: &Path, session_id: &str) -> Layout {
-        let session_dir = root.join(session_id);
+    pub fn new(root: &Path, name: &str) -> Layout {
+        let session_dir = root.join(name);
         Layout {
-            session: session_id.to_owned(),
+            name: name.to_owned(),
             root: root.to_owned(),
             workspace: session_dir.join("workspace"),
             home: session_dir.join("home"),
             state: session_dir.join("state"),
             // Beside the session's directory, not on its disk: the platform's own output, kept
             // after the session's files are gone, and seen by no sandbox.
-            log: root.join(LOGS_DIR).join(format!("{session_id}.log")),
+            log: root.join(LOGS_DIR).join(format!("{name}.log")),
             session_dir,
         }
     }
@@ -50,13 +52,13 @@ impl Layout {
 /// What the sandbox inherits: the pipes through which bubblewrap says which process is the
 /// sandbox's first (`info`), then waits (`block`) until the host has connected the sandbox's
 /// network, the gateway's listening socket, opened on the host's loopback, and the pipe that
-/// holds the runner's credentials (see `sandbox_handoff`).
+/// brings the runner its assignment and credentials (see `sandbox_handoff`).
 #[derive(Debug, Clone, Copy)]
 pub struct StartFds {
     pub info: RawFd,
     pub block: RawFd,
     pub gateway: RawFd,
-    pub credentials: RawFd,
+    pub assignment: RawFd,
 }
 
 /// What of the host a sandbox sees.
@@ -227,6 +229,8 @@ pub struct Sandbox {
     group: Option<Group>,
     /// The host uid it runs as, if one of its own.
     pub uid: Option<u32>,
+    /// The write end of its runner's assignment pipe, until a session is assigned.
+    handoff: Option<std::io::PipeWriter>,
 }
 
 pub struct SpawnConfig<'a> {
@@ -267,11 +271,10 @@ fn exposed_paths(cfg: &SpawnConfig<'_>) -> Vec<PathBuf> {
     exposed
 }
 
-/// The runner's environment: nothing of the provider's but `PATH` and `RUST_LOG`, and never a
-/// credential (those come through their pipe).
+/// The runner's environment: nothing of the provider's but `PATH` and `RUST_LOG`, nothing of a
+/// session's and never a credential (those come through the assignment's pipe).
 fn runner_env(
     cmd: &mut Command,
-    req: &CreateSandbox,
     layout: &Layout,
     cfg: &SpawnConfig<'_>,
     identity: &Identity,
@@ -286,28 +289,16 @@ fn runner_env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
         )
-        .env("AGENT_OPS_SESSION_ID", &req.session_id)
-        .env("AGENT_OPS_CONTROL_URL", &req.control_url)
         .env("AGENT_OPS_WORKSPACE", &layout.workspace)
         .env("AGENT_OPS_STATE_DIR", &layout.state)
-        .env(
-            "AGENT_OPS_MODEL",
-            serde_json::to_string(&req.model).unwrap_or_default(),
-        )
         .env("AGENT_OPS_OPENCODE_BIN", cfg.opencode_bin)
         .env("AGENT_OPS_HEARTBEAT_MS", cfg.heartbeat_ms.to_string())
         .env("AGENT_OPS_HOST_PORTS", ports.join(","))
         .env("AGENT_OPS_GATEWAY_FD", fds.gateway.to_string())
         .env(
-            sandbox_handoff::CREDENTIALS_FD_ENV,
-            fds.credentials.to_string(),
+            sandbox_handoff::ASSIGNMENT_FD_ENV,
+            fds.assignment.to_string(),
         );
-    if let Some(repo) = &req.repo {
-        cmd.env("AGENT_OPS_REPO", repo);
-    }
-    if let Some(branch) = &req.branch {
-        cmd.env("AGENT_OPS_BRANCH", branch);
-    }
     if matches!(identity, Identity::Own { .. }) {
         // Wherever this host's git was built to look for it.
         cmd.env("GIT_CONFIG_SYSTEM", SANDBOX_GITCONFIG);
@@ -330,7 +321,7 @@ fn hand_down(cmd: &mut Command, fds: StartFds) {
     // were opened close-on-exec, so no other child inherits them; this one must.
     unsafe {
         cmd.pre_exec(move || {
-            for fd in [fds.info, fds.block, fds.gateway, fds.credentials] {
+            for fd in [fds.info, fds.block, fds.gateway, fds.assignment] {
                 rustix::io::fcntl_setfd(BorrowedFd::borrow_raw(fd), rustix::io::FdFlags::empty())?;
             }
             Ok(())
@@ -338,27 +329,56 @@ fn hand_down(cmd: &mut Command, fds: StartFds) {
     }
 }
 
-/// The pipe the runner reads its credentials from (see `sandbox_handoff`), written whole and
-/// closed before the sandbox starts. Not the environment: bubblewrap's init, the sandbox's first
-/// process, keeps the environment it is started with, where any process in the sandbox could
-/// read it.
-fn credentials_pipe(req: &CreateSandbox) -> std::io::Result<std::io::PipeReader> {
-    let (rx, mut tx) = std::io::pipe()?;
-    let credentials = BTreeMap::from([
+/// What the runner reads from its pipe (see `sandbox_handoff`): the session it serves and its
+/// credentials. Not the environment: bubblewrap's init, the sandbox's first process, keeps the
+/// environment it is started with, where any process in the sandbox could read it.
+pub fn assignment(req: &CreateSandbox) -> Result<Vec<u8>, String> {
+    let model = serde_json::to_string(&req.model).map_err(|e| e.to_string())?;
+    let mut values = BTreeMap::from([
+        ("AGENT_OPS_SESSION_ID", req.session_id.as_str()),
+        ("AGENT_OPS_CONTROL_URL", req.control_url.as_str()),
+        ("AGENT_OPS_MODEL", model.as_str()),
         ("AGENT_OPS_RUNNER_TOKEN", req.runner_token.as_str()),
         ("AGENT_OPS_PANEL_KEY", req.panel_key.as_str()),
     ]);
-    tx.write_all(
-        &sandbox_handoff::encode_credentials(&credentials).map_err(std::io::Error::other)?,
-    )?;
-    Ok(rx)
+    if let Some(repo) = &req.repo {
+        values.insert("AGENT_OPS_REPO", repo);
+    }
+    if let Some(branch) = &req.branch {
+        values.insert("AGENT_OPS_BRANCH", branch);
+    }
+    sandbox_handoff::encode_assignment(&values)
 }
 
 impl Layout {
+    /// Session `id`'s layout: its own directory, or the warm sandbox's that it took (which
+    /// `root/<id>` links to), so every run of a session sees its files at the same paths.
+    pub fn of_session(root: &Path, id: &str) -> Layout {
+        let name = std::fs::read_link(root.join(id))
+            .ok()
+            .and_then(|target| target.to_str().map(str::to_owned))
+            .filter(|name| super::warm::is_warm(name))
+            .unwrap_or_else(|| id.to_owned());
+        Layout {
+            log: root.join(LOGS_DIR).join(format!("{id}.log")),
+            ..Layout::new(root, &name)
+        }
+    }
+
+    /// Makes this warm sandbox's files session `id`'s: `root/<id>` links to its directory (where
+    /// the operator finds them, and the session's next run), and its log is the session's.
+    pub fn claim(&mut self, id: &str) -> std::io::Result<()> {
+        std::os::unix::fs::symlink(&self.name, self.root.join(id))?;
+        let log = self.root.join(LOGS_DIR).join(format!("{id}.log"));
+        std::fs::rename(&self.log, &log)?;
+        self.log = log;
+        Ok(())
+    }
+
     /// The session's directories, on its own disk where the host bounds one, and its log.
     async fn prepare(&self, disks: Option<&Disks>) -> std::io::Result<std::fs::File> {
         if let Some(disks) = disks {
-            disks.attach(&self.session, &self.session_dir).await?;
+            disks.attach(&self.name, &self.session_dir).await?;
         }
         for d in [
             &self.workspace,
@@ -387,7 +407,7 @@ struct Start<'a> {
 impl Start<'_> {
     /// The bubblewrap command that starts the runner: the host's view, the runner's
     /// environment, the descriptors it inherits and, without cgroups, its rlimits.
-    fn bwrap(&self, req: &CreateSandbox, cfg: &SpawnConfig<'_>) -> std::io::Result<Command> {
+    fn bwrap(&self, cfg: &SpawnConfig<'_>) -> std::io::Result<Command> {
         let exposed = exposed_paths(cfg);
         let view = View {
             system: cfg.system,
@@ -407,7 +427,7 @@ impl Start<'_> {
         .stdout(self.log.try_clone()?)
         .stderr(self.log.try_clone()?)
         .kill_on_drop(true);
-        runner_env(&mut cmd, req, self.layout, cfg, self.identity, self.fds);
+        runner_env(&mut cmd, self.layout, cfg, self.identity, self.fds);
         hand_down(&mut cmd, self.fds);
         if *cfg.backend == Backend::Rlimits {
             let limits = cfg.limits;
@@ -421,17 +441,15 @@ impl Start<'_> {
 }
 
 impl Sandbox {
-    /// Starts the session's sandbox: bubblewrap, its first process bounded and its network
-    /// joined before bubblewrap lets the runner start.
-    pub async fn spawn(
-        root: &Path,
-        req: &CreateSandbox,
-        cfg: &SpawnConfig<'_>,
-    ) -> std::io::Result<Sandbox> {
-        let layout = Layout::new(root, &req.session_id);
+    /// Starts the sandbox of `layout`: bubblewrap, its first process bounded and its network joined
+    /// before bubblewrap lets the runner start. The runner then waits for its assignment
+    /// ([`Sandbox::assign`]).
+    pub async fn spawn(layout: Layout, cfg: &SpawnConfig<'_>) -> std::io::Result<Sandbox> {
+        let (root, name) = (layout.root.clone(), layout.name.clone());
+        let (root, name) = (root.as_path(), name.as_str());
         let log = layout.prepare(cfg.disks).await?;
         let identity = match cfg.uid {
-            Some(uid) => own_identity(root, &layout, &req.session_id, uid)?,
+            Some(uid) => own_identity(root, &layout, name, uid)?,
             None => Identity::Operator,
         };
         // Opened here, in the host's network, and handed down: the gateway answers on the host's
@@ -440,23 +458,23 @@ impl Sandbox {
         let gateway = gateway_socket.local_addr()?;
         let (info_rx, info_tx) = std::io::pipe()?;
         let (block_rx, mut block_tx) = std::io::pipe()?;
-        let credentials_rx = credentials_pipe(req)?;
+        let (assignment_rx, assignment_tx) = std::io::pipe()?;
         let fds = StartFds {
             info: info_tx.as_raw_fd(),
             block: block_rx.as_raw_fd(),
             gateway: gateway_socket.as_raw_fd(),
-            credentials: credentials_rx.as_raw_fd(),
+            assignment: assignment_rx.as_raw_fd(),
         };
-        let group = Group::create(cfg.backend, &req.session_id, cfg.limits)?;
+        let group = Group::create(cfg.backend, name, cfg.limits)?;
         let start = Start {
             layout: &layout,
             identity: &identity,
             fds,
             log: &log,
         };
-        let mut child = start.bwrap(req, cfg)?.spawn()?;
-        drop((info_tx, block_rx, gateway_socket, credentials_rx));
-        let pid_file = root.join(NET_DIR).join(format!("{}.pid", req.session_id));
+        let mut child = start.bwrap(cfg)?.spawn()?;
+        drop((info_tx, block_rx, gateway_socket, assignment_rx));
+        let pid_file = root.join(NET_DIR).join(format!("{name}.pid"));
         let joined = async {
             let pid = first_process(info_rx).await?;
             // Before the sandbox starts anything: all it starts is bounded with it.
@@ -485,7 +503,17 @@ impl Sandbox {
             panels: cfg.panels.to_vec(),
             group: Some(group),
             uid: cfg.uid,
+            handoff: Some(assignment_tx),
         })
+    }
+
+    /// Gives the runner its session: written whole into a pipe that holds it (see
+    /// `sandbox_handoff`), and closed, so the runner reads it at once and nothing more.
+    pub fn assign(&mut self, assignment: &[u8]) -> std::io::Result<()> {
+        let mut pipe = self.handoff.take().ok_or_else(|| {
+            std::io::Error::other(format!("sandbox {} has its session", self.layout.name))
+        })?;
+        pipe.write_all(assignment)
     }
 
     /// Refreshes `state` from the process, without blocking; an exited sandbox gives back what
@@ -525,8 +553,8 @@ impl Sandbox {
         self.state = SandboxState::Terminated;
         let layout = &self.layout;
         if let Some(disks) = disks {
-            if let Err(e) = disks.destroy(&layout.session, &layout.session_dir).await {
-                tracing::warn!("the disk of {} left behind: {e}", layout.session);
+            if let Err(e) = disks.destroy(&layout.name, &layout.session_dir).await {
+                tracing::warn!("the disk of {} left behind: {e}", layout.name);
             }
             return;
         }
@@ -555,7 +583,7 @@ impl Sandbox {
 const SANDBOX_GITCONFIG: &str = "/etc/gitconfig";
 
 /// Where the runners' logs live.
-const LOGS_DIR: &str = ".logs";
+pub const LOGS_DIR: &str = ".logs";
 
 /// Where pasta's pid files live: under the sandbox root, which every sandbox sees as empty, and
 /// named so no session's directory can be it (session ids have no dots).
@@ -624,7 +652,7 @@ mod tests {
                 info: 7,
                 block: 9,
                 gateway: 11,
-                credentials: 13,
+                assignment: 13,
             },
             &Identity::Operator,
         );
@@ -705,7 +733,7 @@ mod tests {
             info: 7,
             block: 9,
             gateway: 11,
-            credentials: 13,
+            assignment: 13,
         };
         let exposed = [tool.clone()];
         let view = View {

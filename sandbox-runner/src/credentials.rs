@@ -1,18 +1,20 @@
-//! The runner's credentials: the runner token and the panel key. (The model's key never comes
-//! here: the Worker adds it to the agent's calls, see `model_relay`.)
+//! The runner's assignment and credentials: which session it serves, and the runner token and
+//! the panel key. (The model's key never comes here: the Worker adds it to the agent's calls,
+//! see `model_relay`.)
 //!
 //! A provider passes them in the runner's environment or through a pipe (see `sandbox_handoff`).
-//! Either way the runner reads them once, and keeps them to itself.
+//! Either way the runner reads them once, and keeps the credentials to itself.
 
 use std::io::Read;
 use std::os::fd::FromRawFd;
 
-use sandbox_handoff::{decode_credentials, CREDENTIALS_FD_ENV as FD_ENV, CREDENTIAL_NAMES};
+use sandbox_handoff::{decode_assignment, ASSIGNMENT_FD_ENV as FD_ENV, CREDENTIAL_NAMES};
 
-/// Moves the credentials from the provider's pipe, if it gave one, into the runner's
-/// environment, where `RunArgs` reads them as it would a provider's variables. They never
-/// appear in `/proc/<pid>/environ`, which shows only the environment a process started with.
-/// Called before any thread exists, as changing the environment must be.
+/// Moves the assignment from the provider's pipe, if it gave one, into the runner's
+/// environment, where `RunArgs` reads it as it would a provider's variables. The credentials
+/// never appear in `/proc/<pid>/environ`, which shows only the environment a process started
+/// with. A warm sandbox's runner waits here until a session takes it. Called before any thread
+/// exists, as changing the environment must be.
 pub fn receive() -> Result<(), String> {
     let Some(fd) = std::env::var_os(FD_ENV) else {
         return Ok(());
@@ -29,7 +31,7 @@ pub fn receive() -> Result<(), String> {
     let mut bytes = Vec::new();
     pipe.read_to_end(&mut bytes)
         .map_err(|e| format!("{FD_ENV}: {e}"))?;
-    for (name, value) in decode_credentials(&bytes)? {
+    for (name, value) in decode_assignment(&bytes)? {
         std::env::set_var(name, value);
     }
     Ok(())

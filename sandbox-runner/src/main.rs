@@ -98,6 +98,8 @@ struct RunArgs {
     code_server: Option<PathBuf>,
 }
 
+const AGENT_AFTER_LINK_AT_MOST: Duration = Duration::from_secs(2);
+
 fn random_instance() -> String {
     let mut b = [0u8; 8];
     getrandom::getrandom(&mut b).expect("the OS provides randomness");
@@ -183,7 +185,19 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let apps = gateway
         .is_some()
         .then(|| tokio::spawn(ports::watch(internal, event_tx.clone())));
-    let agent = tokio::spawn(opencode::drive(cfg, cmd_rx, event_tx));
+    let welcomed = Arc::new(tokio::sync::Notify::new());
+    let agent = tokio::spawn({
+        let welcomed = welcomed.clone();
+        async move {
+            // The link first: it is what shows the session its sandbox is up, and it takes
+            // milliseconds, which the agent's start (a core for a second) would stretch. Not
+            // longer than that, though: an agent works on while its Worker is away.
+            tokio::time::timeout(AGENT_AFTER_LINK_AT_MOST, welcomed.notified())
+                .await
+                .ok();
+            opencode::drive(cfg, cmd_rx, event_tx).await
+        }
+    });
     let (link_cmd_tx, link_cmds) = mpsc::channel(64);
     tokio::spawn(route_commands(link_cmds, cmd_tx, door));
     let link = link::LinkConfig {
@@ -194,6 +208,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         heartbeat: Duration::from_millis(args.heartbeat_ms),
         max_backoff: Duration::from_secs(2),
         tls,
+        welcomed,
     };
     tracing::info!(session = %args.session, "runner starting");
     let end = link::run(link, event_rx, link_cmd_tx).await;
