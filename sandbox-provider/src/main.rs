@@ -242,7 +242,7 @@ async fn create(
     // A session's first run takes a warm sandbox, unless it needs a repository mounted.
     let first_run = std::fs::symlink_metadata(host.args.root.join(&req.session_id)).is_err();
     if first_run && repo.is_none() {
-        if let Some(mut sb) = host.warm.take().await {
+        if let Some(mut sb) = host.warm.take(host.disks.as_ref()).await {
             match sb
                 .layout
                 .claim(&req.session_id)
@@ -260,11 +260,7 @@ async fn create(
     // A root provider gives each sandbox a uid of its own (see `identity`).
     let uid = match rustix::process::geteuid().is_root() {
         true => {
-            let mut taken: Vec<u32> = sandboxes
-                .iter()
-                .filter(|(id, sb)| *id != &req.session_id && sb.child.is_some())
-                .filter_map(|(_, sb)| sb.uid)
-                .collect();
+            let mut taken = live_uids(&sandboxes, Some(&req.session_id));
             taken.extend(host.warm.uids().await);
             Some(identity::pick_uid(
                 &layout.name,
@@ -283,6 +279,15 @@ async fn create(
             format!("could not start the sandbox: {e}"),
         ),
     }
+}
+
+/// The uids running sandboxes hold, but `except`'s (a session starting again may keep its own).
+fn live_uids(sandboxes: &HashMap<String, Sandbox>, except: Option<&str>) -> Vec<u32> {
+    sandboxes
+        .iter()
+        .filter(|(id, sb)| Some(id.as_str()) != except && sb.child.is_some())
+        .filter_map(|(_, sb)| sb.uid)
+        .collect()
 }
 
 fn spawn_config<'a>(
@@ -330,11 +335,7 @@ async fn keep_warm(host: Shared) {
     loop {
         let reserved = {
             let sandboxes = host.sandboxes.lock().await;
-            let live: Vec<u32> = sandboxes
-                .values()
-                .filter(|sb| sb.child.is_some())
-                .filter_map(|sb| sb.uid)
-                .collect();
+            let live = live_uids(&sandboxes, None);
             let root = rustix::process::geteuid().is_root();
             let base = host.args.sandbox_uid_base;
             host.warm

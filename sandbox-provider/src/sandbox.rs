@@ -445,8 +445,7 @@ impl Sandbox {
     /// before bubblewrap lets the runner start. The runner then waits for its assignment
     /// ([`Sandbox::assign`]).
     pub async fn spawn(layout: Layout, cfg: &SpawnConfig<'_>) -> std::io::Result<Sandbox> {
-        let (root, name) = (layout.root.clone(), layout.name.clone());
-        let (root, name) = (root.as_path(), name.as_str());
+        let (root, name) = (layout.root.as_path(), layout.name.as_str());
         let log = layout.prepare(cfg.disks).await?;
         let identity = match cfg.uid {
             Some(uid) => own_identity(root, &layout, name, uid)?,

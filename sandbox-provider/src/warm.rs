@@ -29,7 +29,7 @@ pub fn is_warm(name: &str) -> bool {
 
 pub struct Warm {
     /// How many to keep ready.
-    pub want: usize,
+    want: usize,
     state: Mutex<Ready>,
     wake: Notify,
     made: AtomicU64,
@@ -60,16 +60,17 @@ impl Warm {
     }
 
     /// A ready sandbox whose runner is still waiting, if there is one; another is started in its
-    /// place.
-    pub async fn take(&self) -> Option<Sandbox> {
+    /// place. One found to have exited is discarded on the way.
+    pub async fn take(&self, disks: Option<&Disks>) -> Option<Sandbox> {
         let mut state = self.state.lock().await;
         while let Some(mut sb) = state.sandboxes.pop() {
             sb.poll().await;
+            self.wake.notify_one();
             if sb.child.is_some() {
-                self.wake.notify_one();
                 return Some(sb);
             }
             tracing::warn!("warm sandbox {} exited while it waited", sb.layout.name);
+            discard(sb, disks).await;
         }
         None
     }
