@@ -15,6 +15,17 @@ pub struct SessionEvent {
     pub body: EventBody,
 }
 
+impl SessionEvent {
+    /// The JSON of `SessionEvent { seq, ts, body }`, byte for byte, written without serde's
+    /// `flatten` (which buffers the body as a map first): the session object writes one per
+    /// event it persists.
+    pub fn json(seq: u64, ts: u64, body: &EventBody) -> serde_json::Result<String> {
+        let body = serde_json::to_string(body)?;
+        // A body is always an object with its `type`, so never `{}`.
+        Ok(format!(r#"{{"seq":{seq},"ts":{ts},{}"#, &body[1..]))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
@@ -234,6 +245,42 @@ mod tests {
         assert_eq!(json["seq"], 7);
         let back: SessionEvent = serde_json::from_value(json).unwrap();
         assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn an_events_json_is_what_serde_writes() {
+        let bodies = [
+            EventBody::TextDelta {
+                message_id: "m".into(),
+                part_id: "p".into(),
+                delta: "quote \" and \u{e9}".into(),
+            },
+            EventBody::ToolUpdated {
+                message_id: "m".into(),
+                call_id: "c".into(),
+                tool: "bash".into(),
+                status: ToolStatus::Completed,
+                input: serde_json::json!({"command": "ls", "n": [1, 2]}),
+                output: Some("out".into()),
+                error: None,
+            },
+            EventBody::Status {
+                status: SessionStatus::Idle,
+                reason: None,
+            },
+        ];
+        for body in bodies {
+            let serde = serde_json::to_string(&SessionEvent {
+                seq: 42,
+                ts: 1_700_000_000_123,
+                body: body.clone(),
+            })
+            .unwrap();
+            assert_eq!(
+                SessionEvent::json(42, 1_700_000_000_123, &body).unwrap(),
+                serde
+            );
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod events;
 pub mod feed;
 pub mod frames;
 pub mod lifecycle;
+pub mod log_rows;
 #[cfg(feature = "schema")]
 pub mod openapi;
 pub mod origins;

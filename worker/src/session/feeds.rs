@@ -73,7 +73,7 @@ impl SessionObject {
                 continue;
             }
             self.fold_feed(&mut row.feed)?;
-            let store = self.store()?.clone();
+            let store = self.store()?;
             let (target, retry_at, attempts) = (row.target.clone(), row.retry_at, row.attempts);
             let save = |feed: &Feed| {
                 store.save_feed(&FeedRow {
@@ -131,14 +131,14 @@ impl SessionObject {
     /// Folds the events after the feed's cursor, all of them, in order.
     fn fold_feed(&self, feed: &mut Feed) -> Result<()> {
         loop {
-            let page = self.store()?.events_after(feed.cursor, PAGE)?;
-            if page.is_empty() {
+            let (events, count) = self.store()?.events_after(feed.cursor, PAGE)?;
+            if count == 0 {
                 return Ok(());
             }
             let before = feed.cursor;
-            for json in &page {
-                let event: SessionEvent = serde_json::from_str(json)?;
-                feed.fold(&event);
+            let page: Vec<SessionEvent> = serde_json::from_str(&format!("[{events}]"))?;
+            for event in &page {
+                feed.fold(event);
             }
             if feed.cursor == before {
                 return Ok(());

@@ -138,24 +138,27 @@ impl SessionObject {
             return Ok(());
         }
         let known = self.load()?.and_then(|p| p.runner_instance);
-        let last = self.read(|p| p.last_rseq)?.unwrap_or(0);
+        let last = self.runner_position()?;
         let resume = runner_resume(known.as_deref(), &instance, last);
         if resume.drop_pending_commands {
             self.store()?.drop_pending_commands()?;
         }
-        let acked = self.update(|p| {
-            p.runner_instance = Some(instance.clone());
-            p.last_rseq = resume.acked_rseq;
-            p.last_rseq
-        })?;
+        let acked = resume.acked_rseq;
+        // The position first, then whose it is: should the second write fail, the runner's
+        // next hello is a new instance's again, which starts from 0 whatever the log says.
+        let connected = EventBody::RunnerConnected {
+            instance: instance.clone(),
+        };
+        self.emit_with(vec![connected], Some(acked))?;
+        self.update(|p| p.runner_instance = Some(instance.clone()))?;
         let same_instance = resume.same_instance;
-        info.instance = Some(instance.clone());
+        info.instance = Some(instance);
         ws.serialize_attachment(&*info)?;
+        self.remember_runner(ws, info);
         send(ws, &ToRunnerFrame::Welcome { acked_rseq: acked });
         for (id, command) in self.store()?.pending_commands()? {
             send(ws, &ToRunnerFrame::Command { id, command });
         }
-        self.emit(vec![EventBody::RunnerConnected { instance }])?;
         self.feed(Input::RunnerConnected {
             now_ms: now_ms(),
             same_instance,
@@ -179,7 +182,7 @@ impl SessionObject {
             send(ws, &ToRunnerFrame::Error(e));
             return Ok(());
         }
-        let last = self.read(|p| p.last_rseq)?.unwrap_or(0);
+        let last = self.runner_position()?;
         let skip = match accept_batch(last, first_rseq, events.len()) {
             Accept::From { skip } => skip,
             Accept::Gap { expected } => {
@@ -225,12 +228,13 @@ impl SessionObject {
         };
         // The runner is not trusted to have bounded what it sends.
         let keep: Vec<EventBody> = keep.into_iter().flat_map(bounded).collect();
-        let mut state = self
-            .load()?
-            .ok_or_else(|| worker::Error::RustError("session not initialised".into()))?;
-        state.last_rseq = acked;
-        // The events and how far the runner is acknowledged, together.
-        self.emit_with(keep, Some(state))?;
+        if !keep.is_empty() {
+            // The events and how far the runner is acknowledged, together.
+            self.emit_with(keep, Some(acked))?;
+        } else if acked != last {
+            self.store()?.set_runner_position(acked)?;
+            self.rseq.set(Some(acked));
+        }
         send(ws, &ToRunnerFrame::Ack { rseq: acked });
         for input in inputs {
             self.feed(input).await?.ok();

@@ -41,9 +41,8 @@ struct Persisted {
     session_id: String,
     runner_token_hash: String,
     lifecycle: Lifecycle,
-    /// The runner process whose events we are numbering, and the last of them persisted.
+    /// The runner process whose events we are numbering (how far is on the log's rows).
     runner_instance: Option<String>,
-    last_rseq: u64,
     /// The connection currently trusted as the runner's link.
     runner_conn: Option<String>,
 }
@@ -78,6 +77,11 @@ pub struct SessionObject {
     store: OnceCell<Store>,
     persisted: RefCell<Option<Persisted>>,
     last_seq: RefCell<Option<u64>>,
+    /// How far the runner's events are persisted (see `runner_position`).
+    rseq: Cell<Option<u64>>,
+    /// The runner's socket and what it carries, so that its every frame does not read the
+    /// socket's attachment again (an object woken from hibernation reads it once more).
+    runner: RefCell<Option<(WebSocket, SocketInfo)>>,
     /// When the runner was last recorded alive (in memory; see `runner_seen`).
     seen_at: Cell<u64>,
     /// Whether any feed follows the log (read once), whether events were persisted since the
@@ -99,7 +103,7 @@ impl SessionObject {
         if let Some(s) = self.store.get() {
             return Ok(s);
         }
-        let s = Store::open(self.state.storage().sql())?;
+        let s = Store::open(self.state.storage())?;
         Ok(self.store.get_or_init(|| s))
     }
 
@@ -146,38 +150,38 @@ impl SessionObject {
         Ok(s)
     }
 
+    /// How far the runner's events are persisted.
+    fn runner_position(&self) -> Result<u64> {
+        if let Some(rseq) = self.rseq.get() {
+            return Ok(rseq);
+        }
+        let rseq = self.store()?.runner_position()?;
+        self.rseq.set(Some(rseq));
+        Ok(rseq)
+    }
+
     /// Persists the events, then sends them to every client in one frame.
     fn emit(&self, bodies: Vec<EventBody>) -> Result<()> {
         self.emit_with(bodies, None)
     }
 
-    /// Persists the events with the next sequence numbers, and `state` with them when given, in
-    /// one transaction: all of it lands or none of it, and the sequence advances by exactly
-    /// what was written (a failed write leaves neither a gap nor a half-stored batch that a
-    /// resend would store again). Then sends the events to every client in one frame.
-    fn emit_with(&self, bodies: Vec<EventBody>, state: Option<Persisted>) -> Result<()> {
-        if bodies.is_empty() && state.is_none() {
+    /// Persists the events with the next sequence numbers, and the runner's position `rseq`
+    /// with them when given, in one statement: all of it lands or none of it, and the sequence
+    /// advances by exactly what was written (a failed write leaves neither a gap nor a
+    /// half-stored batch that a resend would store again). Then sends the events to every
+    /// client in one frame.
+    fn emit_with(&self, bodies: Vec<EventBody>, rseq: Option<u64>) -> Result<()> {
+        if bodies.is_empty() {
             return Ok(());
         }
         let base = self.last_seq()?;
-        let store = self.store()?.clone();
-        let ts = now_ms();
-        let (jsons, state) = store::atomically(&self.state.storage(), move || {
-            let jsons = store.append(base + 1, ts, bodies)?;
-            if let Some(p) = &state {
-                store.set_meta("state", p)?;
-            }
-            Ok((jsons, state))
-        })?;
-        *self.last_seq.borrow_mut() = Some(base + jsons.len() as u64);
-        if let Some(p) = state {
-            *self.persisted.borrow_mut() = Some(p);
-        }
-        if jsons.is_empty() {
-            return Ok(());
+        let events = self.store()?.append(base + 1, now_ms(), &bodies, rseq)?;
+        *self.last_seq.borrow_mut() = Some(base + bodies.len() as u64);
+        if rseq.is_some() {
+            self.rseq.set(rseq);
         }
         self.unfed.set(true);
-        let frame = events_frame(&jsons);
+        let frame = events_frame(&events[1..events.len() - 1]);
         for ws in self.state.get_websockets_with_tag("client") {
             ws.send_with_str(&frame).ok();
         }
@@ -354,14 +358,11 @@ impl SessionObject {
     /// would serialize, without parsing the events to write them again.
     fn events(&self, page: &calls_::Events) -> Result<Response> {
         let limit = page.limit.clamp(1, MAX_PAGE_EVENTS);
-        let rows = self.store()?.events_after(page.after_seq, limit + 1)?;
-        let has_more = rows.len() > limit;
-        let rows = &rows[..rows.len().min(limit)];
-        let next = page.after_seq + rows.len() as u64;
-        let body = format!(
-            r#"{{"events":[{}],"next_after_seq":{next},"has_more":{has_more}}}"#,
-            rows.join(",")
-        );
+        let (events, count) = self.store()?.events_after(page.after_seq, limit)?;
+        let next = page.after_seq + count as u64;
+        let has_more = next < self.last_seq()?;
+        let body =
+            format!(r#"{{"events":[{events}],"next_after_seq":{next},"has_more":{has_more}}}"#);
         Ok(Response::ok(body)?.with_headers(json_headers()))
     }
 
@@ -406,12 +407,12 @@ impl SessionObject {
         // between the last replayed one and the first live one.
         let mut cursor = after;
         loop {
-            let page = self.store()?.events_after(cursor, MAX_PAGE_EVENTS)?;
-            if page.is_empty() {
+            let (events, count) = self.store()?.events_after(cursor, MAX_PAGE_EVENTS)?;
+            if count == 0 {
                 break;
             }
-            cursor += page.len() as u64;
-            pair.server.send_with_str(events_frame(&page))?;
+            cursor += count as u64;
+            pair.server.send_with_str(events_frame(&events))?;
         }
         send(&pair.server, &ToClientFrame::CaughtUp { seq: cursor });
         presence::announce(&self.state, None);
@@ -458,6 +459,8 @@ impl DurableObject for SessionObject {
             store: OnceCell::new(),
             persisted: RefCell::new(None),
             last_seq: RefCell::new(None),
+            rseq: Cell::new(None),
+            runner: RefCell::new(None),
             seen_at: Cell::new(0),
             has_feeds: Cell::new(None),
             unfed: Cell::new(false),
@@ -489,7 +492,7 @@ impl DurableObject for SessionObject {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
-        let Some(info) = ws.deserialize_attachment::<SocketInfo>()? else {
+        let Some(info) = self.socket_info(&ws)? else {
             return Ok(());
         };
         let text = match message {
@@ -528,6 +531,24 @@ impl DurableObject for SessionObject {
 }
 
 impl SessionObject {
+    /// What `ws` carries (see `runner`).
+    fn socket_info(&self, ws: &WebSocket) -> Result<Option<SocketInfo>> {
+        if let Some((known, info)) = self.runner.borrow().as_ref() {
+            if known == ws {
+                return Ok(Some(info.clone()));
+            }
+        }
+        let info = ws.deserialize_attachment::<SocketInfo>()?;
+        if let Some(runner) = info.as_ref().filter(|i| i.role == Role::Runner) {
+            self.remember_runner(ws, runner);
+        }
+        Ok(info)
+    }
+
+    fn remember_runner(&self, ws: &WebSocket, info: &SocketInfo) {
+        *self.runner.borrow_mut() = Some((ws.clone(), info.clone()));
+    }
+
     async fn socket_gone(&self, ws: &WebSocket) -> Result<()> {
         let Some(info) = ws.deserialize_attachment::<SocketInfo>()? else {
             return Ok(());
@@ -561,8 +582,9 @@ fn prompt_state(outcome: TurnOutcome) -> PromptState {
     }
 }
 
-fn events_frame(jsons: &[String]) -> String {
-    format!(r#"{{"type":"events","events":[{}]}}"#, jsons.join(","))
+/// The frame of events whose JSON, separated by commas, is `events`.
+fn events_frame(events: &str) -> String {
+    format!(r#"{{"type":"events","events":[{events}]}}"#)
 }
 
 fn send<T: Serialize>(ws: &WebSocket, frame: &T) {

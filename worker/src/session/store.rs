@@ -1,16 +1,24 @@
-//! The session object's SQLite storage: its event log, prompt queue, outbound commands and a
-//! small key/value table. All calls are synchronous, so a sequence of them runs without any
+//! The session object's SQLite storage: its event log (consecutive events sharing a row, see
+//! `log_rows`), prompt queue, outbound commands and a small key/value table. All calls are synchronous, so a sequence of them runs without any
 //! other event interleaving.
 
 use agent_ops_protocol::feed::{Feed, FeedTarget};
 use agent_ops_protocol::frames::Command;
+use agent_ops_protocol::log_rows;
 use agent_ops_protocol::{EventBody, SessionEvent};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use worker::{Result, SqlStorage, SqlStorageValue};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS log (
+  first_seq INTEGER PRIMARY KEY,
+  last_seq INTEGER NOT NULL,
+  events TEXT NOT NULL,
+  -- How far the runner's numbering is persisted, on the rows that moved it: the runner's
+  -- events and its acknowledged position land in one statement.
+  rseq INTEGER
+);
 CREATE TABLE IF NOT EXISTS prompts (
   id TEXT PRIMARY KEY,
   client_request_id TEXT NOT NULL UNIQUE,
@@ -42,8 +50,8 @@ pub enum PromptState {
     Cancelled,
 }
 
-#[derive(Clone)]
 pub struct Store {
+    storage: worker::Storage,
     sql: SqlStorage,
 }
 
@@ -77,17 +85,38 @@ pub fn atomically<R: 'static>(
     r.ok_or_else(|| worker::Error::RustError("the transaction did not run".into()))
 }
 
-/// Rows per `INSERT`, two parameters each: a statement may bind at most 100.
-const ROWS_PER_INSERT: usize = 40;
+/// A log kept one event a row, before events shared rows: each becomes a row of one, and the
+/// runner's position, kept in the object's state then, goes on the last.
+const ONE_EVENT_ROWS: &str = "
+INSERT OR IGNORE INTO log (first_seq, last_seq, events) SELECT seq, seq, '[' || json || ']' FROM events;
+UPDATE log SET rseq = (SELECT json_extract(value, '$.last_rseq') FROM meta WHERE key = 'state')
+  WHERE first_seq = (SELECT MAX(first_seq) FROM log);
+DROP TABLE events;
+";
+
+/// Rows one `INSERT` writes, four parameters each: a statement may bind at most 100. A runner's
+/// largest frame fills fewer (`log_rows::MAX_ROW_BYTES`), so its batch is one statement, and
+/// more only ever goes in a transaction.
+const ROWS_PER_INSERT: usize = 25;
 
 fn int(v: u64) -> SqlStorageValue {
     SqlStorageValue::Integer(v as i64)
 }
 
 impl Store {
-    pub fn open(sql: SqlStorage) -> Result<Self> {
+    pub fn open(storage: worker::Storage) -> Result<Self> {
+        let sql = storage.sql();
         sql.exec(SCHEMA, None)?;
-        Ok(Self { sql })
+        let old = sql
+            .exec(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'events'",
+                None,
+            )?
+            .to_array::<serde_json::Value>()?;
+        if !old.is_empty() {
+            sql.exec(ONE_EVENT_ROWS, None)?;
+        }
+        Ok(Self { storage, sql })
     }
 
     pub fn meta<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
@@ -120,48 +149,105 @@ impl Store {
         }
         let rows: Vec<M> = self
             .sql
-            .exec("SELECT MAX(seq) AS m FROM events", None)?
+            .exec("SELECT MAX(last_seq) AS m FROM log", None)?
             .to_array()?;
         Ok(rows.into_iter().next().and_then(|r| r.m).unwrap_or(0))
     }
 
-    /// Persists `bodies` as the events `first_seq`, `first_seq + 1`, ... and returns their JSON,
-    /// ready to broadcast. Rows go in a few statements of many rows each: a runner's batch of
-    /// deltas costs a handful of calls into SQLite, not one per event.
-    pub fn append(&self, first_seq: u64, ts: u64, bodies: Vec<EventBody>) -> Result<Vec<String>> {
+    /// Persists `bodies` as the events `first_seq`, `first_seq + 1`, ... with the runner's
+    /// position `rseq` when they are its events, and returns them as their JSON array, ready to
+    /// broadcast. A runner's batch is one statement: it lands whole or not at all.
+    pub fn append(
+        &self,
+        first_seq: u64,
+        ts: u64,
+        bodies: &[EventBody],
+        rseq: Option<u64>,
+    ) -> Result<String> {
         let jsons = (first_seq..)
             .zip(bodies)
-            .map(|(seq, body)| serde_json::to_string(&SessionEvent { seq, ts, body }))
+            .map(|(seq, body)| SessionEvent::json(seq, ts, body))
             .collect::<serde_json::Result<Vec<String>>>()?;
-        for (n, chunk) in jsons.chunks(ROWS_PER_INSERT).enumerate() {
-            let first = first_seq + (n * ROWS_PER_INSERT) as u64;
-            let rows = vec!["(?, ?)"; chunk.len()].join(", ");
-            let params: Vec<SqlStorageValue> = (first..)
-                .zip(chunk)
-                .flat_map(|(seq, json)| [int(seq), json.as_str().into()])
-                .collect();
-            self.sql.exec(
-                &format!("INSERT INTO events (seq, json) VALUES {rows}"),
-                params,
-            )?;
+        let rows = log_rows::rows(first_seq, &jsons);
+        if rows.len() <= ROWS_PER_INSERT {
+            insert_rows(&self.sql, &rows, rseq)?;
+        } else {
+            let (sql, rows) = (self.sql.clone(), rows.clone());
+            atomically(&self.storage, move || {
+                rows.chunks(ROWS_PER_INSERT)
+                    .try_for_each(|chunk| insert_rows(&sql, chunk, rseq))
+            })?;
         }
-        Ok(jsons)
+        Ok(match <[_; 1]>::try_from(rows) {
+            Ok([(_, _, events)]) => events,
+            Err(_) => format!("[{}]", jsons.join(",")),
+        })
     }
 
-    /// The serialized events after `after_seq`, at most `limit`, in order.
-    pub fn events_after(&self, after_seq: u64, limit: usize) -> Result<Vec<String>> {
+    /// How far the runner's events are persisted (0 before any).
+    pub fn runner_position(&self) -> Result<u64> {
         #[derive(Deserialize)]
-        struct J {
-            json: String,
+        struct R {
+            rseq: u64,
         }
-        let rows: Vec<J> = self
+        let rows: Vec<R> = self
             .sql
             .exec(
-                "SELECT json FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                vec![int(after_seq), int(limit as u64)],
+                "SELECT rseq FROM log WHERE rseq IS NOT NULL ORDER BY first_seq DESC LIMIT 1",
+                None,
             )?
             .to_array()?;
-        Ok(rows.into_iter().map(|r| r.json).collect())
+        Ok(rows.into_iter().next().map_or(0, |r| r.rseq))
+    }
+
+    /// Moves the runner's position on when none of its events was kept: on the log's last row,
+    /// which is never older than the runner's `runner.connected`.
+    pub fn set_runner_position(&self, rseq: u64) -> Result<()> {
+        self.sql.exec(
+            "UPDATE log SET rseq = ? WHERE first_seq = (SELECT MAX(first_seq) FROM log)",
+            vec![int(rseq)],
+        )?;
+        Ok(())
+    }
+
+    /// The events after `after_seq`, at most `limit`, in order: their JSON separated by commas,
+    /// and how many there are.
+    pub fn events_after(&self, after_seq: u64, limit: usize) -> Result<(String, usize)> {
+        #[derive(Deserialize)]
+        struct Row {
+            first_seq: u64,
+            last_seq: u64,
+            events: String,
+        }
+        let (from, to) = (after_seq + 1, after_seq + limit as u64);
+        // The row holding `from` and those after it, read only as far as the page needs.
+        let cursor = self.sql.exec(
+            "SELECT first_seq, last_seq, events FROM log
+             WHERE first_seq >= (SELECT COALESCE(MAX(first_seq), 0) FROM log WHERE first_seq <= ?)
+             ORDER BY first_seq",
+            vec![int(from)],
+        )?;
+        let mut page = String::new();
+        let mut count = 0;
+        for row in cursor.next::<Row>() {
+            let row = row?;
+            if row.first_seq > to {
+                break;
+            }
+            if row.last_seq < from {
+                continue;
+            }
+            let part = log_rows::slice(row.first_seq, row.last_seq, &row.events, from, to)?;
+            if !page.is_empty() && !part.is_empty() {
+                page.push(',');
+            }
+            page.push_str(&part);
+            count += (row.last_seq.min(to) + 1 - row.first_seq.max(from)) as usize;
+            if row.last_seq >= to {
+                break;
+            }
+        }
+        Ok((page, count))
     }
 
     pub fn prompt_by_request(&self, client_request_id: &str) -> Result<Option<String>> {
@@ -319,6 +405,28 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// Writes `rows` of the log in one statement.
+fn insert_rows(sql: &SqlStorage, rows: &[(u64, u64, String)], rseq: Option<u64>) -> Result<()> {
+    let rseq = rseq.map_or(SqlStorageValue::Null, int);
+    let values = vec!["(?, ?, ?, ?)"; rows.len()].join(", ");
+    let params = rows
+        .iter()
+        .flat_map(|(first, last, events)| {
+            [
+                int(*first),
+                int(*last),
+                events.as_str().into(),
+                rseq.clone(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    sql.exec(
+        &format!("INSERT INTO log (first_seq, last_seq, events, rseq) VALUES {values}"),
+        params,
+    )?;
+    Ok(())
 }
 
 /// A feed as stored: where it posts, how far it is, and when it may try again after a failure.
