@@ -1,6 +1,6 @@
 //! The session object's SQLite storage: its event log (consecutive events sharing a row, see
-//! `log_rows`), prompt queue, outbound commands and a small key/value table. All calls are synchronous, so a sequence of them runs without any
-//! other event interleaving.
+//! `log_rows`), prompt queue, outbound commands and a small key/value table. All calls are
+//! synchronous, so a sequence of them runs without any other event interleaving.
 
 use agent_ops_protocol::feed::{Feed, FeedTarget};
 use agent_ops_protocol::frames::Command;
@@ -168,20 +168,26 @@ impl Store {
             .zip(bodies)
             .map(|(seq, body)| SessionEvent::json(seq, ts, body))
             .collect::<serde_json::Result<Vec<String>>>()?;
-        let rows = log_rows::rows(first_seq, &jsons);
-        if rows.len() <= ROWS_PER_INSERT {
-            insert_rows(&self.sql, &rows, rseq)?;
-        } else {
-            let (sql, rows) = (self.sql.clone(), rows.clone());
-            atomically(&self.storage, move || {
-                rows.chunks(ROWS_PER_INSERT)
-                    .try_for_each(|chunk| insert_rows(&sql, chunk, rseq))
-            })?;
+        let rows = match <[_; 1]>::try_from(log_rows::rows(first_seq, &jsons)) {
+            // The common case: the row's array is what is broadcast.
+            Ok([row]) => {
+                insert_rows(&self.sql, std::slice::from_ref(&row), rseq)?;
+                return Ok(row.2);
+            }
+            Err(rows) => rows,
+        };
+        match rows.len() {
+            0 => {}
+            n if n <= ROWS_PER_INSERT => insert_rows(&self.sql, &rows, rseq)?,
+            _ => {
+                let sql = self.sql.clone();
+                atomically(&self.storage, move || {
+                    rows.chunks(ROWS_PER_INSERT)
+                        .try_for_each(|chunk| insert_rows(&sql, chunk, rseq))
+                })?
+            }
         }
-        Ok(match <[_; 1]>::try_from(rows) {
-            Ok([(_, _, events)]) => events,
-            Err(_) => format!("[{}]", jsons.join(",")),
-        })
+        Ok(format!("[{}]", jsons.join(",")))
     }
 
     /// How far the runner's events are persisted (0 before any).
