@@ -27,8 +27,8 @@ pub struct LinkConfig {
     pub max_backoff: Duration,
     /// Whom to trust when the link's URL is `wss://` (see `tls`).
     pub tls: std::sync::Arc<rustls::ClientConfig>,
-    /// Told each time the session welcomes the link.
-    pub welcomed: std::sync::Arc<tokio::sync::Notify>,
+    /// Set once the session first welcomes the link.
+    pub welcomed: tokio::sync::watch::Sender<bool>,
 }
 
 /// Why the link gave up for good.
@@ -194,7 +194,7 @@ async fn connect_once(
                     Ok(ToRunnerFrame::Welcome { acked_rseq }) => {
                         outbox.reconnected(acked_rseq);
                         welcomed = true;
-                        cfg.welcomed.notify_one();
+                        cfg.welcomed.send_replace(true);
                     }
                     Ok(ToRunnerFrame::Ack { rseq }) => outbox.ack(rseq),
                     Ok(ToRunnerFrame::Command { id, command }) => {

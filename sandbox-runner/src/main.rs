@@ -98,7 +98,20 @@ struct RunArgs {
     code_server: Option<PathBuf>,
 }
 
-const AGENT_AFTER_LINK_AT_MOST: Duration = Duration::from_secs(2);
+const START_AFTER_LINK_AT_MOST: Duration = Duration::from_secs(2);
+
+/// Resolves once the session has welcomed the link, or after `START_AFTER_LINK_AT_MOST`. What
+/// takes a core to start (the agent, the desktop) waits for it: the link is what shows the
+/// session its sandbox is up, and it takes milliseconds, which those starts would stretch. Not
+/// longer, though: an agent works on while its Worker is away.
+fn linked(welcomed: &tokio::sync::watch::Sender<bool>) -> impl std::future::Future<Output = ()> {
+    let mut rx = welcomed.subscribe();
+    async move {
+        tokio::time::timeout(START_AFTER_LINK_AT_MOST, rx.wait_for(|w| *w))
+            .await
+            .ok();
+    }
+}
 
 fn random_instance() -> String {
     let mut b = [0u8; 8];
@@ -135,6 +148,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         branch: args.branch,
         internal: internal.clone(),
     };
+    let (welcomed, _) = tokio::sync::watch::channel(false);
     let listen = match (args.gateway_listen, args.gateway_fd) {
         (Some(addr), _) => {
             // In the sandbox's own network (a container's exposed port): not an app either.
@@ -170,7 +184,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
                 novnc_dir: args.novnc_dir,
                 code_server: args.code_server,
             };
+            let linked = linked(&welcomed);
             let task = tokio::spawn(async move {
+                // Its desktop (X, a VNC server, websockify) takes a core for a moment too.
+                linked.await;
                 if let Err(e) = gateway::serve(gw).await {
                     tracing::error!("{e}");
                 }
@@ -185,16 +202,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let apps = gateway
         .is_some()
         .then(|| tokio::spawn(ports::watch(internal, event_tx.clone())));
-    let welcomed = Arc::new(tokio::sync::Notify::new());
     let agent = tokio::spawn({
-        let welcomed = welcomed.clone();
+        let linked = linked(&welcomed);
         async move {
-            // The link first: it is what shows the session its sandbox is up, and it takes
-            // milliseconds, which the agent's start (a core for a second) would stretch. Not
-            // longer than that, though: an agent works on while its Worker is away.
-            tokio::time::timeout(AGENT_AFTER_LINK_AT_MOST, welcomed.notified())
-                .await
-                .ok();
+            linked.await;
             opencode::drive(cfg, cmd_rx, event_tx).await
         }
     });
