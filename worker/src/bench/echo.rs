@@ -6,6 +6,8 @@
 //! - `?persist=1`: write each message to SQLite first (the least a persist-before-deliver relay does).
 //! - `?relay=in` / `?relay=out`: a message on an `in` socket goes to every `out` socket (the least a
 //!   fan-out from a runner to a viewer does).
+//! - `?relay=in&persist=1`: written to SQLite first, then to every `out` socket (the least a
+//!   persist-before-deliver relay from a runner to a viewer does).
 
 use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
@@ -27,6 +29,7 @@ impl DurableObject for EchoObject {
             Some("persist=1") => "persist",
             Some("relay=in") => "relay-in",
             Some("relay=out") => "relay-out",
+            Some("relay=in&persist=1") => "relay-in-persist",
             _ => "echo",
         };
         let pair = WebSocketPair::new()?;
@@ -44,22 +47,13 @@ impl DurableObject for EchoObject {
         };
         let tags = self.state.get_tags(&ws);
         match tags.first().map(String::as_str) {
-            Some("relay-in") => {
-                for out in self.state.get_websockets_with_tag("relay-out") {
-                    out.send_with_str(&text)?;
-                }
-                Ok(())
+            Some("relay-in") => relay(&self.state, &text),
+            Some("relay-in-persist") => {
+                persist(&self.state, &text)?;
+                relay(&self.state, &text)
             }
             Some("persist") => {
-                let sql = self.state.storage().sql();
-                sql.exec(
-                    "CREATE TABLE IF NOT EXISTS echo (id INTEGER PRIMARY KEY, body TEXT)",
-                    None,
-                )?;
-                sql.exec(
-                    "INSERT INTO echo (body) VALUES (?)",
-                    vec![text.as_str().into()],
-                )?;
+                persist(&self.state, &text)?;
                 ws.send_with_str(text)
             }
             _ => ws.send_with_str(text),
@@ -75,4 +69,21 @@ impl DurableObject for EchoObject {
     ) -> Result<()> {
         Ok(())
     }
+}
+
+fn relay(state: &State, text: &str) -> Result<()> {
+    for out in state.get_websockets_with_tag("relay-out") {
+        out.send_with_str(text)?;
+    }
+    Ok(())
+}
+
+fn persist(state: &State, text: &str) -> Result<()> {
+    let sql = state.storage().sql();
+    sql.exec(
+        "CREATE TABLE IF NOT EXISTS echo (id INTEGER PRIMARY KEY, body TEXT)",
+        None,
+    )?;
+    sql.exec("INSERT INTO echo (body) VALUES (?)", vec![text.into()])?;
+    Ok(())
 }

@@ -247,10 +247,12 @@ struct Latencies {
     bare: Vec<f64>,
     stored: Vec<f64>,
     fanout: Vec<f64>,
+    stored_fanout: Vec<f64>,
 }
 
-/// One delta at a time, runner -> session object -> client, beside the echo baselines. Returns
-/// the next runner sequence number, for more.
+/// One delta at a time, runner -> session object -> client, beside the echo baselines. The four
+/// are sampled in turn, so that whatever else the machine does at a moment weighs on each alike.
+/// Returns the next runner sequence number, for more.
 async fn relay_latency(
     stack: &Stack,
     id: &str,
@@ -260,16 +262,28 @@ async fn relay_latency(
     let mut echo = connect(&stack.ws_url("/api/bench/echo"), &stack.admin_key).await;
     let mut persisting =
         connect(&stack.ws_url("/api/bench/echo?persist=1"), &stack.admin_key).await;
-
-    // Relay latency: one delta at a time, runner -> session object -> client. Read raw, like
-    // the echo below, so the harness's own parsing is not counted.
+    let mut relay_in = connect(&stack.ws_url("/api/bench/echo?relay=in"), &stack.admin_key).await;
+    let mut relay_out = connect(&stack.ws_url("/api/bench/echo?relay=out"), &stack.admin_key).await;
+    let mut persisting_in = connect(
+        &stack.ws_url("/api/bench/echo?relay=in&persist=1"),
+        &stack.admin_key,
+    )
+    .await;
+    // Read raw, like the echoes, so the harness's own parsing is not counted.
     let mut raw = connect(
         &stack.ws_url(&format!("/api/sessions/{id}/ws?after_seq=999999999")),
         &stack.admin_key,
     )
     .await;
     raw.next().await.expect("caught up").expect("frame");
-    let mut relay = Vec::with_capacity(RELAY_SAMPLES);
+    let mut l = Latencies {
+        relay: Vec::with_capacity(RELAY_SAMPLES),
+        bare: Vec::with_capacity(RELAY_SAMPLES),
+        stored: Vec::with_capacity(RELAY_SAMPLES),
+        fanout: Vec::with_capacity(RELAY_SAMPLES),
+        stored_fanout: Vec::with_capacity(RELAY_SAMPLES),
+    };
+    let probe = delta_frame(1, 1);
     let mut rseq = 1;
     for _ in 0..RELAY_SAMPLES {
         let frame = delta_frame(rseq, 1);
@@ -277,10 +291,30 @@ async fn relay_latency(
         let t = Instant::now();
         runner.send(Message::text(frame)).await.unwrap();
         until_text(&mut raw, "text.delta").await;
-        relay.push(t.elapsed().as_secs_f64() * 1000.0);
+        l.relay.push(t.elapsed().as_secs_f64() * 1000.0);
         // The runner's socket is used as the echoes' are, one frame out and its answer in,
         // outside the timed span: no task of the harness's shares it while a sample runs.
         until_text(runner, r#""type":"ack""#).await;
+        for baseline in 0..4 {
+            let (out, back, times) = match baseline {
+                0 => (&mut echo, None, &mut l.bare),
+                1 => (&mut persisting, None, &mut l.stored),
+                2 => (&mut relay_in, Some(&mut relay_out), &mut l.fanout),
+                _ => (
+                    &mut persisting_in,
+                    Some(&mut relay_out),
+                    &mut l.stored_fanout,
+                ),
+            };
+            let t = Instant::now();
+            out.send(Message::text(probe.clone())).await.unwrap();
+            back.unwrap_or(out)
+                .next()
+                .await
+                .expect("open")
+                .expect("frame");
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
     }
     raw.close(None).await.ok();
     while client.events.len() < RELAY_SAMPLES {
@@ -290,39 +324,15 @@ async fn relay_latency(
             .expect("the viewer got every delta too");
     }
     client.events.clear();
-    let mut bare = Vec::with_capacity(RELAY_SAMPLES);
-    let probe = delta_frame(1, 1);
-    for _ in 0..RELAY_SAMPLES {
-        let t = Instant::now();
-        echo.send(Message::text(probe.clone())).await.unwrap();
-        echo.next().await.expect("echo").expect("echo frame");
-        bare.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    let mut stored = Vec::with_capacity(RELAY_SAMPLES);
-    for _ in 0..RELAY_SAMPLES {
-        let t = Instant::now();
-        persisting.send(Message::text(probe.clone())).await.unwrap();
-        persisting.next().await.expect("echo").expect("echo frame");
-        stored.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    let mut relay_in = connect(&stack.ws_url("/api/bench/echo?relay=in"), &stack.admin_key).await;
-    let mut relay_out = connect(&stack.ws_url("/api/bench/echo?relay=out"), &stack.admin_key).await;
-    let mut fanout = Vec::with_capacity(RELAY_SAMPLES);
-    for _ in 0..RELAY_SAMPLES {
-        let t = Instant::now();
-        relay_in.send(Message::text(probe.clone())).await.unwrap();
-        relay_out.next().await.expect("relayed").expect("frame");
-        fanout.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
-    for v in [&mut relay, &mut bare, &mut stored, &mut fanout] {
+    for v in [
+        &mut l.relay,
+        &mut l.bare,
+        &mut l.stored,
+        &mut l.fanout,
+        &mut l.stored_fanout,
+    ] {
         v.sort_by(f64::total_cmp);
     }
-    let l = Latencies {
-        relay,
-        bare,
-        stored,
-        fanout,
-    };
     (l, rseq)
 }
 
@@ -373,6 +383,7 @@ async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
     // Acknowledgements are read and dropped so the socket never backs up.
     tokio::spawn(async move { while rx.next().await.is_some() {} });
     let (relay, bare, stored, fanout) = (l.relay, l.bare, l.stored, l.fanout);
+    let stored_fanout = l.stored_fanout;
     let (r50, b50) = (pct(&relay, 0.5), pct(&bare, 0.5));
     rows.push(Row {
         name: RELAY_P50.into(),
@@ -400,6 +411,12 @@ async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
             r50,
             "bare DO relay socket -> socket, p50",
             pct(&fanout, 0.5),
+        ),
+        (
+            RELAY_P50,
+            r50,
+            "DO relay that persists first, p50",
+            pct(&stored_fanout, 0.5),
         ),
         (
             p99,
