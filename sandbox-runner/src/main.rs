@@ -162,15 +162,24 @@ async fn run(args: RunArgs) -> Result<(), String> {
         })),
         (None, None) => None,
     };
-    let gateway = match listen {
-        Some(listen) => {
+    // Opened (close-on-exec) before anything is started that could inherit it.
+    let listener = match listen {
+        Some(listen) => listen
+            .open()
+            .await
+            .inspect_err(|e| tracing::error!("no gateway: {e}"))
+            .ok(),
+        None => None,
+    };
+    let gateway = match listener {
+        Some(listener) => {
             let panel_key = hex::decode(&args.panel_key)
                 .ok()
                 .filter(|k| k.len() >= 32)
                 .ok_or("AGENT_OPS_PANEL_KEY must be at least 32 bytes of hex")?;
             let door = Arc::new(gateway::auth::Door::new(&args.session, panel_key));
             let gw = gateway::GatewayConfig {
-                listen,
+                listener,
                 session_id: args.session.clone(),
                 door: door.clone(),
                 // The sandbox's private /tmp: short enough for Unix socket paths (108 bytes),
@@ -186,9 +195,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
             };
             let linked = linked(&welcomed);
             let task = tokio::spawn(async move {
-                // Its desktop (X, a VNC server, websockify) takes a core for a moment too.
-                linked.await;
-                if let Err(e) = gateway::serve(gw).await {
+                if let Err(e) = gateway::serve(gw, linked).await {
                     tracing::error!("{e}");
                 }
             });

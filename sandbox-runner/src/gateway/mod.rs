@@ -41,7 +41,7 @@ pub enum Listen {
 }
 
 impl Listen {
-    async fn open(self) -> Result<tokio::net::TcpListener, String> {
+    pub async fn open(self) -> Result<tokio::net::TcpListener, String> {
         match self {
             Listen::Addr(addr) => tokio::net::TcpListener::bind(addr)
                 .await
@@ -63,7 +63,8 @@ impl Listen {
 }
 
 pub struct GatewayConfig {
-    pub listen: Listen,
+    /// Opened before anything is started that could inherit it (see `Listen::open`).
+    pub listener: tokio::net::TcpListener,
     pub session_id: String,
     /// Shared with the runner's link, which hands it the control plane's revocations.
     pub door: Arc<Door>,
@@ -145,8 +146,14 @@ fn asset(content_type: &'static str, body: &'static str) -> Response<Body> {
         .into_response()
 }
 
-pub async fn serve(cfg: GatewayConfig) -> Result<(), String> {
-    let listener = cfg.listen.open().await?;
+/// Serves the panels. The desktop (X, a VNC server, websockify), which takes a core for a
+/// moment, starts once `linked` resolves; connections wait in the listener's backlog until then.
+pub async fn serve(
+    cfg: GatewayConfig,
+    linked: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    let listener = cfg.listener;
+    linked.await;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&cfg.runtime).map_err(|e| format!("runtime dir: {e}"))?;
     let mut services = Vec::new();
