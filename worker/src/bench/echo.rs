@@ -32,6 +32,13 @@ impl DurableObject for EchoObject {
             Some("relay=in&persist=1") => "relay-in-persist",
             _ => "echo",
         };
+        if tag.contains("persist") {
+            // Once, here: each message then costs its INSERT alone, as a relay's frame does.
+            self.state.storage().sql().exec(
+                "CREATE TABLE IF NOT EXISTS echo (id INTEGER PRIMARY KEY, body TEXT)",
+                None,
+            )?;
+        }
         let pair = WebSocketPair::new()?;
         self.state.accept_websocket_with_tags(&pair.server, &[tag]);
         Response::from_websocket(pair.client)
@@ -80,10 +87,6 @@ fn relay(state: &State, text: &str) -> Result<()> {
 
 fn persist(state: &State, text: &str) -> Result<()> {
     let sql = state.storage().sql();
-    sql.exec(
-        "CREATE TABLE IF NOT EXISTS echo (id INTEGER PRIMARY KEY, body TEXT)",
-        None,
-    )?;
     sql.exec("INSERT INTO echo (body) VALUES (?)", vec![text.into()])?;
     Ok(())
 }
