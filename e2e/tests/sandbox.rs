@@ -511,3 +511,64 @@ async fn a_sandbox_fills_only_its_own_disk() {
         "{end:?}"
     );
 }
+
+/// A provider stopped while its warm sandboxes are still starting removes those too, once they
+/// have started: no disk stays mounted, no sandbox directory stays behind. Before the fix a stop
+/// removed only the ready ones, and one under way kept its disk mounted on the host.
+#[test]
+fn a_provider_stopped_mid_start_leaves_no_disk_mounted() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let root = e2e::target_dir()
+        .join("e2e-tmp")
+        .join(format!("provider-stop-{}", e2e::random_hex(4)));
+    std::fs::create_dir_all(&root).expect("root");
+    let [port] = e2e::free_ports::<1>();
+    let mut provider = Command::new(
+        e2e::target_dir()
+            .join(e2e::PROFILE)
+            .join("sandbox-provider"),
+    )
+    .args(["--listen", &format!("127.0.0.1:{port}"), "--warm", "2"])
+    .arg("--root")
+    .arg(&root)
+    .arg("--opencode-bin")
+    .arg(e2e::repo_root().join("node_modules/.bin/opencode"))
+    .env("AGENT_OPS_PROVIDER_SECRET", e2e::random_hex(32))
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("the provider starts");
+    let mut log = std::io::BufReader::new(provider.stderr.take().expect("its log"));
+    let mut read = String::new();
+    while !read.contains("listening") {
+        let more = log.read_line(&mut read).expect("its log");
+        assert!(more > 0, "it listens: {read}");
+    }
+    // At once: its warm sandboxes' disks take tens of milliseconds to be made and mounted.
+    Command::new("kill")
+        .args(["-TERM", &provider.id().to_string()])
+        .status()
+        .expect("kill");
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut log, &mut rest).ok();
+        rest
+    });
+    assert!(provider.wait().expect("it stops").success());
+    let rest = rest.join().expect("its log");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let held: Vec<&str> = mounts
+        .lines()
+        .filter(|m| m.contains(root.to_str().expect("a path")))
+        .collect();
+    assert!(held.is_empty(), "still mounted: {held:?}\n{rest}");
+    let left: Vec<String> = std::fs::read_dir(&root)
+        .expect("root")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".warm-"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}\n{rest}");
+    std::fs::remove_dir_all(&root).ok();
+}

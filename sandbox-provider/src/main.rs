@@ -356,10 +356,10 @@ async fn keep_warm(host: Shared) {
         };
         let cfg = spawn_config(&host, uid, None);
         match Sandbox::spawn(Layout::new(&host.args.root, &name), &cfg).await {
-            Ok(sb) => host.warm.started(uid, Some(sb)).await,
+            Ok(sb) => host.warm.started(uid, Some(sb), host.disks.as_ref()).await,
             Err(e) => {
                 tracing::warn!("a warm sandbox did not start: {e}");
-                host.warm.started(uid, None).await;
+                host.warm.started(uid, None, host.disks.as_ref()).await;
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }
@@ -539,6 +539,8 @@ async fn serve(args: Args) -> Result<(), String> {
         .route("/v1/sandboxes", axum::routing::post(create))
         .route("/v1/sandboxes/{id}", get(inspect).delete(terminate))
         .with_state(host.clone());
+    // Listened for before any sandbox starts: a stop at any moment is a clean one.
+    let stop = stop_signal();
     tokio::spawn(reap(host.clone()));
     tokio::spawn(keep_warm(host.clone()));
     tracing::info!(
@@ -546,7 +548,7 @@ async fn serve(args: Args) -> Result<(), String> {
         listener.local_addr().map_err(|e| e.to_string())?
     );
     axum::serve(listener, app)
-        .with_graceful_shutdown(stop_signal())
+        .with_graceful_shutdown(stop)
         .await
         .map_err(|e| e.to_string())?;
     // The sandboxes die with the provider anyway; their disks are to be let go of too, and no
@@ -562,14 +564,17 @@ async fn serve(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-async fn stop_signal() {
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+/// SIGTERM or Ctrl-C, listened for from the call on.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    async move {
+        let Ok(mut term) = term else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
     }
 }
 

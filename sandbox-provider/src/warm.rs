@@ -32,14 +32,23 @@ pub struct Warm {
     want: usize,
     state: Mutex<Ready>,
     wake: Notify,
+    /// Told each time a start ends (see `drain`).
+    settled: Notify,
     made: AtomicU64,
 }
+
+/// How long a stopping provider waits for the starts under way to end, so as to remove them.
+const SETTLE_AT_MOST: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Default)]
 struct Ready {
     sandboxes: Vec<Sandbox>,
     /// The uids of those being started: taken, as a running sandbox's are.
     starting: Vec<u32>,
+    /// How many are being started (those without a uid of their own too).
+    in_flight: usize,
+    /// The provider is stopping: no more are started, and one whose start ends is removed.
+    closed: bool,
 }
 
 impl Ready {
@@ -55,6 +64,7 @@ impl Warm {
             want,
             state: Mutex::default(),
             wake: Notify::new(),
+            settled: Notify::new(),
             made: AtomicU64::new(0),
         }
     }
@@ -87,7 +97,7 @@ impl Warm {
         pick: impl FnOnce(&str, &[u32]) -> Option<u32>,
     ) -> Option<(String, Option<u32>)> {
         let mut state = self.state.lock().await;
-        if state.sandboxes.len() + state.starting.len() >= self.want {
+        if state.closed || state.sandboxes.len() + state.in_flight >= self.want {
             return None;
         }
         let nanos = std::time::SystemTime::now()
@@ -100,16 +110,24 @@ impl Warm {
         );
         let uid = pick(&name, &state.held());
         state.starting.extend(uid);
+        state.in_flight += 1;
         Some((name, uid))
     }
 
-    /// Where a reserved start ended: ready, or given up.
-    pub async fn started(&self, uid: Option<u32>, sandbox: Option<Sandbox>) {
+    /// Where a reserved start ended: ready, or given up. One that ends after the provider began
+    /// to stop is removed at once.
+    pub async fn started(&self, uid: Option<u32>, sandbox: Option<Sandbox>, disks: Option<&Disks>) {
         let mut state = self.state.lock().await;
         if let Some(i) = uid.and_then(|u| state.starting.iter().position(|s| *s == u)) {
             state.starting.swap_remove(i);
         }
-        state.sandboxes.extend(sandbox);
+        state.in_flight -= 1;
+        match (state.closed, sandbox) {
+            (true, Some(sb)) => discard(sb, disks).await,
+            (false, sb) => state.sandboxes.extend(sb),
+            (true, None) => {}
+        }
+        self.settled.notify_waiters();
     }
 
     /// Until another is wanted.
@@ -135,10 +153,31 @@ impl Warm {
         state.sandboxes = kept;
     }
 
-    /// Stops and removes every ready one (the provider is stopping).
+    /// Stops and removes every ready one, and those still starting once they have started (the
+    /// provider is stopping): none is left holding its disk.
     pub async fn drain(&self, disks: Option<&Disks>) {
-        for sb in std::mem::take(&mut self.state.lock().await.sandboxes) {
+        let ready = {
+            let mut state = self.state.lock().await;
+            state.closed = true;
+            std::mem::take(&mut state.sandboxes)
+        };
+        for sb in ready {
             discard(sb, disks).await;
+        }
+        let settled = async {
+            loop {
+                let state = self.state.lock().await;
+                if state.in_flight == 0 {
+                    return;
+                }
+                // Registered before the lock is let go, so no start's end is missed.
+                let next = self.settled.notified();
+                drop(state);
+                next.await;
+            }
+        };
+        if tokio::time::timeout(SETTLE_AT_MOST, settled).await.is_err() {
+            tracing::warn!("a warm sandbox still starting was left behind");
         }
     }
 }
