@@ -86,7 +86,9 @@ fn relay(state: &State, text: &str) -> Result<()> {
 }
 
 fn persist(state: &State, text: &str) -> Result<()> {
-    let sql = state.storage().sql();
-    sql.exec("INSERT INTO echo (body) VALUES (?)", vec![text.into()])?;
+    state
+        .storage()
+        .sql()
+        .exec("INSERT INTO echo (body) VALUES (?)", vec![text.into()])?;
     Ok(())
 }

@@ -250,8 +250,9 @@ struct Latencies {
     stored_fanout: Vec<f64>,
 }
 
-/// One delta at a time, runner -> session object -> client, beside the echo baselines. The four
-/// are sampled in turn, so that whatever else the machine does at a moment weighs on each alike.
+/// One delta at a time, runner -> session object -> client, beside the echo baselines. The relay
+/// and each baseline are sampled in turn, so that whatever else the machine does at a moment
+/// weighs on each alike.
 /// Returns the next runner sequence number, for more.
 async fn relay_latency(
     stack: &Stack,
@@ -382,8 +383,13 @@ async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
     let (mut tx, mut rx) = runner.split();
     // Acknowledgements are read and dropped so the socket never backs up.
     tokio::spawn(async move { while rx.next().await.is_some() {} });
-    let (relay, bare, stored, fanout) = (l.relay, l.bare, l.stored, l.fanout);
-    let stored_fanout = l.stored_fanout;
+    let Latencies {
+        relay,
+        bare,
+        stored,
+        fanout,
+        stored_fanout,
+    } = l;
     let (r50, b50) = (pct(&relay, 0.5), pct(&bare, 0.5));
     rows.push(Row {
         name: RELAY_P50.into(),
