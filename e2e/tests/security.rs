@@ -750,8 +750,9 @@ async fn a_fork_bomb_and_a_memory_hog_end_inside_their_sandbox() {
 
 /// The model route is no open tap on the model's key: a call may not pick which of the key's
 /// organisations pays, nor ask for another model, nor for unbounded output; the tokens each
-/// answer reports are counted for the session; and a session's calls are rate-limited. Before
-/// the fix every one of these went through as the caller asked, and nothing was counted.
+/// answer reports are counted for the session; an answer the agent hangs up on is stopped at the
+/// model; and a session's calls are rate-limited. Before the fix every one of these went through
+/// as the caller asked, and nothing was counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_model_route_is_no_open_tap() {
     let stack = Stack::start(StackOptions {
@@ -826,6 +827,25 @@ async fn the_model_route_is_no_open_tap() {
         after.output_tokens - before.output_tokens,
         reported["completion_tokens"].as_u64().unwrap()
     );
+
+    // An agent that stops reading an answer (its turn was aborted) stops the model too: a real
+    // provider goes on generating, and billing, until its caller hangs up.
+    let long = json!({"model": "scripted", "stream": true, "tools": [{"type": "function",
+        "function": {"name": "noop", "parameters": {"type": "object"}}}],
+        "messages": [{"role": "user", "content": "@say still going\n@repeat 1000\n@delay_ms 20"}]});
+    let cut_before = stack.recorder.cut_short();
+    let mut answer = call(long).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(answer.chunk().await.unwrap().is_some(), "the answer began");
+    drop(answer);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while stack.recorder.cut_short() == cut_before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the model was still answering 10 s after the agent hung up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // A session's calls are rate-limited: no more than the limit in a minute.
     let mut answered = 0;

@@ -56,6 +56,8 @@ session_calls! {
     Follow => NoContent,
     /// What the running turn is doing, as far as a feed has seen.
     Activity => Option<String>,
+    /// A runner's call to its model, admitted (or not) and counted against the session's rate.
+    ModelCall => ModelAdmission,
     /// Answered with the WebSocket upgrade.
     ClientSocket,
     /// Answered with the WebSocket upgrade.
@@ -67,6 +69,15 @@ pub struct Init {
     pub session_id: String,
     pub runner_token_hash: String,
     pub prompt: Option<String>,
+    /// What the session's model calls are checked against, and whose keys pay for them.
+    pub model: ModelCaller,
+}
+
+/// The session's model and its owner, as its model calls need them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelCaller {
+    pub model: String,
+    pub owner_id: String,
 }
 
 /// Queue a prompt; its request id makes a retry harmless.
@@ -113,6 +124,23 @@ pub struct Follow {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activity {}
+
+/// The runner's call to its model, with the token it presented and how many calls a minute
+/// the session may make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelCall {
+    pub token: String,
+    pub per_minute: u32,
+}
+
+/// A model call the runner's token and the session's state allow: on its way, or over the
+/// session's rate. (A wrong token or an ended session is refused as an error.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum ModelAdmission {
+    Admitted(ModelCaller),
+    Limited { retry_after_secs: u64 },
+}
 
 /// A viewer's socket, with the access the Worker vouches for: each message on it is authorized
 /// against that access.

@@ -7,6 +7,7 @@ pub mod script;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,24 +21,47 @@ use serde_json::{json, Value};
 
 use script::{Script, ToolCall};
 
-/// Every request the server answered (its body, and the names of its headers), for tests to
-/// inspect.
+/// Every request the server answered (its body, and the names of its headers), and how many
+/// streamed answers their callers stopped reading before the end, for tests to inspect.
 #[derive(Clone, Default)]
-pub struct Recorder(Arc<Mutex<Vec<Recorded>>>);
+pub struct Recorder {
+    seen: Arc<Mutex<Vec<Recorded>>>,
+    cut_short: Arc<AtomicUsize>,
+}
 
 /// One request: its body, and the names of its headers.
 type Recorded = (Value, Vec<String>);
 
 impl Recorder {
     pub fn requests(&self) -> Vec<Value> {
-        let seen = self.0.lock().expect("recorder lock");
+        let seen = self.seen.lock().expect("recorder lock");
         seen.iter().map(|(body, _)| body.clone()).collect()
     }
 
     /// The header names of each request, lowercase, in the order of `requests`.
     pub fn header_names(&self) -> Vec<Vec<String>> {
-        let seen = self.0.lock().expect("recorder lock");
+        let seen = self.seen.lock().expect("recorder lock");
         seen.iter().map(|(_, names)| names.clone()).collect()
+    }
+
+    /// How many streamed answers were dropped before their end: a real provider stops
+    /// generating (and billing) when its caller hangs up, so the hang-up must reach it.
+    pub fn cut_short(&self) -> usize {
+        self.cut_short.load(Ordering::SeqCst)
+    }
+}
+
+/// A streamed answer's frames still to send; counted as cut short if dropped with any left.
+struct Answer {
+    frames: std::vec::IntoIter<(u64, Bytes)>,
+    recorder: Recorder,
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if self.frames.len() > 0 {
+            self.recorder.cut_short.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -181,7 +205,7 @@ async fn chat(
     }
     let names = headers.keys().map(|k| k.as_str().to_owned()).collect();
     recorder
-        .0
+        .seen
         .lock()
         .expect("recorder lock")
         .push((req.clone(), names));
@@ -237,12 +261,16 @@ async fn chat(
         }))
         .into_response();
     }
-    let stream = futures::stream::unfold(frames.into_iter(), |mut it| async move {
-        let (delay, bytes) = it.next()?;
+    let answer = Answer {
+        frames: frames.into_iter(),
+        recorder,
+    };
+    let stream = futures::stream::unfold(answer, |mut answer| async move {
+        let (delay, bytes) = answer.frames.next()?;
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
-        Some((Ok::<_, Infallible>(bytes), it))
+        Some((Ok::<_, Infallible>(bytes), answer))
     });
     Response::builder()
         .header(header::CONTENT_TYPE, "text/event-stream")

@@ -8,7 +8,7 @@ use agent_ops_protocol::api::{
 };
 use agent_ops_protocol::repo::RepoPolicy;
 use agent_ops_protocol::routes::endpoint;
-use agent_ops_protocol::session_calls::{CloseSockets, Init, Terminate};
+use agent_ops_protocol::session_calls::{CloseSockets, Init, ModelCaller, Terminate};
 use agent_ops_protocol::signing::hash_token;
 use agent_ops_protocol::{ApiError, ErrorCode, SessionStatus, MAX_PROMPT_BYTES};
 use worker::{Env, Request};
@@ -125,7 +125,6 @@ pub async fn start_new(env: &Env, user: &Principal, new: CreateSession) -> Handl
         agent,
         model: &model_name,
         now,
-        runner_token_hash: &runner_token_hash,
     };
     if !sessions::insert_within_limit(&db, &row, limit).await? {
         return Err(ApiError::new(
@@ -138,6 +137,10 @@ pub async fn start_new(env: &Env, user: &Principal, new: CreateSession) -> Handl
         session_id: id.clone(),
         runner_token_hash,
         prompt: new.prompt.clone(),
+        model: ModelCaller {
+            model: model_name.clone(),
+            owner_id: user.user_id.clone(),
+        },
     };
     let sandbox = CreateSandbox {
         session_id: id.clone(),

@@ -26,7 +26,6 @@ pub struct SessionRow {
     pub updated_at: u64,
     /// The sandbox's gateway (never shown to anyone).
     pub gateway_url: Option<String>,
-    pub runner_token_hash: Option<String>,
     #[serde(default)]
     pub model_input_tokens: u64,
     #[serde(default)]
@@ -60,7 +59,7 @@ impl SessionRow {
 
 const COLUMNS: &str =
     "s.id, s.owner_id, s.title, s.repo, s.branch, s.panels, s.agent, s.model, s.status, \
-     s.created_at, s.updated_at, s.gateway_url, s.runner_token_hash, s.model_input_tokens, \
+     s.created_at, s.updated_at, s.gateway_url, s.model_input_tokens, \
      s.model_output_tokens, s.model_calls";
 
 pub struct NewSession<'a> {
@@ -72,7 +71,6 @@ pub struct NewSession<'a> {
     pub agent: AgentKind,
     pub model: &'a str,
     pub now: u64,
-    pub runner_token_hash: &'a str,
 }
 
 /// Inserts the session unless its owner already has `limit` active ones (one conditional
@@ -80,9 +78,9 @@ pub struct NewSession<'a> {
 /// Whether it was inserted.
 pub async fn insert_within_limit(db: &Db, s: &NewSession<'_>, limit: u64) -> Result<bool> {
     db.write(
-        "INSERT INTO sessions (id, owner_id, title, repo, branch, agent, model, status, created_at, updated_at, runner_token_hash) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'provisioning', ?8, ?8, ?9 \
-         WHERE (SELECT COUNT(*) FROM sessions WHERE owner_id = ?2 AND status != 'terminated') < ?10",
+        "INSERT INTO sessions (id, owner_id, title, repo, branch, agent, model, status, created_at, updated_at) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, 'provisioning', ?8, ?8 \
+         WHERE (SELECT COUNT(*) FROM sessions WHERE owner_id = ?2 AND status != 'terminated') < ?9",
         &[
             text(s.id),
             text(s.owner_id),
@@ -92,7 +90,6 @@ pub async fn insert_within_limit(db: &Db, s: &NewSession<'_>, limit: u64) -> Res
             text(s.agent.as_str()),
             text(s.model),
             num(s.now),
-            text(s.runner_token_hash),
             num(limit),
         ],
     )

@@ -1,8 +1,7 @@
 //! The agent's calls to its model pass through here, where the model's key is added: the key
 //! stays with the Worker (`MODEL_API_KEY`), and no process in a sandbox ever holds it. The
-//! runner authenticates each call with its session's token, which dies with the session.
-//! Stateless: D1 is all it reads, so a call streams on through a deploy that resets the
-//! session's object.
+//! runner authenticates each call with its session's token, which dies with the session: the
+//! session's object, which holds the token's hash, admits each call in one round trip.
 //!
 //! The key is the session owner's own, stored in the vault, else the organisation's, else the
 //! deployment's `MODEL_API_KEY`. Stored keys go only to the providers they are for: an
@@ -14,7 +13,7 @@
 //! reports are added to the session's count (`model_usage`), for budgets to hold.
 
 use agent_ops_protocol::api::{ModelConfig, ModelUsage};
-use agent_ops_protocol::signing::{hash_token, token_matches};
+use agent_ops_protocol::session_calls::{ModelAdmission, ModelCall};
 use agent_ops_protocol::{ApiError, ErrorCode};
 use futures::StreamExt;
 use serde_json::Value;
@@ -22,8 +21,9 @@ use worker::{Env, Fetch, Headers, Method, Request, RequestInit, Response, Result
 
 use crate::api::sessions::is_session_id;
 use crate::db::{sessions, Db};
-use crate::edge::http::{fail, refuse, Handled};
+use crate::edge::http::{fail, refuse, Failure, Handled};
 use crate::sandbox::model_usage::UsageMeter;
+use crate::session;
 
 /// Where a provider's API lives when the session names no base URL.
 fn default_base(provider: &str) -> Option<&'static str> {
@@ -172,40 +172,28 @@ impl CallPolicy<'_> {
 /// `POST /api/sessions/{id}/model/{path}`: the runner's call, for its agent, to `path` below the
 /// model's base URL.
 pub async fn call(mut req: Request, env: &Env, id: &str, path: &str) -> Handled {
-    let token = crate::edge::auth::bearer_token(&req).unwrap_or_default();
-    // The session's row and the call's count against its limit, at once: the bucket is the
-    // token's, so calls with tokens that are not the runner's fill only buckets of their own.
-    let per_min = setting(env, "RATE_LIMIT_MODEL_PER_MIN", 120);
-    let bucket = format!("model:{}", &hash_token(&token)[..32]);
-    let read = async {
-        match is_session_id(id) {
-            true => sessions::by_id(&Db::of(env)?, id).await,
-            false => Ok(None),
+    if !is_session_id(id) {
+        return Err(ApiError::session_not_found(id).into());
+    }
+    let asked = ModelCall {
+        token: crate::edge::auth::bearer_token(&req).unwrap_or_default(),
+        per_minute: setting(env, "RATE_LIMIT_MODEL_PER_MIN", 120) as u32,
+    };
+    // The session's object admits the call while its body arrives (a read, nothing more: the
+    // body goes nowhere until the call is admitted).
+    let (admission, body) = futures::join!(session::call(env, id, asked), req.bytes());
+    let caller = match admission? {
+        ModelAdmission::Admitted(caller) => caller,
+        ModelAdmission::Limited { retry_after_secs } => {
+            return Err(Failure::Limited { retry_after_secs })
         }
     };
-    let (row, admitted) = futures::join!(
-        read,
-        crate::edge::rate_limit::check(env, &bucket, per_min as u32)
-    );
-    let Some(row) = row? else {
-        return Err(ApiError::session_not_found(id).into());
-    };
-    if !row
-        .runner_token_hash
-        .is_some_and(|hash| token_matches(&token, &hash))
-    {
-        return refuse(ErrorCode::InvalidToken, "invalid runner token");
-    }
-    if row.status.is_terminal() {
-        return Err(ApiError::session_terminated().into());
-    }
     if !is_inference(path) {
         return refuse(
             ErrorCode::Forbidden,
             format!("the model route serves inference calls only, not `{path}`"),
         );
     }
-    admitted?;
     let allowed: Vec<String> = env
         .var("MODEL_ALLOWED")
         .map(|v| v.to_string())
@@ -216,13 +204,13 @@ pub async fn call(mut req: Request, env: &Env, id: &str, path: &str) -> Handled 
         .map(str::to_owned)
         .collect();
     let policy = CallPolicy {
-        model: &row.model,
+        model: &caller.model,
         allowed: &allowed,
         max_output_tokens: setting(env, "MODEL_MAX_OUTPUT_TOKENS", 32_768),
     };
-    let body = policy.apply(path, &req.bytes().await?)?;
-    let model = crate::api::sessions::model_config(env, row.model.clone());
-    let key = model_key(env, &model.provider, &row.owner_id).await?;
+    let body = policy.apply(path, &body?)?;
+    let model = crate::api::sessions::model_config(env, caller.model);
+    let key = model_key(env, &model.provider, &caller.owner_id).await?;
     let answer = forward(&req, &model, key.as_deref(), path, body).await?;
     Ok(metered(answer, env.clone(), id.to_owned())?)
 }
@@ -235,7 +223,8 @@ fn setting(env: &Env, name: &str, default: u64) -> u64 {
 }
 
 /// The model's answer as it streams to the agent, its usage added to the session's count once
-/// it has all passed (nothing waits for the count).
+/// it has all passed (nothing waits for the count). An agent that hangs up drops this stream,
+/// and with it the model's answer: a provider stops generating, and billing, when it is cut off.
 fn metered(mut answer: Response, env: Env, id: String) -> Result<Response> {
     let status = answer.status_code();
     if status >= 300 {

@@ -9,6 +9,7 @@ mod calls;
 mod effects;
 mod feeds;
 mod link;
+mod model_calls;
 mod presence;
 mod store;
 
@@ -45,6 +46,9 @@ struct Persisted {
     runner_instance: Option<String>,
     /// The connection currently trusted as the runner's link.
     runner_conn: Option<String>,
+    /// For the model calls (kept since `Init` carried it; see `model_calls`).
+    #[serde(default)]
+    model: Option<calls_::ModelCaller>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +93,8 @@ pub struct SessionObject {
     has_feeds: Cell<Option<bool>>,
     unfed: Cell<bool>,
     feeds_armed: Cell<bool>,
+    /// The model calls' rate window: its start, and the calls counted in it.
+    model_window: Cell<(u64, u32)>,
 }
 
 fn env_ms(env: &Env, name: &str, default: u64) -> u64 {
@@ -323,6 +329,9 @@ impl SessionObject {
                 self.follow(follow.target).await?;
                 reply::<calls_::Follow>(Ok(NoContent))
             }
+            Call::ModelCall(c) => {
+                reply::<calls_::ModelCall>(self.admit_model_call(&c, &persisted).await?)
+            }
             Call::ClientSocket(socket) => self.accept_client(socket),
             Call::RunnerSocket(socket) => self.accept_runner(&socket, &persisted),
         }
@@ -338,6 +347,7 @@ impl SessionObject {
         let persisted = Persisted {
             session_id: init.session_id,
             runner_token_hash: init.runner_token_hash,
+            model: Some(init.model),
             ..Default::default()
         };
         self.store()?.set_meta("state", &persisted)?;
@@ -465,6 +475,7 @@ impl DurableObject for SessionObject {
             has_feeds: Cell::new(None),
             unfed: Cell::new(false),
             feeds_armed: Cell::new(false),
+            model_window: Cell::new((0, 0)),
         }
     }
 
