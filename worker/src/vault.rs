@@ -82,18 +82,37 @@ pub fn reseal(ring: &KeyRing, row: &Stored) -> Result<Option<Stored>, String> {
     .map_err(|e| format!("{}/{}: {e:?}", row.owner_id, row.kind))
 }
 
-/// `owner`'s credential of `kind`, opened, for the Worker's own use (the model's key on the
-/// agent's calls): no route returns it.
+/// `owner`'s credential of `kind`, opened, for the Worker's own use: no route returns it.
 pub async fn open_stored(
     env: &worker::Env,
     owner: &str,
     kind: &str,
 ) -> worker::Result<Option<String>> {
-    let Some(row) = credentials::one(&Db::of(env)?, owner, kind).await? else {
+    open_first(env, &[(owner, kind)]).await
+}
+
+/// The first of the `wanted` (owner, kind) pairs that is stored, opened, for the Worker's own use
+/// (the model's key on the agent's calls: a person's, else the organisation's): one read,
+/// whichever is found.
+pub async fn open_first(
+    env: &worker::Env,
+    wanted: &[(&str, &str)],
+) -> worker::Result<Option<String>> {
+    let rows = credentials::any_of(&Db::of(env)?, wanted).await?;
+    let first = wanted.iter().find_map(|(owner, kind)| {
+        rows.iter()
+            .find(|row| row.owner_id == *owner && row.kind == *kind)
+    });
+    let Some(row) = first else {
         return Ok(None);
     };
     let ring = key_ring(env).map_err(|e| worker::Error::RustError(e.message))?;
-    let secret = vault::open(&ring, binding(owner, kind), &sealed(&row))
-        .map_err(|e| worker::Error::RustError(format!("{owner}/{kind} does not open: {e:?}")))?;
+    let secret =
+        vault::open(&ring, binding(&row.owner_id, &row.kind), &sealed(row)).map_err(|e| {
+            worker::Error::RustError(format!(
+                "{}/{} does not open: {e:?}",
+                row.owner_id, row.kind
+            ))
+        })?;
     Ok(String::from_utf8(secret).ok())
 }

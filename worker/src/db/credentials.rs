@@ -42,10 +42,23 @@ pub async fn of_owner(db: &Db, owner: &str) -> Result<Vec<CredentialInfo>> {
     .await
 }
 
-pub async fn one(db: &Db, owner: &str, kind: &str) -> Result<Option<Stored>> {
-    db.first(
-        "SELECT owner_id, kind, key_id, nonce, ciphertext FROM credentials WHERE owner_id = ?1 AND kind = ?2",
-        &[text(owner), text(kind)],
+/// Those of the `wanted` (owner, kind) pairs that are stored, read at once: a lookup that falls
+/// back from one owner to another costs one read, not one per owner.
+pub async fn any_of(db: &Db, wanted: &[(&str, &str)]) -> Result<Vec<Stored>> {
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pairs = (1..=wanted.len())
+        .map(|i| format!("(owner_id = ?{} AND kind = ?{})", 2 * i - 1, 2 * i))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let params: Vec<_> = wanted
+        .iter()
+        .flat_map(|(owner, kind)| [text(owner), text(kind)])
+        .collect();
+    db.all(
+        &format!("SELECT owner_id, kind, key_id, nonce, ciphertext FROM credentials WHERE {pairs}"),
+        &params,
     )
     .await
 }

@@ -73,10 +73,8 @@ pub fn stored_keys<'a>(provider: &str, owner: &'a str) -> Vec<(&'a str, &'static
 }
 
 async fn model_key(env: &Env, provider: &str, owner: &str) -> Result<Option<String>> {
-    for (owner, kind) in stored_keys(provider, owner) {
-        if let Some(key) = crate::vault::open_stored(env, owner, kind).await? {
-            return Ok(Some(key));
-        }
+    if let Some(key) = crate::vault::open_first(env, &stored_keys(provider, owner)).await? {
+        return Ok(Some(key));
     }
     Ok(env
         .secret("MODEL_API_KEY")
