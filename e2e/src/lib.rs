@@ -30,12 +30,28 @@ pub const PROFILE: &str = if cfg!(debug_assertions) {
 /// Generous: a session's first turn includes starting OpenCode.
 pub const TURN_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// `N` distinct free loopback ports. All are held until all are found: a port released and asked
-/// for again at once can come back twice, and two servers would then race for it.
+/// `N` distinct free loopback ports, from below the kernel's ephemeral range. A port the kernel
+/// hands out (a sandbox's gateway listener, an outgoing connection) is never one of these, so
+/// none can be taken between being chosen here and being bound by the server it is for: a
+/// provider's warm sandbox once took the Worker's port that way, and wrangler could not start.
+/// All are held until all are found, so they are distinct.
 pub fn free_ports<const N: usize>() -> [u16; N] {
-    let held: Vec<std::net::TcpListener> = (0..N)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
-        .collect();
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768u16);
+    let (low, span) = (10_000, ephemeral.saturating_sub(10_000).max(1));
+    let mut held = Vec::new();
+    for _ in 0..10_000 {
+        if held.len() == N {
+            break;
+        }
+        let mut r = [0u8; 2];
+        getrandom::getrandom(&mut r).expect("randomness");
+        let port = low + u16::from_le_bytes(r) % span;
+        held.extend(std::net::TcpListener::bind(("127.0.0.1", port)).ok());
+    }
+    assert_eq!(held.len(), N, "no {N} free ports below {ephemeral}");
     std::array::from_fn(|i| held[i].local_addr().expect("bound").port())
 }
 

@@ -345,8 +345,13 @@ impl Stack {
         self.wrangler = Some(spawn_group(&mut cmd, &self.dir.join("wrangler.log")));
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         while tokio::time::Instant::now() < deadline {
-            // Our worker's health, not whatever else might answer on the port.
-            if let Ok(r) = self.http.get(self.url("/health")).send().await {
+            // Our worker's health, not whatever else might answer on the port, and bounded, so
+            // that such a listener cannot hold the wait forever.
+            let health = self
+                .http
+                .get(self.url("/health"))
+                .timeout(Duration::from_secs(2));
+            if let Ok(r) = health.send().await {
                 let body: serde_json::Value = r.json().await.unwrap_or_default();
                 if body["service"] == "agent-ops" {
                     return;
