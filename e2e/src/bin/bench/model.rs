@@ -68,24 +68,22 @@ pub async fn model_path(stack: &Stack, rows: &mut Vec<Row>) {
         "stream": true,
         "messages": [{"role": "user", "content": "hello"}],
     });
-    let via_worker = stack.url(&format!("/api/sessions/{}/model/chat/completions", info.id));
+    let path = format!("/api/sessions/{}/model/chat/completions", info.id);
+    let via_worker = stack.url(&path);
+    let runner_call = |url: &str| first_byte(http.post(url).bearer_auth(&token).json(&body));
     let straight = format!("{}/chat/completions", stack.model_url);
-    let own_socket = workerd_socket(stack, &http).await.map(|port| {
-        format!(
-            "http://127.0.0.1:{port}/api/sessions/{}/model/chat/completions",
-            info.id
-        )
-    });
-    let (mut worker, mut direct, mut floor) = (Vec::new(), Vec::new(), Vec::new());
-    // Interleaved, so both see the same moments of a noisy machine.
-    for i in 0..CALLS + 20 {
-        let w = first_byte(http.post(&via_worker).bearer_auth(&token).json(&body)).await;
-        let d = first_byte(
+    let straight_call = || {
+        first_byte(
             http.post(&straight)
                 .bearer_auth(&stack.model_api_key)
                 .json(&body),
         )
-        .await;
+    };
+    let (mut worker, mut direct, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+    // Interleaved, so both see the same moments of a noisy machine.
+    for i in 0..CALLS + 20 {
+        let w = runner_call(&via_worker).await;
+        let d = straight_call().await;
         let f = first_byte(http.get(stack.url("/health"))).await;
         if i >= 20 {
             worker.push(w);
@@ -116,20 +114,16 @@ pub async fn model_path(stack: &Stack, rows: &mut Vec<Row>) {
     ));
     // Then on the Worker's own socket, in a run of its own so that the figure above is taken
     // exactly as it always was.
-    let Some(own_socket) = own_socket else {
+    let Some(port) = workerd_socket(stack, &http).await else {
         println!("(the Worker's own workerd socket was not found: `ss -ltnp` lists none)");
         stack.terminate_session(&info.id).await;
         return;
     };
+    let own_socket = format!("http://127.0.0.1:{port}{path}");
     let (mut unproxied, mut direct) = (Vec::new(), Vec::new());
     for i in 0..CALLS + 20 {
-        let u = first_byte(http.post(&own_socket).bearer_auth(&token).json(&body)).await;
-        let d = first_byte(
-            http.post(&straight)
-                .bearer_auth(&stack.model_api_key)
-                .json(&body),
-        )
-        .await;
+        let u = runner_call(&own_socket).await;
+        let d = straight_call().await;
         if i >= 20 {
             unproxied.push(u);
             direct.push(d);
