@@ -247,7 +247,12 @@ impl Stack {
             host,
             wrangler: None,
             opts,
-            http: reqwest::Client::new(),
+            // Shorter than the idle timeout of wrangler's proxy, so that a pooled connection is
+            // never reused just as the proxy closes it (a full bench run hit that reset).
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(2))
+                .build()
+                .expect("an HTTP client"),
         };
         stack.start_worker().await;
         stack
