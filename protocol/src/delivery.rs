@@ -95,6 +95,21 @@ pub fn accept_batch(last: u64, first: u64, len: usize) -> Accept {
     Accept::From { skip }
 }
 
+/// The runner keeps its events until acknowledged only to send them again after a reconnect
+/// (the welcome says how far the log holds them), so the Durable Object acknowledges in bulk
+/// rather than frame by frame: a send per frame would be a third of what it sends for a
+/// one-event frame. The runner then holds at most this many persisted events (plus a batch)
+/// while it streams, and fewer for no longer than a heartbeat.
+pub const ACK_EVERY_EVENTS: u64 = 256;
+
+/// Whether the Durable Object, having persisted the runner's events up to `persisted` and last
+/// told this connection `acked`, acknowledges now: once the runner holds `ACK_EVERY_EVENTS`
+/// persisted events, and whenever `prompted` (a heartbeat saying the runner holds some, or a
+/// frame with nothing new in it, which a runner resends only while it knows less than we do).
+pub fn ack_due(persisted: u64, acked: u64, prompted: bool) -> bool {
+    persisted > acked && (prompted || persisted - acked >= ACK_EVERY_EVENTS)
+}
+
 /// Commands arriving at the runner: ids are increasing, so remembering the highest executed is
 /// enough to execute each at most once.
 #[derive(Debug, Default)]
@@ -184,6 +199,16 @@ mod tests {
         assert_eq!(accept_batch(5, 1, 3), Accept::From { skip: 3 });
         assert_eq!(accept_batch(2, 4, 3), Accept::Gap { expected: 3 });
         assert_eq!(accept_batch(0, 0, 1), Accept::Gap { expected: 1 });
+    }
+
+    #[test]
+    fn acks_are_sent_in_bulk_or_when_prompted() {
+        assert!(!ack_due(1, 0, false), "one event is not acknowledged alone");
+        assert!(!ack_due(ACK_EVERY_EVENTS - 1, 0, false));
+        assert!(ack_due(ACK_EVERY_EVENTS, 0, false));
+        assert!(ack_due(ACK_EVERY_EVENTS + 9, 9, false));
+        assert!(ack_due(3, 2, true), "a heartbeat or a resend is answered");
+        assert!(!ack_due(2, 2, true), "nothing new to tell");
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub enum RunnerFrame {
     CommandAck {
         id: u64,
     },
+    /// `busy`: the runner holds events not yet acknowledged (the answer is an `ack`).
     Heartbeat {
         busy: bool,
     },
@@ -39,7 +40,8 @@ pub enum ToRunnerFrame {
     Welcome {
         acked_rseq: u64,
     },
-    /// Cumulative: every event up to `rseq` is persisted.
+    /// Cumulative: every event up to `rseq` is persisted. Sent in bulk, not for every frame
+    /// (`delivery::ack_due`).
     Ack {
         rseq: u64,
     },

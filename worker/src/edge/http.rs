@@ -4,7 +4,7 @@
 use agent_ops_protocol::routes::Endpoint;
 use agent_ops_protocol::{ApiError, ErrorCode};
 use serde::{de::DeserializeOwned, Serialize};
-use worker::{Date, Request, Response};
+use worker::{Request, Response};
 
 /// Why a request was not served: an answer for the caller, or a failure of the runtime itself
 /// (D1, a binding), which is logged and answered as `internal` without its details.
@@ -112,7 +112,8 @@ pub async fn body<E: Endpoint>(req: &mut Request, max_bytes: usize) -> Handled<E
 }
 
 pub fn now_ms() -> u64 {
-    Date::now().as_millis()
+    // `Date.now()`: one call out of wasm, where `worker::Date` makes a `Date` object to read.
+    js_sys::Date::now() as u64
 }
 
 /// 32 hex characters of randomness: ids that cannot be guessed or enumerated.

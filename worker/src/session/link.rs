@@ -2,7 +2,7 @@
 
 use agent_ops_protocol::access::STEER;
 use agent_ops_protocol::bounds::{bounded, FRAME_TOO_LARGE};
-use agent_ops_protocol::delivery::{accept_batch, Accept};
+use agent_ops_protocol::delivery::{accept_batch, ack_due, Accept};
 use agent_ops_protocol::events::AgentState;
 use agent_ops_protocol::frames::{
     parse_frame, ClientFrame, RunnerFrame, ToClientFrame, ToRunnerFrame,
@@ -111,7 +111,12 @@ impl SessionObject {
         self.runner_seen().await?;
         match frame {
             RunnerFrame::Hello { .. } => unreachable!("handled above"),
-            RunnerFrame::Heartbeat { .. } => Ok(()),
+            RunnerFrame::Heartbeat { busy } => {
+                if busy {
+                    self.acknowledge(ws, self.runner_position()?, true);
+                }
+                Ok(())
+            }
             RunnerFrame::CommandAck { id } => self.store()?.ack_command(id),
             RunnerFrame::Events { first_rseq, events } => {
                 self.runner_events(ws, first_rseq, events).await
@@ -151,6 +156,7 @@ impl SessionObject {
         };
         self.emit_with(vec![connected], Some(acked))?;
         self.update(|p| p.runner_instance = Some(instance.clone()))?;
+        self.acked.set(acked);
         let same_instance = resume.same_instance;
         info.instance = Some(instance);
         ws.serialize_attachment(&*info)?;
@@ -197,6 +203,7 @@ impl SessionObject {
             }
         };
         let count = events.len() as u64;
+        let fresh = events.len() > skip;
         let mut inputs = Vec::new();
         let mut keep = Vec::with_capacity(events.len());
         for event in events.into_iter().skip(skip) {
@@ -235,10 +242,18 @@ impl SessionObject {
             self.store()?.set_runner_position(acked)?;
             self.rseq.set(Some(acked));
         }
-        send(ws, &ToRunnerFrame::Ack { rseq: acked });
+        self.acknowledge(ws, acked, !fresh);
         for input in inputs {
             self.feed(input).await?.ok();
         }
         self.wake_feeds().await
+    }
+
+    /// Tells the runner how far its events are persisted, when `ack_due` says so.
+    fn acknowledge(&self, ws: &WebSocket, persisted: u64, prompted: bool) {
+        if ack_due(persisted, self.acked.get(), prompted) {
+            send(ws, &ToRunnerFrame::Ack { rseq: persisted });
+            self.acked.set(persisted);
+        }
     }
 }

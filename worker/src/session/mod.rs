@@ -28,6 +28,7 @@ use agent_ops_protocol::{
     ApiError, ErrorCode, EventBody, SessionStatus, TurnOutcome, MAX_PAGE_EVENTS, MAX_PROMPT_BYTES,
 };
 use serde::{Deserialize, Serialize};
+use wasm_bindgen::{JsCast, JsValue};
 use worker::{
     durable_object, DurableObject, Env, Request, Response, Result, State, WebSocket,
     WebSocketIncomingMessage, WebSocketPair,
@@ -83,6 +84,8 @@ pub struct SessionObject {
     last_seq: RefCell<Option<u64>>,
     /// How far the runner's events are persisted (see `runner_position`).
     rseq: Cell<Option<u64>>,
+    /// How far the runner's link was last told its events are persisted (see `ack_due`).
+    acked: Cell<u64>,
     /// The runner's socket and what it carries, so that its every frame does not read the
     /// socket's attachment again (an object woken from hibernation reads it once more).
     runner: RefCell<Option<(WebSocket, SocketInfo)>>,
@@ -188,9 +191,7 @@ impl SessionObject {
         }
         self.unfed.set(true);
         let frame = events_frame(&events[1..events.len() - 1]);
-        for ws in self.state.get_websockets_with_tag("client") {
-            ws.send_with_str(&frame).ok();
-        }
+        broadcast(&self.state.get_websockets_with_tag("client"), &frame);
         Ok(())
     }
 
@@ -470,6 +471,7 @@ impl DurableObject for SessionObject {
             persisted: RefCell::new(None),
             last_seq: RefCell::new(None),
             rseq: Cell::new(None),
+            acked: Cell::new(0),
             runner: RefCell::new(None),
             seen_at: Cell::new(0),
             has_feeds: Cell::new(None),
@@ -596,6 +598,28 @@ fn prompt_state(outcome: TurnOutcome) -> PromptState {
 /// The frame of events whose JSON, separated by commas, is `events`.
 fn events_frame(events: &str) -> String {
     format!(r#"{{"type":"events","events":[{events}]}}"#)
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A socket as workerd has it, sent a JS string: `web_sys`'s `send` takes a Rust string and
+    /// copies it out of wasm again for every socket.
+    type JsSocket;
+    #[wasm_bindgen(method, catch)]
+    fn send(this: &JsSocket, text: &JsValue) -> std::result::Result<(), JsValue>;
+}
+
+/// Sends `text` to every one of `sockets`, copied out of wasm once.
+fn broadcast(sockets: &[WebSocket], text: &str) {
+    if let [one] = sockets {
+        one.send_with_str(text).ok();
+        return;
+    }
+    let text = JsValue::from_str(text);
+    for ws in sockets {
+        let raw: &worker::web_sys::WebSocket = ws.as_ref();
+        raw.unchecked_ref::<JsSocket>().send(&text).ok();
+    }
 }
 
 fn send<T: Serialize>(ws: &WebSocket, frame: &T) {

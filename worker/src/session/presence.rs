@@ -4,7 +4,7 @@
 use agent_ops_protocol::frames::{ToClientFrame, Viewer};
 use worker::State;
 
-use super::{send, SocketInfo};
+use super::{broadcast, SocketInfo};
 
 /// Tells every viewer who is watching, leaving out the connection `gone` (closing right now).
 pub fn announce(state: &State, gone: Option<&str>) {
@@ -21,8 +21,7 @@ pub fn announce(state: &State, gone: Option<&str>) {
         .collect();
     viewers.sort_by(|a, b| a.login.cmp(&b.login));
     viewers.dedup_by(|a, b| a.login == b.login);
-    let frame = ToClientFrame::Presence { viewers };
-    for ws in &sockets {
-        send(ws, &frame);
+    if let Ok(frame) = serde_json::to_string(&ToClientFrame::Presence { viewers }) {
+        broadcast(&sockets, &frame);
     }
 }

@@ -7,6 +7,7 @@ use agent_ops_protocol::frames::Command;
 use agent_ops_protocol::log_rows;
 use agent_ops_protocol::{EventBody, SessionEvent};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use wasm_bindgen::JsValue;
 use worker::{Result, SqlStorage, SqlStorageValue};
 
 const SCHEMA: &str = "
@@ -64,7 +65,7 @@ pub fn atomically<R: 'static>(
     use std::cell::RefCell;
     use std::rc::Rc;
     use wasm_bindgen::closure::Closure;
-    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen::JsCast;
     let raw: &JsValue = storage.as_raw().as_ref();
     let run: js_sys::Function = js_sys::Reflect::get(raw, &JsValue::from_str("transactionSync"))?
         .dyn_into()
@@ -414,24 +415,33 @@ impl Store {
 }
 
 /// Writes `rows` of the log in one statement.
+/// The statement for `n` rows, the one of a single row written once: a runner's every frame
+/// runs it.
+fn insert_statement(n: usize) -> std::borrow::Cow<'static, str> {
+    const INSERT: &str = "INSERT INTO log (first_seq, last_seq, events, rseq) VALUES ";
+    const ONE: &str = "INSERT INTO log (first_seq, last_seq, events, rseq) VALUES (?, ?, ?, ?)";
+    match n {
+        1 => ONE.into(),
+        n => format!("{INSERT}{}", vec!["(?, ?, ?, ?)"; n].join(", ")).into(),
+    }
+}
+
 fn insert_rows(sql: &SqlStorage, rows: &[(u64, u64, String)], rseq: Option<u64>) -> Result<()> {
-    let rseq = rseq.map_or(SqlStorageValue::Null, int);
-    let values = vec!["(?, ?, ?, ?)"; rows.len()].join(", ");
+    // Bound as JS values directly: `SqlStorageValue` checks each integer with a call out of
+    // wasm, and sequence numbers are far below 2^53.
+    let rseq = rseq.map_or(JsValue::NULL, |r| JsValue::from_f64(r as f64));
     let params = rows
         .iter()
         .flat_map(|(first, last, events)| {
             [
-                int(*first),
-                int(*last),
-                events.as_str().into(),
+                JsValue::from_f64(*first as f64),
+                JsValue::from_f64(*last as f64),
+                JsValue::from_str(events),
                 rseq.clone(),
             ]
         })
         .collect::<Vec<_>>();
-    sql.exec(
-        &format!("INSERT INTO log (first_seq, last_seq, events, rseq) VALUES {values}"),
-        params,
-    )?;
+    sql.exec_raw(&insert_statement(rows.len()), params)?;
     Ok(())
 }
 

@@ -293,9 +293,8 @@ async fn relay_latency(
         runner.send(Message::text(frame)).await.unwrap();
         until_text(&mut raw, "text.delta").await;
         l.relay.push(t.elapsed().as_secs_f64() * 1000.0);
-        // The runner's socket is used as the echoes' are, one frame out and its answer in,
-        // outside the timed span: no task of the harness's shares it while a sample runs.
-        until_text(runner, r#""type":"ack""#).await;
+        // The session's acknowledgements (one per `ACK_EVERY_EVENTS`) wait in the runner's
+        // socket, read only once the samples are taken.
         for baseline in 0..4 {
             let (out, back, times) = match baseline {
                 0 => (&mut echo, None, &mut l.bare),
