@@ -23,13 +23,9 @@ pub enum RunnerFrame {
         events: Vec<EventBody>,
     },
     /// The runner received command `id` (it will execute it at most once).
-    CommandAck {
-        id: u64,
-    },
+    CommandAck { id: u64 },
     /// `busy`: the runner holds events not yet acknowledged (the answer is an `ack`).
-    Heartbeat {
-        busy: bool,
-    },
+    Heartbeat { busy: bool },
 }
 
 /// Session Durable Object -> runner.

@@ -6,8 +6,10 @@ use agent_ops_protocol::feed::{Feed, FeedTarget};
 use agent_ops_protocol::frames::Command;
 use agent_ops_protocol::log_rows;
 use agent_ops_protocol::{EventBody, SessionEvent};
+use js_sys::JsString;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
 use worker::{Result, SqlStorage, SqlStorageValue};
 
 const SCHEMA: &str = "
@@ -65,7 +67,6 @@ pub fn atomically<R: 'static>(
     use std::cell::RefCell;
     use std::rc::Rc;
     use wasm_bindgen::closure::Closure;
-    use wasm_bindgen::JsCast;
     let raw: &JsValue = storage.as_raw().as_ref();
     let run: js_sys::Function = js_sys::Reflect::get(raw, &JsValue::from_str("transactionSync"))?
         .dyn_into()
@@ -94,11 +95,6 @@ UPDATE log SET rseq = (SELECT json_extract(value, '$.last_rseq') FROM meta WHERE
   WHERE first_seq = (SELECT MAX(first_seq) FROM log);
 DROP TABLE events;
 ";
-
-/// Rows one `INSERT` writes, four parameters each: a statement may bind at most 100. A runner's
-/// largest frame fills fewer (`log_rows::MAX_ROW_BYTES`), so its batch is one statement, and
-/// more only ever goes in a transaction.
-const ROWS_PER_INSERT: usize = 25;
 
 fn int(v: u64) -> SqlStorageValue {
     SqlStorageValue::Integer(v as i64)
@@ -157,7 +153,8 @@ impl Store {
 
     /// Persists `bodies` as the events `first_seq`, `first_seq + 1`, ... with the runner's
     /// position `rseq` when they are its events, and returns them as their JSON array, ready to
-    /// broadcast. A runner's batch is one statement: it lands whole or not at all.
+    /// broadcast. A runner's batch is one row, or rows written in one transaction: it lands
+    /// whole or not at all.
     pub fn append(
         &self,
         first_seq: u64,
@@ -172,21 +169,16 @@ impl Store {
         let rows = match <[_; 1]>::try_from(log_rows::rows(first_seq, &jsons)) {
             // The common case: the row's array is what is broadcast.
             Ok([row]) => {
-                insert_rows(&self.sql, std::slice::from_ref(&row), rseq)?;
+                insert_row(&self.sql, &row, rseq)?;
                 return Ok(row.2);
             }
             Err(rows) => rows,
         };
-        match rows.len() {
-            0 => {}
-            n if n <= ROWS_PER_INSERT => insert_rows(&self.sql, &rows, rseq)?,
-            _ => {
-                let sql = self.sql.clone();
-                atomically(&self.storage, move || {
-                    rows.chunks(ROWS_PER_INSERT)
-                        .try_for_each(|chunk| insert_rows(&sql, chunk, rseq))
-                })?
-            }
+        if !rows.is_empty() {
+            let sql = self.sql.clone();
+            atomically(&self.storage, move || {
+                rows.iter().try_for_each(|row| insert_row(&sql, row, rseq))
+            })?;
         }
         Ok(format!("[{}]", jsons.join(",")))
     }
@@ -415,33 +407,45 @@ impl Store {
 }
 
 /// Writes `rows` of the log in one statement.
-/// The statement for `n` rows, the one of a single row written once: a runner's every frame
-/// runs it.
-fn insert_statement(n: usize) -> std::borrow::Cow<'static, str> {
-    const INSERT: &str = "INSERT INTO log (first_seq, last_seq, events, rseq) VALUES ";
-    const ONE: &str = "INSERT INTO log (first_seq, last_seq, events, rseq) VALUES (?, ?, ?, ?)";
-    match n {
-        1 => ONE.into(),
-        n => format!("{INSERT}{}", vec!["(?, ?, ?, ?)"; n].join(", ")).into(),
-    }
+#[wasm_bindgen]
+extern "C" {
+    /// The storage's `sql`, for the log's one hot statement: called with its parameters as
+    /// arguments, one call out of wasm, where `SqlStorage::exec` makes an array of them first.
+    type SqlExec;
+    #[wasm_bindgen(method, catch, js_name = exec)]
+    fn exec_row(
+        this: &SqlExec,
+        query: &JsString,
+        first_seq: f64,
+        last_seq: f64,
+        events: &str,
+        rseq: Option<f64>,
+    ) -> std::result::Result<JsValue, JsValue>;
 }
 
-fn insert_rows(sql: &SqlStorage, rows: &[(u64, u64, String)], rseq: Option<u64>) -> Result<()> {
-    // Bound as JS values directly: `SqlStorageValue` checks each integer with a call out of
-    // wasm, and sequence numbers are far below 2^53.
-    let rseq = rseq.map_or(JsValue::NULL, |r| JsValue::from_f64(r as f64));
-    let params = rows
-        .iter()
-        .flat_map(|(first, last, events)| {
-            [
-                JsValue::from_f64(*first as f64),
-                JsValue::from_f64(*last as f64),
-                JsValue::from_str(events),
-                rseq.clone(),
-            ]
-        })
-        .collect::<Vec<_>>();
-    sql.exec_raw(&insert_statement(rows.len()), params)?;
+thread_local! {
+    /// Made a JS string once, not copied out of wasm for every row.
+    static INSERT_ROW: JsString = JsString::from(
+        "INSERT INTO log (first_seq, last_seq, events, rseq) VALUES (?, ?, ?, ?)",
+    );
+}
+
+/// Sequence numbers stay far below 2^53, so they are exact as JS numbers.
+fn insert_row(
+    sql: &SqlStorage,
+    (first, last, events): &(u64, u64, String),
+    rseq: Option<u64>,
+) -> Result<()> {
+    let exec: &SqlExec = sql.as_ref().unchecked_ref();
+    INSERT_ROW.with(|query| {
+        exec.exec_row(
+            query,
+            *first as f64,
+            *last as f64,
+            events,
+            rseq.map(|r| r as f64),
+        )
+    })?;
     Ok(())
 }
 

@@ -19,7 +19,14 @@ use tokio_tungstenite::tungstenite::Message;
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-const RELAY_SAMPLES: usize = 2000;
+/// Round trips sampled for each relay figure: `RELAY_SAMPLES` in the environment takes more, to
+/// hold the relay under a profiler for longer.
+fn relay_samples() -> usize {
+    std::env::var("RELAY_SAMPLES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000)
+}
 const THROUGHPUT_DELTAS: u64 = 20_000;
 const REPLAY_EVENTS: u64 = 10_000;
 const RELAY_P50: &str = "relay latency runner -> client, p50";
@@ -277,16 +284,17 @@ async fn relay_latency(
     )
     .await;
     raw.next().await.expect("caught up").expect("frame");
+    let samples = relay_samples();
     let mut l = Latencies {
-        relay: Vec::with_capacity(RELAY_SAMPLES),
-        bare: Vec::with_capacity(RELAY_SAMPLES),
-        stored: Vec::with_capacity(RELAY_SAMPLES),
-        fanout: Vec::with_capacity(RELAY_SAMPLES),
-        stored_fanout: Vec::with_capacity(RELAY_SAMPLES),
+        relay: Vec::with_capacity(samples),
+        bare: Vec::with_capacity(samples),
+        stored: Vec::with_capacity(samples),
+        fanout: Vec::with_capacity(samples),
+        stored_fanout: Vec::with_capacity(samples),
     };
     let probe = delta_frame(1, 1);
     let mut rseq = 1;
-    for _ in 0..RELAY_SAMPLES {
+    for _ in 0..samples {
         let frame = delta_frame(rseq, 1);
         rseq += 1;
         let t = Instant::now();
@@ -317,7 +325,7 @@ async fn relay_latency(
         }
     }
     raw.close(None).await.ok();
-    while client.events.len() < RELAY_SAMPLES {
+    while client.events.len() < samples {
         client
             .read_one(TURN_TIMEOUT)
             .await
