@@ -5,7 +5,7 @@ use agent_ops_protocol::bounds::{bounded, FRAME_TOO_LARGE};
 use agent_ops_protocol::delivery::{accept_batch, ack_due, Accept};
 use agent_ops_protocol::events::AgentState;
 use agent_ops_protocol::frames::{
-    parse_frame, ClientFrame, RunnerFrame, ToClientFrame, ToRunnerFrame,
+    parse_frame, parse_runner_frame, ClientFrame, RunnerFrame, ToClientFrame, ToRunnerFrame,
 };
 use agent_ops_protocol::lifecycle::{runner_resume, Input};
 use agent_ops_protocol::{
@@ -72,7 +72,7 @@ impl SessionObject {
         mut info: SocketInfo,
         text: &str,
     ) -> Result<()> {
-        let frame = match parse_frame::<RunnerFrame>(text, MAX_RUNNER_FRAME_BYTES) {
+        let frame = match parse_runner_frame(text, MAX_RUNNER_FRAME_BYTES) {
             Ok(f) => f,
             Err(e) => {
                 let too_large = e.code == ErrorCode::PayloadTooLarge;
