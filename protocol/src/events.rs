@@ -20,9 +20,18 @@ impl SessionEvent {
     /// `flatten` (which buffers the body as a map first): the session object writes one per
     /// event it persists.
     pub fn json(seq: u64, ts: u64, body: &EventBody) -> serde_json::Result<String> {
-        let body = serde_json::to_string(body)?;
-        // A body is always an object with its `type`, so never `{}`.
-        Ok(format!(r#"{{"seq":{seq},"ts":{ts},{}"#, &body[1..]))
+        let mut numbers = itoa::Buffer::new();
+        let mut out = Vec::with_capacity(128);
+        out.extend_from_slice(br#"{"seq":"#);
+        out.extend_from_slice(numbers.format(seq).as_bytes());
+        out.extend_from_slice(br#","ts":"#);
+        out.extend_from_slice(numbers.format(ts).as_bytes());
+        out.push(b',');
+        let body_at = out.len();
+        serde_json::to_writer(&mut out, body)?;
+        // The body's own `{`: a body is always an object with its `type`, so never `{}`.
+        out.remove(body_at);
+        String::from_utf8(out).map_err(serde::ser::Error::custom)
     }
 }
 

@@ -28,11 +28,16 @@ pub fn rows(first_seq: u64, events: &[String]) -> Vec<(u64, u64, String)> {
             end += 1;
         }
         let first = first_seq + start as u64;
-        rows.push((
-            first,
-            first + (end - start - 1) as u64,
-            format!("[{}]", events[start..end].join(",")),
-        ));
+        let mut array = String::with_capacity(bytes + 2);
+        array.push('[');
+        for (i, event) in events[start..end].iter().enumerate() {
+            if i > 0 {
+                array.push(',');
+            }
+            array.push_str(event);
+        }
+        array.push(']');
+        rows.push((first, first + (end - start - 1) as u64, array));
         start = end;
     }
     rows

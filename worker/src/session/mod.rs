@@ -597,7 +597,7 @@ fn prompt_state(outcome: TurnOutcome) -> PromptState {
 
 /// The frame of events whose JSON, separated by commas, is `events`.
 fn events_frame(events: &str) -> String {
-    format!(r#"{{"type":"events","events":[{events}]}}"#)
+    [r#"{"type":"events","events":["#, events, "]}"].concat()
 }
 
 #[wasm_bindgen::prelude::wasm_bindgen]
