@@ -175,7 +175,8 @@ impl SessionObject {
     }
 
     /// Persists the events with the next sequence numbers, and the runner's position `rseq`
-    /// with them when given, in one statement: all of it lands or none of it, and the sequence
+    /// with them when given, in one statement (one transaction for a batch filling several rows
+    /// of the log): all of it lands or none of it, and the sequence
     /// advances by exactly what was written (a failed write leaves neither a gap nor a
     /// half-stored batch that a resend would store again). Then sends the events to every
     /// client in one frame.

@@ -406,7 +406,6 @@ impl Store {
     }
 }
 
-/// Writes `rows` of the log in one statement.
 #[wasm_bindgen]
 extern "C" {
     /// The storage's `sql`, for the log's one hot statement: called with its parameters as
