@@ -9,6 +9,7 @@ pub mod panels;
 pub mod procs;
 pub mod provider_tap;
 pub mod proxy;
+pub mod runner_link;
 pub mod slack;
 pub mod stack;
 pub mod tls_front;

@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use agent_ops_protocol::frames::{ClientFrame, RunnerFrame, ToClientFrame, ToRunnerFrame};
 use agent_ops_protocol::{EventBody, PROTOCOL_VERSION};
+use e2e::runner_link::runner_socket;
 use e2e::{ClientSocket, Stack, StackOptions, TURN_TIMEOUT};
 use futures::{SinkExt, StreamExt};
 use reqwest::Method;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
 const SHORT: Duration = Duration::from_secs(10);
@@ -161,29 +160,6 @@ async fn client_frame_errors_are_stable() {
     )
     .await;
     assert!(other.is_err(), "a client socket needs valid credentials");
-}
-
-async fn runner_socket(
-    stack: &Stack,
-    id: &str,
-    token: &str,
-) -> Result<
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
-    u16,
-> {
-    let mut req = stack
-        .ws_url(&format!("/api/sessions/{id}/runner"))
-        .into_client_request()
-        .expect("request");
-    req.headers_mut().insert(
-        "authorization",
-        HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
-    );
-    match tokio_tungstenite::connect_async(req).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
-        Err(e) => panic!("runner socket: {e}"),
-    }
 }
 
 async fn next_error<S>(ws: &mut S) -> String

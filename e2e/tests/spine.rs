@@ -4,11 +4,15 @@
 
 use std::time::Duration;
 
-use agent_ops_protocol::frames::{ClientFrame, ToClientFrame};
+use agent_ops_protocol::delivery::ACK_EVERY_EVENTS;
+use agent_ops_protocol::frames::{ClientFrame, RunnerFrame, ToClientFrame};
 use agent_ops_protocol::{EventBody, SessionEvent, SessionStatus, ToolStatus, TurnOutcome};
 use e2e::client::{assert_contiguous, text_of};
+use e2e::runner_link::{next_ack, take_over};
 use e2e::{Stack, StackOptions, TURN_TIMEOUT};
+use futures::SinkExt;
 use reqwest::Method;
+use tokio_tungstenite::tungstenite::Message;
 
 const SLOW_SAY: &str = "The quick brown fox jumps over the lazy dog. ";
 
@@ -427,4 +431,68 @@ async fn the_runner_reaches_the_worker_over_tls() {
         "{} TLS connections",
         front.handshakes()
     );
+}
+
+/// The session acknowledges the runner's events in bulk, not frame by frame: once the runner
+/// holds `ACK_EVERY_EVENTS` persisted ones, and whenever its heartbeat says it holds some (the
+/// runner keeps each until acknowledged, to send it again after a reconnect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_is_acknowledged_in_bulk_and_when_its_heartbeat_asks() {
+    let stack = Stack::start(StackOptions::default()).await;
+    let info = stack.create_session(None).await;
+    let mut viewer = stack.client(&info.id, 0).await;
+    viewer
+        .until(TURN_TIMEOUT, |e| {
+            matches!(e, EventBody::RunnerConnected { .. })
+        })
+        .await;
+    let (mut runner, acked) = take_over(&stack, &info.id, "acks").await;
+    let frame = |first: u64, n: u64| {
+        let events = (first..first + n)
+            .map(|i| EventBody::TextDelta {
+                message_id: "m".into(),
+                part_id: "p".into(),
+                delta: format!("d{i}"),
+            })
+            .collect();
+        Message::text(
+            serde_json::to_string(&RunnerFrame::Events {
+                first_rseq: first,
+                events,
+            })
+            .unwrap(),
+        )
+    };
+    let delivered = |rseq: u64| {
+        let want = format!("d{rseq}");
+        move |e: &EventBody| matches!(e, EventBody::TextDelta { delta, .. } if *delta == want)
+    };
+
+    runner.send(frame(acked + 1, 1)).await.unwrap();
+    viewer.until(TURN_TIMEOUT, delivered(acked + 1)).await;
+    assert_eq!(
+        next_ack(&mut runner, Duration::from_millis(500)).await,
+        None,
+        "one event, persisted and delivered, is not acknowledged alone"
+    );
+    let heartbeat = RunnerFrame::Heartbeat { busy: true };
+    runner
+        .send(Message::text(serde_json::to_string(&heartbeat).unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_ack(&mut runner, TURN_TIMEOUT).await,
+        Some(acked + 1),
+        "a busy heartbeat is answered with how far the events are persisted"
+    );
+
+    // As many again as the bound, in four frames: the last of them is acknowledged unasked.
+    let mut next = acked + 2;
+    let per_frame = ACK_EVERY_EVENTS / 4;
+    for _ in 0..4 {
+        runner.send(frame(next, per_frame)).await.unwrap();
+        next += per_frame;
+    }
+    assert_eq!(next_ack(&mut runner, TURN_TIMEOUT).await, Some(next - 1));
+    viewer.until(TURN_TIMEOUT, delivered(next - 1)).await;
 }

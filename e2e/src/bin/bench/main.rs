@@ -9,7 +9,8 @@ mod workflows;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use agent_ops_protocol::frames::{RunnerFrame, ToClientFrame};
-use agent_ops_protocol::{EventBody, PROTOCOL_VERSION};
+use agent_ops_protocol::EventBody;
+use e2e::runner_link::take_over;
 use e2e::{ClientSocket, Stack, StackOptions, TURN_TIMEOUT};
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -201,29 +202,6 @@ async fn startup_and_memory(stack: &Stack, rows: &mut Vec<Row>) {
     stack.terminate_session(&info.id).await;
 }
 
-/// Takes over a session's runner link with the runner's own token, to inject events at will.
-async fn bench_runner(stack: &Stack) -> (String, Ws) {
-    let info = stack.create_session(None).await;
-    wait_connected(stack, &info.id).await;
-    let token = stack.runner_token(&info.id).expect("runner token");
-    stack.kill_runner(&info.id);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut ws = connect(
-        &stack.ws_url(&format!("/api/sessions/{}/runner", info.id)),
-        &token,
-    )
-    .await;
-    let hello = RunnerFrame::Hello {
-        instance: "bench".into(),
-        protocol: PROTOCOL_VERSION,
-        agent: "bench".into(),
-    };
-    ws.send(Message::text(serde_json::to_string(&hello).unwrap()))
-        .await
-        .unwrap();
-    (info.id, ws)
-}
-
 fn delta_frame(first_rseq: u64, n: u64) -> String {
     let events = (0..n)
         .map(|i| EventBody::TextDelta {
@@ -358,8 +336,11 @@ async fn until_text(ws: &mut Ws, needle: &str) {
 
 /// Takes over a session's runner link and opens a viewer that has caught up.
 async fn relay_session(stack: &Stack) -> (String, Ws, ClientSocket) {
-    let (id, mut runner) = bench_runner(stack).await;
-    until_text(&mut runner, r#""type":"welcome""#).await;
+    let info = stack.create_session(None).await;
+    wait_connected(stack, &info.id).await;
+    // The runner's own link, to inject events at will; a new instance starts at 1.
+    let (runner, _) = take_over(stack, &info.id, "bench").await;
+    let id = info.id;
     let mut client = stack.client(&id, 0).await;
     client
         .until_frame(TURN_TIMEOUT, |f| {
