@@ -97,9 +97,9 @@ pub fn accept_batch(last: u64, first: u64, len: usize) -> Accept {
 
 /// The runner keeps its events until acknowledged only to send them again after a reconnect
 /// (the welcome says how far the log holds them), so the Durable Object acknowledges in bulk
-/// rather than frame by frame: a send per frame would be a third of what it sends for a
-/// one-event frame. The runner then holds at most this many persisted events (plus a batch)
-/// while it streams, and fewer for no longer than a heartbeat.
+/// rather than frame by frame: an ack per frame is one more send on the relay's hot path for
+/// every frame the runner sends. The runner then holds at most this many persisted events (plus
+/// a batch) while it streams, and fewer for no longer than a heartbeat.
 pub const ACK_EVERY_EVENTS: u64 = 256;
 
 /// Whether the Durable Object, having persisted the runner's events up to `persisted` and last

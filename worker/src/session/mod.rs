@@ -176,10 +176,9 @@ impl SessionObject {
 
     /// Persists the events with the next sequence numbers, and the runner's position `rseq`
     /// with them when given, in one statement (one transaction for a batch filling several rows
-    /// of the log): all of it lands or none of it, and the sequence
-    /// advances by exactly what was written (a failed write leaves neither a gap nor a
-    /// half-stored batch that a resend would store again). Then sends the events to every
-    /// client in one frame.
+    /// of the log): all of it lands or none of it, and the sequence advances by exactly what was
+    /// written (a failed write leaves neither a gap nor a half-stored batch that a resend would
+    /// store again). Then sends the events to every client in one frame.
     fn emit_with(&self, bodies: Vec<EventBody>, rseq: Option<u64>) -> Result<()> {
         if bodies.is_empty() {
             return Ok(());

@@ -429,7 +429,8 @@ thread_local! {
     );
 }
 
-/// Sequence numbers stay far below 2^53, so they are exact as JS numbers.
+/// Writes one row of the log. Its numbers go as JS numbers, exact far beyond any sequence
+/// number (2^53); no `rseq` binds NULL.
 fn insert_row(
     sql: &SqlStorage,
     (first, last, events): &(u64, u64, String),
