@@ -41,6 +41,13 @@ pub async fn take_over(stack: &Stack, id: &str, instance: &str) -> (RunnerSocket
     let mut ws = runner_socket(stack, id, &token)
         .await
         .expect("runner socket with the runner's token");
+    let acked = hello(&mut ws, instance).await;
+    (ws, acked)
+}
+
+/// Says `hello` on `ws` as runner `instance`: how far the session says that instance's events
+/// are persisted.
+pub async fn hello(ws: &mut RunnerSocket, instance: &str) -> u64 {
     let hello = RunnerFrame::Hello {
         instance: instance.into(),
         protocol: PROTOCOL_VERSION,
@@ -50,8 +57,8 @@ pub async fn take_over(stack: &Stack, id: &str, instance: &str) -> (RunnerSocket
         .await
         .unwrap();
     loop {
-        if let Some(ToRunnerFrame::Welcome { acked_rseq }) = next_frame(&mut ws).await {
-            return (ws, acked_rseq);
+        if let Some(ToRunnerFrame::Welcome { acked_rseq }) = next_frame(ws).await {
+            return acked_rseq;
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use agent_ops_protocol::frames::{ClientFrame, RunnerFrame, ToClientFrame, ToRunnerFrame};
 use agent_ops_protocol::{EventBody, PROTOCOL_VERSION};
-use e2e::runner_link::runner_socket;
+use e2e::runner_link::{self, runner_socket};
 use e2e::{ClientSocket, Stack, StackOptions, TURN_TIMEOUT};
 use futures::{SinkExt, StreamExt};
 use reqwest::Method;
@@ -280,17 +280,7 @@ async fn runner_socket_is_authenticated_and_validated() {
     let mut ws = runner_socket(&stack, &info.id, &token)
         .await
         .expect("again");
-    ws.send(Message::text(serde_json::to_string(&hello).unwrap()))
-        .await
-        .unwrap();
-    let acked = loop {
-        let msg = ws.next().await.unwrap().unwrap();
-        if let Message::Text(t) = msg {
-            if let Ok(ToRunnerFrame::Welcome { acked_rseq }) = serde_json::from_str(&t) {
-                break acked_rseq;
-            }
-        }
-    };
+    let acked = runner_link::hello(&mut ws, "impostor").await;
     let big = |output: String| RunnerFrame::Events {
         first_rseq: acked + 1,
         events: vec![EventBody::ToolUpdated {
