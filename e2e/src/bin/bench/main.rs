@@ -279,6 +279,15 @@ async fn relay_latency(
         runner.send(Message::text(frame)).await.unwrap();
         until_text(&mut raw, "text.delta").await;
         l.relay.push(t.elapsed().as_secs_f64() * 1000.0);
+        // A sample ends when all it set off has arrived: the other viewer's copy too, which
+        // would otherwise still be on its way during the next sample (a baseline's).
+        let delivered = client.events.len() + 1;
+        while client.events.len() < delivered {
+            client
+                .read_one(TURN_TIMEOUT)
+                .await
+                .expect("the viewer got every delta too");
+        }
         // The session's acknowledgements (one per `ACK_EVERY_EVENTS`) wait in the runner's
         // socket, read only once the samples are taken.
         for baseline in 0..4 {
@@ -303,12 +312,6 @@ async fn relay_latency(
         }
     }
     raw.close(None).await.ok();
-    while client.events.len() < samples {
-        client
-            .read_one(TURN_TIMEOUT)
-            .await
-            .expect("the viewer got every delta too");
-    }
     client.events.clear();
     for v in [
         &mut l.relay,
