@@ -11,10 +11,19 @@ BIN := $(CARGO_TARGET_DIR)/debug
 setup:
 	@scripts/setup.sh
 
-# The Worker, compiled to wasm with the pinned local wasm-bindgen and wrangler's own esbuild.
+# wasm-opt from the npm registry's binaryen (pinned in package-lock.json): worker-build would
+# download its own, and Debian's predates the exception handling the Worker's panics unwind with.
+# The features are the module's own; -O3 because the session object's every frame runs through it.
+WASM_OPT := node_modules/.bin/wasm-opt -O3 --enable-exception-handling --enable-reference-types \
+	--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+	--enable-mutable-globals --enable-multivalue
+
+# The Worker, compiled to wasm with the pinned local wasm-bindgen and wrangler's own esbuild,
+# then optimized.
 worker: setup
 	cd worker && WASM_BINDGEN_BIN=$$(command -v wasm-bindgen) ESBUILD_BIN=$(CURDIR)/node_modules/.bin/esbuild \
 		worker-build --release --no-opt
+	$(WASM_OPT) worker/build/index_bg.wasm -o worker/build/index_bg.wasm
 
 # The web client: Leptos compiled to wasm, with its stylesheet and vendored browser libraries.
 client: setup
@@ -45,6 +54,7 @@ test: lint unit e2e
 bench: worker
 	cd worker && WASM_BINDGEN_BIN=$$(command -v wasm-bindgen) ESBUILD_BIN=$(CURDIR)/node_modules/.bin/esbuild \
 		worker-build --release --no-opt --out-dir build-bench . --features bench
+	$(WASM_OPT) worker/build-bench/index_bg.wasm -o worker/build-bench/index_bg.wasm
 	cargo build --release -p sandbox-runner -p sandbox-provider -p e2e --bin sandbox-runner --bin sandbox-provider --bin bench
 	$(CARGO_TARGET_DIR)/release/bench
 

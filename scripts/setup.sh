@@ -59,7 +59,7 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGE
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
 fi
 
-if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/opencode ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/opencode ] || [ ! -x node_modules/.bin/wasm-opt ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   # Not `npm ci`: opencode-ai lists optional binaries for every platform, the registry here serves
   # only this machine's, so the lock cannot hold the others and `npm ci` would refuse it. `npm
   # install` with the committed lock installs exactly the locked versions.
