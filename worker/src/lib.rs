@@ -11,8 +11,8 @@
 //! - `workflows`: saved ways of starting a session, run by a webhook, a schedule or a person.
 //! - `bench`: the benchmarks' baseline objects, in the benchmark build only (`--features bench`).
 
-/// Every frame a session relays allocates a little (its parse, its row, its frame): talc does
-/// that in fewer instructions than the default allocator (see `Cargo.toml`).
+/// Every frame a session relays allocates a little (its parse, its row, its frame): talc, made
+/// for wasm, measured faster there than the default allocator (see `Cargo.toml`).
 #[cfg(all(not(target_feature = "atomics"), target_family = "wasm"))]
 #[global_allocator]
 static TALC: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
