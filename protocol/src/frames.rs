@@ -116,6 +116,12 @@ pub fn runner_events_frame(first_rseq: u64, events: &[&str]) -> String {
     )
 }
 
+/// The text of `ToClientFrame::Events` from events already serialized (the log keeps them so),
+/// their JSON separated by commas.
+pub fn client_events_frame(events: &str) -> String {
+    [r#"{"type":"events","events":["#, events, "]}"].concat()
+}
+
 /// Parses a runner's frame. Events are nearly all it sends, and read in one pass here: serde's
 /// tagged enum buffers a whole frame before it looks at its `type`, and copies its events once
 /// more to read their own.
@@ -243,6 +249,27 @@ mod tests {
             }
         );
         assert!(serde_json::from_str::<RunnerFrame>(&runner_events_frame(1, &[])).is_ok());
+    }
+
+    #[test]
+    fn a_viewers_events_frame_from_json_is_the_frame() {
+        let body = EventBody::PortsChanged { ports: vec![] };
+        let events: Vec<String> = (1..=2)
+            .map(|seq| SessionEvent::json(seq, 5, &body).unwrap())
+            .collect();
+        let text = client_events_frame(&events.join(","));
+        let expected = (1..=2)
+            .map(|seq| SessionEvent {
+                seq,
+                ts: 5,
+                body: body.clone(),
+            })
+            .collect();
+        assert_eq!(
+            serde_json::from_str::<ToClientFrame>(&text).unwrap(),
+            ToClientFrame::Events { events: expected }
+        );
+        assert!(serde_json::from_str::<ToClientFrame>(&client_events_frame("")).is_ok());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::cell::{Cell, OnceCell, RefCell};
 
 use agent_ops_protocol::access::{Revocation, SessionAccess};
 use agent_ops_protocol::api::{Aborting, NoContent, PromptAccepted, PromptCancelled};
-use agent_ops_protocol::frames::{Command, ToClientFrame, ToRunnerFrame};
+use agent_ops_protocol::frames::{client_events_frame, Command, ToClientFrame, ToRunnerFrame};
 use agent_ops_protocol::lifecycle::{
     check_prompt, check_request_id, Effect, Input, Lifecycle, Policy, Rejection,
 };
@@ -190,7 +190,7 @@ impl SessionObject {
             self.rseq.set(rseq);
         }
         self.unfed.set(true);
-        let frame = events_frame(&events[1..events.len() - 1]);
+        let frame = client_events_frame(&events[1..events.len() - 1]);
         broadcast(&self.state.get_websockets_with_tag("client"), &frame);
         Ok(())
     }
@@ -423,7 +423,7 @@ impl SessionObject {
                 break;
             }
             cursor += count as u64;
-            pair.server.send_with_str(events_frame(&events))?;
+            pair.server.send_with_str(client_events_frame(&events))?;
         }
         send(&pair.server, &ToClientFrame::CaughtUp { seq: cursor });
         presence::announce(&self.state, None);
@@ -593,11 +593,6 @@ fn prompt_state(outcome: TurnOutcome) -> PromptState {
         TurnOutcome::Failed => PromptState::Failed,
         TurnOutcome::Interrupted => PromptState::Interrupted,
     }
-}
-
-/// The frame of events whose JSON, separated by commas, is `events`.
-fn events_frame(events: &str) -> String {
-    [r#"{"type":"events","events":["#, events, "]}"].concat()
 }
 
 #[wasm_bindgen::prelude::wasm_bindgen]
