@@ -96,5 +96,7 @@ MSG
 done) &
 pids+=($!)
 
-node_modules/.bin/wrangler dev --ip 127.0.0.1 --port "$WORKER_PORT" --persist-to .state/wrangler \
-  --show-interactive-dev-session=false --test-scheduled "${vars[@]}"
+# wrangler dev, with DevTools only when asked for (INSPECTOR_PORT): its inspector costs every
+# subrequest the Worker makes (see scripts/wrangler-dev.mjs).
+node scripts/wrangler-dev.mjs --ip 127.0.0.1 --port "$WORKER_PORT" --persist-to .state/wrangler \
+  --test-scheduled ${INSPECTOR_PORT:+--inspector-port "$INSPECTOR_PORT"} "${vars[@]}"

@@ -330,13 +330,9 @@ impl Stack {
                 self.opts.heartbeat_stale_ms.to_string(),
             ),
         ];
-        let mut cmd = Command::new(wrangler_bin());
-        cmd.args(["dev", "--ip", "127.0.0.1", "--port", &self.port.to_string()])
-            .args([
-                "--inspector-port",
-                &self.inspector_port().to_string(),
-                "--show-interactive-dev-session=false",
-            ])
+        let mut cmd = Command::new("node");
+        cmd.arg(repo_root().join("scripts/wrangler-dev.mjs"))
+            .args(["--ip", "127.0.0.1", "--port", &self.port.to_string()])
             .arg("--persist-to")
             .arg(self.dir.join("wrangler"))
             .arg("--config")
@@ -368,17 +364,6 @@ impl Stack {
             "wrangler dev did not become ready; see {}",
             self.dir.join("wrangler.log").display()
         );
-    }
-
-    /// A fresh port for wrangler's inspector, never one of the stack's own (which may be free
-    /// for a moment during a restart).
-    fn inspector_port(&self) -> u16 {
-        loop {
-            let [p] = free_ports::<1>();
-            if p != self.port && p != self.provider_port {
-                return p;
-            }
-        }
     }
 
     /// Where a test keeps the Git repositories it names as `file://` (the one root of the
