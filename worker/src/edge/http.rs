@@ -111,6 +111,17 @@ pub async fn body<E: Endpoint>(req: &mut Request, max_bytes: usize) -> Handled<E
     Ok(read_json(req, max_bytes).await?)
 }
 
+/// Work that follows a request's answer: it starts once workerd has had a turn to send the
+/// answer (a zero timer yields to its event loop), so its first steps, which a microtask would
+/// otherwise run before the answer leaves, never delay it. It runs on to its end as
+/// `Context::wait_until` work does.
+pub fn after_answer(ctx: &worker::Context, work: impl std::future::Future<Output = ()> + 'static) {
+    ctx.wait_until(async move {
+        worker::Delay::from(std::time::Duration::ZERO).await;
+        work.await
+    });
+}
+
 pub fn now_ms() -> u64 {
     // `Date.now()`: one call out of wasm, where `worker::Date` makes a `Date` object to read.
     js_sys::Date::now() as u64

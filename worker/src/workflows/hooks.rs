@@ -17,7 +17,7 @@ use super::runs::{self, Start};
 use super::triggers::SECRET_KIND;
 use crate::db::{workflow_triggers, workflows, Db};
 use crate::edge::auth;
-use crate::edge::http::{answer_with, now_ms, Handled};
+use crate::edge::http::{after_answer, answer_with, now_ms, Handled};
 use crate::vault;
 
 fn unknown(id: &str) -> ApiError {
@@ -104,7 +104,7 @@ pub async fn deliver(mut req: Request, env: &Env, ctx: &Context, trigger_id: &st
     let (run, made) = runs::make(&db, &wf, start, now).await?;
     if made && run.status == ExecutionStatus::Queued {
         let (env, run) = (env.clone(), run.clone());
-        ctx.wait_until(async move {
+        after_answer(ctx, async move {
             if let Err(e) = runs::advance(&env, &run).await {
                 worker::console_error!("run {}: {e:?}", run.id);
             }

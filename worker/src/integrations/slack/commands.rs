@@ -16,7 +16,7 @@ use super::{link, session_url, web};
 use crate::db::{slack, Db};
 use crate::edge::auth::Principal;
 use crate::edge::config::var;
-use crate::edge::http::{answer, now_ms, Handled};
+use crate::edge::http::{after_answer, answer, now_ms, Handled};
 
 pub async fn handle(env: &Env, ctx: &Context, body: &[u8]) -> Handled {
     let Ok(form) = serde_urlencoded::from_bytes::<SlashCommandForm>(body) else {
@@ -34,7 +34,7 @@ pub async fn handle(env: &Env, ctx: &Context, body: &[u8]) -> Handled {
     }
     let ack = acknowledgement(&command);
     let env = env.clone();
-    ctx.wait_until(async move {
+    after_answer(ctx, async move {
         let text = work(&env, &form, command).await.unwrap_or_else(sentence);
         if let Err(e) = web::respond(&form.response_url, text).await {
             worker::console_error!("slack response_url: {e}");
