@@ -67,6 +67,19 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// Milliseconds since `started`.
+fn ms(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1e3
+}
+
+/// Milliseconds until the Worker's health check answers: the floor the figures are set against.
+async fn health_ms(stack: &Stack) -> f64 {
+    let started = Instant::now();
+    let resp = stack.http().get(stack.url("/health")).send().await;
+    assert_eq!(resp.expect("health").status(), 200, "health");
+    ms(started)
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -131,12 +144,6 @@ async fn wait_connected(stack: &Stack, id: &str) -> ClientSocket {
 /// Session create -> runner connected, and the runner's memory, with the real runner.
 async fn startup_and_memory(stack: &Stack, rows: &mut Vec<Row>) {
     let (mut create, mut connect, mut waking, mut awake) = (vec![], vec![], vec![], vec![]);
-    let health = || async {
-        let started = Instant::now();
-        let resp = stack.http().get(stack.url("/health")).send().await;
-        resp.expect("health").bytes().await.expect("health");
-        started.elapsed().as_secs_f64() * 1000.0
-    };
     for _ in 0..9 {
         // Each from a platform at rest: the last session's teardown and the warm sandbox that
         // replaces the one it took are done, as they are between one person's sessions.
@@ -144,8 +151,8 @@ async fn startup_and_memory(stack: &Stack, rows: &mut Vec<Row>) {
         // These machines are slow to wake from a rest: the first request after it, to anything
         // (a Python http.server too), takes 10-50 ms more. A health check takes that, so that the
         // figure is the platform's create; what it took is reported beside a warm one.
-        waking.push(health().await);
-        awake.push(health().await);
+        waking.push(health_ms(stack).await);
+        awake.push(health_ms(stack).await);
         let t0 = now_ms();
         let started = Instant::now();
         let info = stack.create_session(None).await;

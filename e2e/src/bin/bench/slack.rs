@@ -9,14 +9,10 @@ use agent_ops_protocol::EventBody;
 use e2e::slack::{message_event, session_named};
 use e2e::{Stack, TURN_TIMEOUT};
 
-use super::{pct, Row};
+use super::{health_ms, ms, pct, Row};
 
 const COMMANDS: usize = 200;
 const PROMPTS: usize = 40;
-
-fn ms(started: Instant) -> f64 {
-    started.elapsed().as_secs_f64() * 1e3
-}
 
 pub async fn slack(stack: &Stack, rows: &mut Vec<Row>) {
     let alice = stack.dev_login("bench-slack").await;
@@ -42,9 +38,7 @@ pub async fn slack(stack: &Stack, rows: &mut Vec<Row>) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let l = ms(started);
-        let started = Instant::now();
-        stack.http().get(stack.url("/health")).send().await.unwrap();
-        let f = ms(started);
+        let f = health_ms(stack).await;
         if i >= 20 {
             help.push(h);
             ack.push(a);

@@ -12,17 +12,13 @@ use agent_ops_protocol::workflows::hooks::{sign, IDEMPOTENCY_HEADER, SIGNATURE_H
 use e2e::Stack;
 use serde_json::json;
 
-use super::{pct, Row};
+use super::{health_ms, ms, pct, Row};
 
 const DELIVERIES: usize = 200;
 const STORED: usize = 10_000;
 const TICKS: usize = 20;
 /// 2030-01-01: far past any tick here.
 const FAR: u64 = 1_893_456_000_000;
-
-fn ms(started: Instant) -> f64 {
-    started.elapsed().as_secs_f64() * 1e3
-}
 
 fn spec(prompt: &str) -> WorkflowSpec {
     WorkflowSpec {
@@ -84,9 +80,7 @@ pub async fn workflows(stack: &Stack, rows: &mut Vec<Row>) {
             .await;
         let h = ms(started);
         assert_eq!(status, 202);
-        let started = Instant::now();
-        stack.http().get(stack.url("/health")).send().await.unwrap();
-        let f = ms(started);
+        let f = health_ms(stack).await;
         if i >= 20 {
             hooks.push(h);
             floor.push(f);
