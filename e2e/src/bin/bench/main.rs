@@ -80,6 +80,38 @@ async fn health_ms(stack: &Stack) -> f64 {
     ms(started)
 }
 
+/// The socket of the workerd that runs our Worker, behind wrangler's own port: the one other
+/// local port a workerd listens on whose health check is ours. Found with `ss`, as wrangler
+/// does not say.
+async fn workerd_socket(stack: &Stack, http: &reqwest::Client) -> Option<u16> {
+    let out = std::process::Command::new("ss")
+        .arg("-ltnp")
+        .output()
+        .ok()?;
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ports = listing
+        .lines()
+        .filter(|l| l.contains("\"workerd\""))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .nth(3)?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .filter(|&p: &u16| p != stack.port);
+    for port in ports {
+        let health = http.get(format!("http://127.0.0.1:{port}/health")).send();
+        if let Ok(r) = health.await {
+            if r.text().await.is_ok_and(|t| t.contains("\"agent-ops\"")) {
+                return Some(port);
+            }
+        }
+    }
+    None
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -378,6 +410,32 @@ async fn relay_session(stack: &Stack) -> (String, Ws, ClientSocket) {
     (id, runner, client)
 }
 
+/// The same relay on the Worker's own workerd socket, past the proxy `wrangler dev` puts in front
+/// of it (which Cloudflare does not): the session object's share with the least around it, where
+/// every hop both the relay and its baselines take is shorter.
+async fn relay_on_workerd_socket(stack: &mut Stack, rows: &mut Vec<Row>) {
+    let Some(port) = workerd_socket(stack, &reqwest::Client::new()).await else {
+        println!("(the Worker's own workerd socket was not found: `ss -ltnp` lists none)");
+        return;
+    };
+    let proxied = std::mem::replace(&mut stack.port, port);
+    let (id, mut runner, mut client) = relay_session(stack).await;
+    let (l, _) = relay_latency(stack, &id, &mut runner, &mut client).await;
+    stack.port = proxied;
+    stack.terminate_session(&id).await;
+    let name = "relay p50 on workerd's own socket";
+    let r50 = pct(&l.relay, 0.5);
+    for (baseline_name, baseline) in [
+        ("bare DO echo round trip, same socket", pct(&l.bare, 0.5)),
+        (
+            "DO echo that persists first, same socket",
+            pct(&l.stored, 0.5),
+        ),
+    ] {
+        rows.push(Row::reported(name, r50, baseline_name, baseline, "ms"));
+    }
+}
+
 /// The same relay with workerd's state on this machine's disk: every commit waits for a flush.
 async fn relay_on_disk(rows: &mut Vec<Row>) {
     let stack = Stack::start(bench_options(false)).await;
@@ -560,7 +618,7 @@ fn main() {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn bench() {
-    let stack = Stack::start(bench_options(true)).await;
+    let mut stack = Stack::start(bench_options(true)).await;
     let mut rows = Vec::new();
     // `BENCH_ONLY=relay` (or `startup`, `gateway`, `model`, `slack`, `workflows`, or several
     // separated by commas) runs only those figures, while tuning them.
@@ -574,6 +632,7 @@ async fn bench() {
     }
     if runs("relay") {
         relay_and_throughput(&stack, &mut rows).await;
+        relay_on_workerd_socket(&mut stack, &mut rows).await;
         relay_on_disk(&mut rows).await;
     }
     if runs("model") {

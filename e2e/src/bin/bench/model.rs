@@ -11,7 +11,7 @@ use std::time::Instant;
 use e2e::Stack;
 use futures::StreamExt;
 
-use super::{pct, Row};
+use super::{pct, workerd_socket, Row};
 
 const CALLS: usize = 200;
 
@@ -25,38 +25,6 @@ async fn first_byte(req: reqwest::RequestBuilder) -> f64 {
     let ms = started.elapsed().as_secs_f64() * 1e3;
     while body.next().await.is_some() {}
     ms
-}
-
-/// The socket of the workerd that runs our Worker, behind wrangler's own port: the one other
-/// local port a workerd listens on whose health check is ours. Found with `ss`, as wrangler
-/// does not say.
-async fn workerd_socket(stack: &Stack, http: &reqwest::Client) -> Option<u16> {
-    let out = std::process::Command::new("ss")
-        .arg("-ltnp")
-        .output()
-        .ok()?;
-    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
-    let ports = listing
-        .lines()
-        .filter(|l| l.contains("\"workerd\""))
-        .filter_map(|l| {
-            l.split_whitespace()
-                .nth(3)?
-                .rsplit(':')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .filter(|&p: &u16| p != stack.port);
-    for port in ports {
-        let health = http.get(format!("http://127.0.0.1:{port}/health")).send();
-        if let Ok(r) = health.await {
-            if r.text().await.is_ok_and(|t| t.contains("\"agent-ops\"")) {
-                return Some(port);
-            }
-        }
-    }
-    None
 }
 
 pub async fn model_path(stack: &Stack, rows: &mut Vec<Row>) {
