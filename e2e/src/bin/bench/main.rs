@@ -131,6 +131,11 @@ async fn connect(url: &str, token: &str) -> Ws {
         .0
 }
 
+/// A socket on `path`, with the admin's key.
+async fn connect_admin(stack: &Stack, path: String) -> Ws {
+    connect(&stack.ws_url(&path), &stack.admin_key).await
+}
+
 fn rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -292,33 +297,34 @@ struct Latencies {
     stored_fanout: Vec<f64>,
 }
 
-/// One delta at a time, runner -> session object -> client, beside the echo baselines. The relay
-/// and each baseline are sampled in turn, so that whatever else the machine does at a moment
-/// weighs on each alike.
+/// One delta at a time, runner -> session object -> `viewers` viewers, beside the echo baselines.
+/// The relay and each baseline are sampled in turn, so that whatever else the machine does at a
+/// moment weighs on each alike. A sample ends when every socket it sends to has its frame: the
+/// relay's viewers, and as many out sockets on the relay baselines, so that each relay figure
+/// stands beside a baseline that delivers as many copies (the echoes deliver one).
 /// Returns the next runner sequence number, for more.
 async fn relay_latency(
     stack: &Stack,
     id: &str,
     runner: &mut Ws,
-    client: &mut ClientSocket,
+    first_rseq: u64,
+    viewers: usize,
 ) -> (Latencies, u64) {
-    let mut echo = connect(&stack.ws_url("/api/bench/echo"), &stack.admin_key).await;
-    let mut persisting =
-        connect(&stack.ws_url("/api/bench/echo?persist=1"), &stack.admin_key).await;
-    let mut relay_in = connect(&stack.ws_url("/api/bench/echo?relay=in"), &stack.admin_key).await;
-    let mut relay_out = connect(&stack.ws_url("/api/bench/echo?relay=out"), &stack.admin_key).await;
-    let mut persisting_in = connect(
-        &stack.ws_url("/api/bench/echo?relay=in&persist=1"),
-        &stack.admin_key,
-    )
-    .await;
+    let bench = |query: &str| connect_admin(stack, format!("/api/bench/echo{query}"));
+    let mut echo = bench("").await;
+    let mut persisting = bench("?persist=1").await;
+    let mut relay_in = bench("?relay=in").await;
+    let mut persisting_in = bench("?relay=in&persist=1").await;
+    let mut relay_outs = Vec::new();
     // Read raw, like the echoes, so the harness's own parsing is not counted.
-    let mut raw = connect(
-        &stack.ws_url(&format!("/api/sessions/{id}/ws?after_seq=999999999")),
-        &stack.admin_key,
-    )
-    .await;
-    raw.next().await.expect("caught up").expect("frame");
+    let mut raws = Vec::new();
+    for _ in 0..viewers {
+        relay_outs.push(bench("?relay=out").await);
+        let path = format!("/api/sessions/{id}/ws?after_seq=999999999");
+        let mut raw = connect_admin(stack, path).await;
+        raw.next().await.expect("caught up").expect("frame");
+        raws.push(raw);
+    }
     let samples = relay_samples();
     let mut l = Latencies {
         relay: Vec::with_capacity(samples),
@@ -328,48 +334,44 @@ async fn relay_latency(
         stored_fanout: Vec::with_capacity(samples),
     };
     let probe = delta_frame(1, 1);
-    let mut rseq = 1;
+    let mut rseq = first_rseq;
     for _ in 0..samples {
         let frame = delta_frame(rseq, 1);
         rseq += 1;
         let t = Instant::now();
         runner.send(Message::text(frame)).await.unwrap();
-        until_text(&mut raw, "text.delta").await;
-        l.relay.push(t.elapsed().as_secs_f64() * 1000.0);
-        // A sample ends when all it set off has arrived: the other viewer's copy too, which
-        // would otherwise still be on its way during the next sample (a baseline's).
-        let delivered = client.events.len() + 1;
-        while client.events.len() < delivered {
-            client
-                .read_one(TURN_TIMEOUT)
-                .await
-                .expect("the viewer got every delta too");
+        for raw in &mut raws {
+            until_text(raw, "text.delta").await;
         }
+        l.relay.push(ms(t));
         // The session's acknowledgements (one per `ACK_EVERY_EVENTS`) wait in the runner's
         // socket, read only once the samples are taken.
         for baseline in 0..4 {
-            let (out, back, times) = match baseline {
-                0 => (&mut echo, None, &mut l.bare),
-                1 => (&mut persisting, None, &mut l.stored),
-                2 => (&mut relay_in, Some(&mut relay_out), &mut l.fanout),
-                _ => (
-                    &mut persisting_in,
-                    Some(&mut relay_out),
-                    &mut l.stored_fanout,
-                ),
+            let (out, times) = match baseline {
+                0 => (&mut echo, &mut l.bare),
+                1 => (&mut persisting, &mut l.stored),
+                2 => (&mut relay_in, &mut l.fanout),
+                _ => (&mut persisting_in, &mut l.stored_fanout),
             };
             let t = Instant::now();
             out.send(Message::text(probe.clone())).await.unwrap();
-            back.unwrap_or(out)
-                .next()
-                .await
-                .expect("open")
-                .expect("frame");
-            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            let backs = if baseline < 2 {
+                std::slice::from_mut(out)
+            } else {
+                &mut relay_outs[..]
+            };
+            for back in backs {
+                back.next().await.expect("open").expect("frame");
+            }
+            times.push(ms(t));
         }
     }
-    raw.close(None).await.ok();
-    client.events.clear();
+    // Closed, not dropped: the echo object is one for the whole run, and a relay baseline's
+    // out socket left behind would take a copy of every later sample.
+    let opened = [echo, persisting, relay_in, persisting_in];
+    for mut ws in opened.into_iter().chain(relay_outs).chain(raws) {
+        ws.close(None).await.ok();
+    }
     for v in [
         &mut l.relay,
         &mut l.bare,
@@ -394,20 +396,12 @@ async fn until_text(ws: &mut Ws, needle: &str) {
     }
 }
 
-/// Takes over a session's runner link and opens a viewer that has caught up.
-async fn relay_session(stack: &Stack) -> (String, Ws, ClientSocket) {
+/// Takes over a session's runner link, to inject events at will; a new instance starts at 1.
+async fn relay_session(stack: &Stack) -> (String, Ws) {
     let info = stack.create_session(None).await;
     wait_connected(stack, &info.id).await;
-    // The runner's own link, to inject events at will; a new instance starts at 1.
     let (runner, _) = take_over(stack, &info.id, "bench").await;
-    let id = info.id;
-    let mut client = stack.client(&id, 0).await;
-    client
-        .until_frame(TURN_TIMEOUT, |f| {
-            matches!(f, ToClientFrame::CaughtUp { .. })
-        })
-        .await;
-    (id, runner, client)
+    (info.id, runner)
 }
 
 /// The same relay on the Worker's own workerd socket, past the proxy `wrangler dev` puts in front
@@ -419,8 +413,8 @@ async fn relay_on_workerd_socket(stack: &mut Stack, rows: &mut Vec<Row>) {
         return;
     };
     let proxied = std::mem::replace(&mut stack.port, port);
-    let (id, mut runner, mut client) = relay_session(stack).await;
-    let (l, _) = relay_latency(stack, &id, &mut runner, &mut client).await;
+    let (id, mut runner) = relay_session(stack).await;
+    let (l, _) = relay_latency(stack, &id, &mut runner, 1, 1).await;
     stack.port = proxied;
     stack.terminate_session(&id).await;
     let name = "relay p50 on workerd's own socket";
@@ -439,8 +433,8 @@ async fn relay_on_workerd_socket(stack: &mut Stack, rows: &mut Vec<Row>) {
 /// The same relay with workerd's state on this machine's disk: every commit waits for a flush.
 async fn relay_on_disk(rows: &mut Vec<Row>) {
     let stack = Stack::start(bench_options(false)).await;
-    let (id, mut runner, mut client) = relay_session(&stack).await;
-    let (l, _) = relay_latency(&stack, &id, &mut runner, &mut client).await;
+    let (id, mut runner) = relay_session(&stack).await;
+    let (l, _) = relay_latency(&stack, &id, &mut runner, 1, 1).await;
     let name = "relay p50, workerd state on disk";
     let r50 = pct(&l.relay, 0.5);
     for (baseline_name, baseline) in [
@@ -452,8 +446,9 @@ async fn relay_on_disk(rows: &mut Vec<Row>) {
 }
 
 async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
-    let (id, mut runner, mut client) = relay_session(stack).await;
-    let (l, rseq) = relay_latency(stack, &id, &mut runner, &mut client).await;
+    let (id, mut runner) = relay_session(stack).await;
+    let (l, rseq) = relay_latency(stack, &id, &mut runner, 1, 1).await;
+    let (two, rseq) = relay_latency(stack, &id, &mut runner, rseq, 2).await;
     let (mut tx, mut rx) = runner.split();
     // Acknowledgements are read and dropped so the socket never backs up.
     tokio::spawn(async move { while rx.next().await.is_some() {} });
@@ -485,6 +480,8 @@ async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
         ok: r50 <= 1.2 * s50,
     });
     let p99 = "relay latency runner -> client, p99";
+    let two_p50 = "relay to two viewers, p50";
+    let two_r50 = pct(&two.relay, 0.5);
     for (name, value, baseline_name, baseline) in [
         (
             RELAY_P50,
@@ -504,10 +501,28 @@ async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
             "bare DO echo round trip, p99",
             pct(&bare, 0.99),
         ),
+        (
+            two_p50,
+            two_r50,
+            "DO echo that persists first, p50",
+            pct(&two.stored, 0.5),
+        ),
+        (
+            two_p50,
+            two_r50,
+            "DO relay that persists first, to two",
+            pct(&two.stored_fanout, 0.5),
+        ),
     ] {
         rows.push(Row::reported(name, value, baseline_name, baseline, "ms"));
     }
 
+    let mut client = stack.client(&id, stack.history_tail_seq(&id).await).await;
+    client
+        .until_frame(TURN_TIMEOUT, |f| {
+            matches!(f, ToClientFrame::CaughtUp { .. })
+        })
+        .await;
     // Throughput: deltas in runner-sized batches, counted as they reach the client.
     let batch = 256;
     let started = Instant::now();
