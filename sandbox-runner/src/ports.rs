@@ -1,15 +1,25 @@
-//! Which apps listen in the sandbox, for their previews: the runner reads the sandbox's socket
-//! tables every second and reports each change as a `ports.changed` event, so the web client
+//! Which apps listen in the sandbox, for their previews: the runner asks the kernel for the
+//! sandbox's listening sockets every second and reports each change as a `ports.changed` event,
+//! so the web client
 //! can offer a preview of a dev server the moment the agent (or a person in the terminal)
 //! starts one. The agent's own API, the runner's model relay, a gateway in the sandbox's own
 //! network and the provider's ways out to the host listen there too; they are the sandbox's
 //! machinery, not apps, and are never listed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agent_ops_protocol::events::{EventBody, OpenPort};
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP};
+use netlink_packet_sock_diag::inet::{ExtensionFlags, InetRequest, SocketId, StateFlags};
+use netlink_packet_sock_diag::SockDiagMessage;
+use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
 use tokio::sync::mpsc;
 
 /// How often the tables are read: a dev server shows up within a second of listening.
@@ -33,47 +43,23 @@ impl Internal {
     }
 }
 
-/// A listening socket from `/proc/net/tcp` or `tcp6`: its port and its inode.
+/// A listening socket: its port and its inode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listener {
     pub port: u16,
     pub inode: u64,
 }
 
-/// The listeners in one socket table whose address the gateway reaches (it connects to
-/// 127.0.0.1): IPv4 loopback or any address, IPv6's any address (which takes IPv4 too) or an
-/// IPv4-mapped one of those. One bound to `::1` alone, or to the sandbox's outward address, is
-/// out of the gateway's reach and would only be a dead link.
-pub fn listeners(table: &str, v6: bool) -> Vec<Listener> {
-    const LISTEN: &str = "0A";
-    let reachable = |addr: &str| -> bool {
-        if v6 {
-            // Four 32-bit words, each in host (little-endian) order.
-            matches!(
-                addr,
-                "00000000000000000000000000000000"
-                    | "0000000000000000FFFF00000100007F"
-                    | "0000000000000000FFFF000000000000"
-            )
-        } else {
-            matches!(addr, "0100007F" | "00000000")
-        }
-    };
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            let (addr, port) = cols.get(1)?.split_once(':')?;
-            if cols.get(3) != Some(&LISTEN) || !reachable(addr) {
-                return None;
-            }
-            Some(Listener {
-                port: u16::from_str_radix(port, 16).ok()?,
-                inode: cols.get(9)?.parse().ok()?,
-            })
-        })
-        .collect()
+/// Whether the gateway, which connects to 127.0.0.1, reaches a listener bound to `addr`: IPv4
+/// loopback or any address, IPv6's any address (which takes IPv4 too) or an IPv4-mapped one of
+/// those. One bound to `::1` alone, or to the sandbox's outward address, is out of its reach
+/// and would only be a dead link.
+pub fn reachable(addr: IpAddr) -> bool {
+    let v4 = |a: Ipv4Addr| a == Ipv4Addr::LOCALHOST || a.is_unspecified();
+    match addr {
+        IpAddr::V4(a) => v4(a),
+        IpAddr::V6(a) => a.is_unspecified() || a.to_ipv4_mapped().is_some_and(v4),
+    }
 }
 
 /// The apps to list: one listener per port, the sandbox's own ports left out, at most `MOST`.
@@ -127,11 +113,69 @@ fn owners() -> HashMap<u64, String> {
     out
 }
 
-fn scan() -> Vec<Listener> {
-    [("/proc/net/tcp", false), ("/proc/net/tcp6", true)]
-        .into_iter()
-        .flat_map(|(path, v6)| listeners(&std::fs::read_to_string(path).unwrap_or_default(), v6))
-        .collect()
+/// The sandbox's listening TCP sockets that the gateway reaches, IPv4 and IPv6. The kernel is
+/// asked for listeners alone (sock_diag, as `ss -l` does): `/proc/net/tcp` prints every
+/// connection in the table, and while an app was under load (`make bench`'s gateway figures),
+/// reading it every second was half of the runner's CPU time.
+fn scan() -> io::Result<Vec<Listener>> {
+    let mut socket = Socket::new(NETLINK_SOCK_DIAG)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    let mut found = listening(&socket, AF_INET)?;
+    // A sandbox without IPv6 answers that dump with an error: it has no IPv6 listeners.
+    found.extend(listening(&socket, AF_INET6).unwrap_or_default());
+    Ok(found)
+}
+
+/// One family's reachable listeners, from one sock_diag dump.
+fn listening(socket: &Socket, family: u8) -> io::Result<Vec<Listener>> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    let socket_id = match family {
+        AF_INET => SocketId::new_v4(),
+        _ => SocketId::new_v6(),
+    };
+    let request = SockDiagMessage::InetRequest(InetRequest {
+        family,
+        protocol: IPPROTO_TCP,
+        extensions: ExtensionFlags::empty(),
+        states: StateFlags::LISTEN,
+        socket_id,
+    });
+    let mut request = NetlinkMessage::new(header, request.into());
+    request.finalize();
+    let mut buf = vec![0; request.buffer_len()];
+    request.serialize(&mut buf);
+    socket.send(&buf, 0)?;
+    let mut found = Vec::new();
+    loop {
+        let (bytes, _) = socket.recv_from_full()?;
+        let mut at = 0;
+        while at < bytes.len() {
+            let message = NetlinkMessage::<SockDiagMessage>::deserialize(&bytes[at..])
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            match message.payload {
+                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(r)) => {
+                    let id = &r.header.socket_id;
+                    if reachable(id.source_address) {
+                        found.push(Listener {
+                            port: id.source_port,
+                            inode: r.header.inode.into(),
+                        });
+                    }
+                }
+                NetlinkPayload::Done(_) => return Ok(found),
+                NetlinkPayload::Error(e) => return Err(e.to_io()),
+                _ => {}
+            }
+            let len = message.header.length as usize;
+            if len == 0 {
+                break;
+            }
+            // Messages start on 4-byte boundaries.
+            at += len.next_multiple_of(4);
+        }
+    }
 }
 
 /// Reports the sandbox's apps whenever the set of their ports changes, until the link is gone.
@@ -143,7 +187,15 @@ pub async fn watch(internal: Internal, events: mpsc::Sender<EventBody>) {
     loop {
         tick.tick().await;
         let internal = internal.ports();
-        let found = tokio::task::spawn_blocking(scan).await.unwrap_or_default();
+        let found = match tokio::task::spawn_blocking(scan).await {
+            Ok(Ok(found)) => found,
+            // Nothing is reported on a failed look: an app is not gone because it was not seen.
+            Ok(Err(e)) => {
+                tracing::warn!("listing the sandbox's listeners: {e}");
+                continue;
+            }
+            Err(_) => continue,
+        };
         let now = apps(&found, &internal);
         let ports: Vec<u16> = now.iter().map(|l| l.port).collect();
         if ports == reported {
@@ -169,36 +221,70 @@ pub async fn watch(internal: Internal, events: mpsc::Sender<EventBody>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const TCP: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 0100007F:1435 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 101 1 0000000000000000 100 0 0 10 0
-   1: 00000000:0BB8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 102 1 0000000000000000 100 0 0 10 0
-   2: 0A00020F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 103 1 0000000000000000 100 0 0 10 0
-   3: 0100007F:1435 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 104 1 0000000000000000 20 4 30 10 -1
-   4: 0100007F:22B8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 105 1 0000000000000000 100 0 0 10 0
-";
-    const TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
-   0: 00000000000000000000000000000000:1F40 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 201 1 0000000000000000 100 0 0 10 0
-   1: 00000000000000000000000001000000:2328 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 202 1 0000000000000000 100 0 0 10 0
-   2: 0000000000000000FFFF00000100007F:0BB8 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 203 1 0000000000000000 100 0 0 10 0
-";
+    use std::net::{Ipv6Addr, TcpListener, TcpStream};
 
     #[test]
-    fn only_listeners_the_gateway_reaches_count() {
-        let v4: Vec<u16> = listeners(TCP, false).iter().map(|l| l.port).collect();
-        // 5173 on loopback, 3000 on every address, 8888 on loopback; not 8080 on the outward
-        // address, nor the established connection.
-        assert_eq!(v4, [5173, 3000, 8888]);
-        let v6: Vec<u16> = listeners(TCP6, true).iter().map(|l| l.port).collect();
-        // 8000 on every address and 3000 mapped from IPv4 loopback; not 9000 on ::1 alone.
-        assert_eq!(v6, [8000, 3000]);
-        assert!(listeners("garbage\n1: x y z", false).is_empty());
+    fn the_gateway_reaches_loopback_and_any_address_only() {
+        for addr in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "::",
+            "::ffff:127.0.0.1",
+            "::ffff:0.0.0.0",
+        ] {
+            assert!(reachable(addr.parse().unwrap()), "{addr}");
+        }
+        for addr in [
+            "127.0.0.2",
+            "10.0.2.15",
+            "::1",
+            "fe80::1",
+            "::ffff:10.0.2.15",
+        ] {
+            assert!(!reachable(addr.parse().unwrap()), "{addr}");
+        }
+    }
+
+    #[test]
+    fn the_kernel_lists_the_reachable_listeners_and_no_connection() {
+        let bind = |addr: IpAddr| TcpListener::bind((addr, 0)).expect("bind");
+        let port = |l: &TcpListener| l.local_addr().unwrap().port();
+        let loopback = bind(Ipv4Addr::LOCALHOST.into());
+        let any = bind(Ipv4Addr::UNSPECIFIED.into());
+        let any6 = bind(Ipv6Addr::UNSPECIFIED.into());
+        let loopback6 = bind(Ipv6Addr::LOCALHOST.into());
+        let other = bind(Ipv4Addr::new(127, 0, 0, 2).into());
+        let client = TcpStream::connect(loopback.local_addr().unwrap()).unwrap();
+        let (_accepted, _) = loopback.accept().unwrap();
+
+        let found = scan().expect("sock_diag answers");
+        let listed = |p: u16| found.iter().any(|l| l.port == p && l.inode > 0);
+        assert!(listed(port(&loopback)) && listed(port(&any)) && listed(port(&any6)));
+        assert!(
+            !listed(port(&loopback6)),
+            "::1 alone is out of the gateway's reach"
+        );
+        assert!(
+            !listed(port(&other)),
+            "127.0.0.2 is not where the gateway connects"
+        );
+        let ephemeral = client.local_addr().unwrap().port();
+        assert!(
+            !found.iter().any(|l| l.port == ephemeral),
+            "a connection is no app"
+        );
     }
 
     #[test]
     fn apps_are_listed_once_each_without_the_sandboxs_own() {
-        let mut found = listeners(TCP, false);
-        found.extend(listeners(TCP6, true));
+        let found = [
+            (5173, 101),
+            (3000, 102),
+            (8888, 105),
+            (8000, 201),
+            (3000, 203),
+        ]
+        .map(|(port, inode)| Listener { port, inode });
         let internal = BTreeSet::from([8888]);
         let names = HashMap::from([(102, "node".to_owned())]);
         let listed = named(&apps(&found, &internal), &names);
