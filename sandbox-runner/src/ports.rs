@@ -1,10 +1,9 @@
 //! Which apps listen in the sandbox, for their previews: the runner asks the kernel for the
 //! sandbox's listening sockets every second and reports each change as a `ports.changed` event,
-//! so the web client
-//! can offer a preview of a dev server the moment the agent (or a person in the terminal)
-//! starts one. The agent's own API, the runner's model relay, a gateway in the sandbox's own
-//! network and the provider's ways out to the host listen there too; they are the sandbox's
-//! machinery, not apps, and are never listed.
+//! so the web client can offer a preview of a dev server the moment the agent (or a person in
+//! the terminal) starts one. The agent's own API, the runner's model relay, a gateway in the
+//! sandbox's own network and the provider's ways out to the host listen there too; they are the
+//! sandbox's machinery, not apps, and are never listed.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
@@ -22,7 +21,7 @@ use netlink_packet_sock_diag::SockDiagMessage;
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket, SocketAddr};
 use tokio::sync::mpsc;
 
-/// How often the tables are read: a dev server shows up within a second of listening.
+/// How often the kernel is asked: a dev server shows up within a second of listening.
 const EVERY: Duration = Duration::from_secs(1);
 /// At most this many ports are listed: a runaway test suite must not flood the session's log.
 const MOST: usize = 32;

@@ -310,16 +310,16 @@ async fn relay_latency(
     first_rseq: u64,
     viewers: usize,
 ) -> (Latencies, u64) {
-    let bench = |query: &str| connect_admin(stack, format!("/api/bench/echo{query}"));
-    let mut echo = bench("").await;
-    let mut persisting = bench("?persist=1").await;
-    let mut relay_in = bench("?relay=in").await;
-    let mut persisting_in = bench("?relay=in&persist=1").await;
+    let open_echo = |query: &str| connect_admin(stack, format!("/api/bench/echo{query}"));
+    let mut echo = open_echo("").await;
+    let mut persisting = open_echo("?persist=1").await;
+    let mut relay_in = open_echo("?relay=in").await;
+    let mut persisting_in = open_echo("?relay=in&persist=1").await;
     let mut relay_outs = Vec::new();
     // Read raw, like the echoes, so the harness's own parsing is not counted.
     let mut raws = Vec::new();
     for _ in 0..viewers {
-        relay_outs.push(bench("?relay=out").await);
+        relay_outs.push(open_echo("?relay=out").await);
         let path = format!("/api/sessions/{id}/ws?after_seq=999999999");
         let mut raw = connect_admin(stack, path).await;
         raw.next().await.expect("caught up").expect("frame");
