@@ -551,7 +551,7 @@ async fn relay_and_throughput(stack: &Stack, rows: &mut Vec<Row>) {
     let frames = THROUGHPUT_DELTAS.div_ceil(batch);
     let echo_started = Instant::now();
     let payload = delta_frame(1, batch);
-    let echo = connect(&stack.ws_url("/api/bench/echo"), &stack.admin_key).await;
+    let echo = connect_admin(stack, "/api/bench/echo".into()).await;
     let (mut etx, mut erx) = echo.split();
     let echo_sender = tokio::spawn(async move {
         for _ in 0..frames {
